@@ -1,0 +1,34 @@
+// spillway: one binary, one subcommand per feature. Exit codes: 0 success, 1 runtime error
+// (bad model file, I/O), 2 usage error (bad flags), as CLI11 reports them.
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "core/log.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Spillway: serve large language models from GPU capacity spread across clouds.\n"
+      "Run `spillway SUBCOMMAND --help` for a subcommand's options.",
+      "spillway"};
+  app.set_version_flag("-V,--version", std::string("spillway ") + SPILLWAY_VERSION);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "debug, info, warn, error or off")
+      ->capture_default_str();
+  app.require_subcommand(0, 1);
+
+  CLI11_PARSE(app, argc, argv);
+
+  auto level = spillway::parse_log_level(log_level);
+  if (!level.ok()) {
+    std::fprintf(stderr, "spillway: %s\n", level.error().message().c_str());
+    return 2;
+  }
+  spillway::set_log_level(*level);
+  if (app.get_subcommands().empty()) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  }
+  return 0;
+}

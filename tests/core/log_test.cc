@@ -1,0 +1,61 @@
+#include "core/log.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace spillway {
+namespace {
+
+TEST(Log, TextLineQuotesAndEscapes) {
+  // 2023-11-14T22:13:20.123Z
+  const std::string line =
+      format_log_line(LogFormat::kText, 1700000000123, LogLevel::kWarn, "queue full",
+                      {kv("request_id", "req-1"), kv("reason", "said \"no\"\nbye"), kv("n", 3)});
+  EXPECT_EQ(line,
+            "2023-11-14T22:13:20.123Z warn  queue full request_id=req-1 "
+            "reason=\"said \\\"no\\\"\\nbye\" n=3");
+}
+
+TEST(Log, JsonLine) {
+  const std::string line = format_log_line(LogFormat::kJson, 0, LogLevel::kError, "bad \"x\"",
+                                           {kv("k", "a\\b")});
+  EXPECT_EQ(line,
+            "{\"ts\":\"1970-01-01T00:00:00.000Z\",\"level\":\"error\",\"msg\":\"bad \\\"x\\\"\","
+            "\"k\":\"a\\\\b\"}");
+}
+
+TEST(Log, LevelFiltersAndSinkReceives) {
+  std::vector<std::string> lines;
+  set_log_sink([&](std::string_view l) { lines.emplace_back(l); });
+  set_log_level(LogLevel::kWarn);
+  log_info("hidden");
+  log_debug("hidden too");
+  log_warn("shown", {kv("x", 1)});
+  log_error("also shown");
+  set_log_level(LogLevel::kInfo);
+  set_log_sink({});
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("warn  shown x=1"), std::string::npos);
+  EXPECT_NE(lines[1].find("error also shown"), std::string::npos);
+}
+
+TEST(Log, ParseLevel) {
+  EXPECT_EQ(*parse_log_level("debug"), LogLevel::kDebug);
+  EXPECT_EQ(*parse_log_level("off"), LogLevel::kOff);
+  auto bad = parse_log_level("verbose");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("verbose"), std::string::npos);
+}
+
+TEST(Log, RequestIdsAreUnique) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 1000; ++i) ids.insert(new_request_id());
+  EXPECT_EQ(ids.size(), 1000u);
+  EXPECT_EQ(new_request_id().rfind("req-", 0), 0u);
+}
+
+}  // namespace
+}  // namespace spillway

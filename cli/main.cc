@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/commands.h"
 #include "core/log.h"
 
 int main(int argc, char** argv) {
@@ -17,6 +18,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "debug, info, warn, error or off")
       ->capture_default_str();
   app.require_subcommand(0, 1);
+  const spillway::cli::Command commands[] = {
+      spillway::cli::add_generate_command(app),
+      spillway::cli::add_mkmodel_command(app),
+  };
 
   CLI11_PARSE(app, argc, argv);
 
@@ -26,9 +31,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   spillway::set_log_level(*level);
-  if (app.get_subcommands().empty()) {
-    std::fputs(app.help().c_str(), stdout);
-    return 0;
+  for (const auto& command : commands) {
+    if (command.app->parsed()) return command.run();
   }
+  std::fputs(app.help().c_str(), stdout);
   return 0;
 }

@@ -9,11 +9,17 @@
 # points the wrong way ("serve/..." from engine) fails to compile with "No such file".
 set(SPILLWAY_INCLUDE_ROOTS ${CMAKE_BINARY_DIR}/include_roots)
 
-function(spillway_component name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPENDS;EXTERNAL" ${ARGN})
+# Creates the include root of folder NAME: ${SPILLWAY_INCLUDE_ROOTS}/NAME/NAME -> source folder.
+function(spillway_include_root name)
   set(root ${SPILLWAY_INCLUDE_ROOTS}/${name})
   file(MAKE_DIRECTORY ${root})
   file(CREATE_LINK ${CMAKE_SOURCE_DIR}/${name} ${root}/${name} SYMBOLIC)
+endfunction()
+
+function(spillway_component name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPENDS;EXTERNAL" ${ARGN})
+  set(root ${SPILLWAY_INCLUDE_ROOTS}/${name})
+  spillway_include_root(${name})
   add_library(spillway_${name} STATIC ${ARG_SOURCES})
   target_include_directories(spillway_${name} PUBLIC ${root})
   foreach(dep IN LISTS ARG_DEPENDS)

@@ -1,0 +1,192 @@
+#include "engine/forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "engine/ops.h"
+#include "engine/quant.h"
+
+namespace spillway::engine {
+namespace {
+
+std::size_t sz(std::int64_t a, std::int64_t b) {
+  return static_cast<std::size_t>(a) * static_cast<std::size_t>(b);
+}
+
+}  // namespace
+
+ForwardPass::ForwardPass(const Model& model, KvCache& cache, ThreadPool& pool,
+                         std::int32_t max_batch_tokens)
+    : model_(model),
+      cache_(cache),
+      pool_(pool),
+      max_tokens_(max_batch_tokens),
+      scratch_(pool.size(), std::max({model.config().n_embd, model.config().n_ff,
+                                      model.config().q_dim()})) {
+  const ModelConfig& c = model.config();
+  const std::int64_t t = max_batch_tokens;
+  x_.resize(sz(t, c.n_embd));
+  xn_.resize(sz(t, std::max(c.n_embd, c.q_dim())));
+  q_.resize(sz(t, c.q_dim()));
+  k_.resize(sz(t, c.kv_dim()));
+  v_.resize(sz(t, c.kv_dim()));
+  att_.resize(sz(t, c.q_dim()));
+  gate_.resize(sz(t, c.n_ff));
+  up_.resize(sz(t, c.n_ff));
+  scores_stride_ = static_cast<std::int64_t>(cache.num_blocks()) * cache.block_tokens();
+  scores_.resize(sz(pool.size(), scores_stride_));
+  last_hidden_.resize(sz(t, c.n_embd));
+}
+
+Status ForwardPass::validate(const ForwardBatch& batch, std::size_t logits_size) const {
+  const ModelConfig& c = model_.config();
+  const auto n = static_cast<std::int64_t>(batch.tokens.size());
+  if (n == 0 || n > max_tokens_) {
+    return make_error(ErrorCode::kInvalidArgument, "batch has {} tokens; the limit is {}", n,
+                      max_tokens_);
+  }
+  std::size_t wanted = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const BatchToken& b = batch.tokens[static_cast<std::size_t>(i)];
+    if (b.token < 0 || b.token >= c.n_vocab) {
+      return make_error(ErrorCode::kInvalidArgument, "token id {} is outside the vocabulary [0, {})",
+                        b.token, c.n_vocab);
+    }
+    if (b.seq < 0 || static_cast<std::size_t>(b.seq) >= batch.block_tables.size()) {
+      return make_error(ErrorCode::kInvalidArgument, "batch entry {} names sequence {} of {}", i,
+                        b.seq, batch.block_tables.size());
+    }
+    const auto& table = batch.block_tables[static_cast<std::size_t>(b.seq)];
+    if (b.pos < 0 || b.pos / cache_.block_tokens() >= static_cast<std::int64_t>(table.size())) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "position {} of sequence {} is not covered by its {} cache blocks", b.pos,
+                        b.seq, table.size());
+    }
+    for (std::int32_t block : table) {
+      if (block < 0 || block >= cache_.num_blocks()) {
+        return make_error(ErrorCode::kInvalidArgument, "cache block {} does not exist", block);
+      }
+    }
+    // Positions of one sequence must be consecutive within the batch.
+    for (std::int64_t j = i - 1; j >= 0; --j) {
+      const BatchToken& prev = batch.tokens[static_cast<std::size_t>(j)];
+      if (prev.seq != b.seq) continue;
+      if (prev.pos + 1 != b.pos) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "sequence {} has position {} after {} in one batch", b.seq, b.pos,
+                          prev.pos);
+      }
+      break;
+    }
+    if (b.want_logits) ++wanted;
+  }
+  if (logits_size < wanted * static_cast<std::size_t>(c.n_vocab)) {
+    return make_error(ErrorCode::kInvalidArgument, "logits buffer holds {} floats; {} needed",
+                      logits_size, wanted * static_cast<std::size_t>(c.n_vocab));
+  }
+  return Status();
+}
+
+void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
+  const ModelConfig& c = model_.config();
+  const auto n = static_cast<std::int64_t>(batch.tokens.size());
+  const std::int32_t group = c.n_head / c.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const std::int32_t bt = cache_.block_tokens();
+  pool_.run([&](int thread, int threads) {
+    float* scores = scores_.data() + thread * scores_stride_;
+    const std::int64_t work = n * c.n_head;
+    for (std::int64_t w = work * thread / threads; w < work * (thread + 1) / threads; ++w) {
+      const std::int64_t t = w / c.n_head;
+      const std::int32_t h = static_cast<std::int32_t>(w % c.n_head);
+      const std::int32_t kvh = h / group;
+      const BatchToken& b = batch.tokens[static_cast<std::size_t>(t)];
+      const auto& table = batch.block_tables[static_cast<std::size_t>(b.seq)];
+      const float* q = q_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
+      for (std::int32_t p = 0; p <= b.pos; ++p) {
+        const float* k = cache_.key(layer, table[static_cast<std::size_t>(p / bt)], p % bt) +
+                         static_cast<std::int64_t>(kvh) * c.head_dim;
+        scores[p] = dot_f32(q, k, c.head_dim) * scale;
+      }
+      softmax(scores, b.pos + 1);
+      float* out = att_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
+      std::fill(out, out + c.head_dim, 0.0f);
+      for (std::int32_t p = 0; p <= b.pos; ++p) {
+        const float* v = cache_.value(layer, table[static_cast<std::size_t>(p / bt)], p % bt) +
+                         static_cast<std::int64_t>(kvh) * c.head_dim;
+        const float a = scores[p];
+        for (std::int32_t i = 0; i < c.head_dim; ++i) out[i] += a * v[i];
+      }
+    }
+  });
+}
+
+Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
+  SPW_TRY(validate(batch, logits.size()));
+  const ModelConfig& c = model_.config();
+  const auto n = static_cast<std::int64_t>(batch.tokens.size());
+  const std::int64_t d = c.n_embd;
+  const std::int32_t bt = cache_.block_tokens();
+
+  for (std::int64_t t = 0; t < n; ++t) {
+    const BatchToken& b = batch.tokens[static_cast<std::size_t>(t)];
+    const Matrix& e = model_.token_embd();
+    dequantize_row(e.type, e.row(b.token), x_.data() + t * d, d);
+  }
+
+  for (std::int32_t l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& w = model_.layers()[static_cast<std::size_t>(l)];
+    for (std::int64_t t = 0; t < n; ++t) {
+      rms_norm(x_.data() + t * d, w.attn_norm.data(), c.rms_eps, d, xn_.data() + t * d);
+    }
+    matmul(pool_, scratch_, w.wq, xn_.data(), n, q_.data());
+    matmul(pool_, scratch_, w.wk, xn_.data(), n, k_.data());
+    matmul(pool_, scratch_, w.wv, xn_.data(), n, v_.data());
+    for (std::int64_t t = 0; t < n; ++t) {
+      float* q = q_.data() + t * c.q_dim();
+      float* k = k_.data() + t * c.kv_dim();
+      float* v = v_.data() + t * c.kv_dim();
+      if (c.attention_bias) {
+        for (std::int32_t i = 0; i < c.q_dim(); ++i) q[i] += w.bq[static_cast<std::size_t>(i)];
+        for (std::int32_t i = 0; i < c.kv_dim(); ++i) {
+          k[i] += w.bk[static_cast<std::size_t>(i)];
+          v[i] += w.bv[static_cast<std::size_t>(i)];
+        }
+      }
+      const BatchToken& b = batch.tokens[static_cast<std::size_t>(t)];
+      rope(q, c.n_head, b.pos, c, model_.rope_freq_factors());
+      rope(k, c.n_head_kv, b.pos, c, model_.rope_freq_factors());
+      const std::int32_t block =
+          batch.block_tables[static_cast<std::size_t>(b.seq)][static_cast<std::size_t>(b.pos / bt)];
+      std::memcpy(cache_.key(l, block, b.pos % bt), k, sizeof(float) * c.kv_dim());
+      std::memcpy(cache_.value(l, block, b.pos % bt), v, sizeof(float) * c.kv_dim());
+    }
+    attention(batch, l);
+    matmul(pool_, scratch_, w.wo, att_.data(), n, xn_.data());
+    for (std::int64_t i = 0; i < n * d; ++i) x_[static_cast<std::size_t>(i)] += xn_[static_cast<std::size_t>(i)];
+
+    for (std::int64_t t = 0; t < n; ++t) {
+      rms_norm(x_.data() + t * d, w.ffn_norm.data(), c.rms_eps, d, xn_.data() + t * d);
+    }
+    matmul(pool_, scratch_, w.ffn_gate, xn_.data(), n, gate_.data());
+    matmul(pool_, scratch_, w.ffn_up, xn_.data(), n, up_.data());
+    swiglu(gate_.data(), up_.data(), n * c.n_ff, gate_.data());
+    matmul(pool_, scratch_, w.ffn_down, gate_.data(), n, xn_.data());
+    for (std::int64_t i = 0; i < n * d; ++i) x_[static_cast<std::size_t>(i)] += xn_[static_cast<std::size_t>(i)];
+  }
+
+  std::int64_t wanted = 0;
+  for (std::int64_t t = 0; t < n; ++t) {
+    if (!batch.tokens[static_cast<std::size_t>(t)].want_logits) continue;
+    rms_norm(x_.data() + t * d, model_.output_norm().data(), c.rms_eps, d,
+             last_hidden_.data() + wanted * d);
+    ++wanted;
+  }
+  if (wanted > 0) matmul(pool_, scratch_, model_.output(), last_hidden_.data(), wanted, logits.data());
+  return Status();
+}
+
+}  // namespace spillway::engine

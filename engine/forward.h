@@ -1,0 +1,53 @@
+// The CPU forward pass of a Llama-family transformer over a batch of tokens from any number of
+// sequences, reading and writing their keys and values in the block-organized KV cache.
+//
+// All buffers are planned at construction for `max_batch_tokens`; `run` allocates nothing.
+//
+// Thread-safety: one ForwardPass is driven by one thread at a time (the engine's step thread);
+// it uses the thread pool for the heavy loops.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/status.h"
+
+#include "engine/batch.h"
+#include "engine/kv_cache.h"
+#include "engine/matmul.h"
+#include "engine/model.h"
+#include "engine/thread_pool.h"
+
+namespace spillway::engine {
+
+class ForwardPass {
+ public:
+  // REQUIRES: model, cache and pool outlive this object.
+  ForwardPass(const Model& model, KvCache& cache, ThreadPool& pool, std::int32_t max_batch_tokens);
+
+  [[nodiscard]] std::int32_t max_batch_tokens() const { return max_tokens_; }
+
+  // Runs the batch; for each entry with want_logits, in batch order, writes n_vocab logits
+  // to `logits` (which must hold that many). Errors (kInvalidArgument) for a batch that breaks
+  // ForwardBatch's requirements: too many tokens, bad token id, bad sequence index, positions
+  // not covered by the block table, too small a logits buffer.
+  [[nodiscard]] Status run(const ForwardBatch& batch, std::span<float> logits);
+
+ private:
+  [[nodiscard]] Status validate(const ForwardBatch& batch, std::size_t logits_size) const;
+  void attention(const ForwardBatch& batch, std::int32_t layer);
+
+  const Model& model_;
+  KvCache& cache_;
+  ThreadPool& pool_;
+  std::int32_t max_tokens_;
+  MatmulScratch scratch_;
+  // Activations, [max_tokens][width].
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;
+  std::vector<float> scores_;  // Per thread: attention scores over a whole sequence.
+  std::int64_t scores_stride_ = 0;
+  std::vector<float> last_hidden_;  // Normalized final states of tokens that want logits.
+};
+
+}  // namespace spillway::engine

@@ -1,0 +1,93 @@
+// The matmul kernel interface: one table of function pointers per instruction-set level, each
+// level's kernels in their own file compiled with that level's flags (kernels_scalar.cc,
+// kernels_avx2.cc, kernels_avx512.cc). Only the table of a level that max_isa() allows may be
+// called; the rest of the binary is baseline x86-64.
+//
+// Numerics (every level computes the same quantities, in different summation orders):
+//   - F32, F16, BF16 weights: float products of the exactly widened weights with the float
+//     activations, accumulated in float.
+//   - Q8_0, Q4_0 weights: activations are first quantized per 32 elements (ActFormat::kQ8_32)
+//     to int8 with a float scale d = amax / 127 (q = round-to-nearest-even(x * 127 / amax)), so
+//     each element moves by at most d / 2. Per block the int8 x int products sum exactly in
+//     int32; the block's d_w * d_x scales it into a float accumulator.
+//   - Q4_K, Q6_K weights: activations are quantized per 256 elements (kQ8_256, ggml's Q8_K
+//     idea: one scale per 256, int16 sums per 16), so sub-block scales combine in integers and
+//     one float multiply per 256 remains.
+//   The quantizers are bit-identical across levels.
+// Error against the exact dot (see tests/engine/kernels_test.cc): for the quantized types at
+// most sum_i |w_i| * d_x(block of i) / 2, plus float rounding of about cols * 2^-23 *
+// sum_i |w_i x_i|; for the float types only the latter.
+//
+// Thread-safety: kernels are pure functions of their arguments; distinct row ranges of one call
+// may run concurrently.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/cpu_features.h"
+#include "engine/ggml_type.h"
+
+namespace spillway::engine {
+
+// How a weight type wants its activations.
+enum class ActFormat {
+  kFloat,   // The float activations as given.
+  kQ8_32,   // int8 per element; float scale and int32 sum of the int8s per 32 elements.
+  kQ8_256,  // int8 per element; float scale per 256; int16 sum of the int8s per 16 elements.
+};
+
+// Quantized activations of n tokens; token t's arrays start at t * (its stride) elements.
+// REQUIRES (for the kernels): q rows 64-byte aligned (q_stride a multiple of 64).
+struct QuantizedActs {
+  const std::int8_t* q = nullptr;
+  const float* d = nullptr;
+  const void* sums = nullptr;  // int32 per 32 (kQ8_32) or int16 per 16 (kQ8_256).
+  std::int64_t q_stride = 0;
+  std::int64_t d_stride = 0;
+  std::int64_t sums_stride = 0;
+};
+
+struct MatmulArgs {
+  const std::byte* w = nullptr;  // Row r at w + r * row_bytes.
+  std::size_t row_bytes = 0;
+  std::int64_t cols = 0;  // A multiple of the weight type's block size.
+  std::int64_t n = 0;     // Tokens.
+  const float* x = nullptr;  // [n][cols], for ActFormat::kFloat.
+  QuantizedActs xq;          // For the other formats.
+  float* y = nullptr;        // y[t * y_stride + r].
+  std::int64_t y_stride = 0;
+};
+
+// Computes y for rows [row_begin, row_end) and all n tokens.
+using RowsKernel = void (*)(const MatmulArgs& args, std::int64_t row_begin, std::int64_t row_end);
+
+// Quantizes one token's `cols` floats. REQUIRES: cols a multiple of 32 (kQ8_32) or 256
+// (kQ8_256); finite inputs; q 64-byte aligned.
+using QuantizeQ8_32 = void (*)(const float* x, std::int64_t cols, std::int8_t* q, float* d,
+                               std::int32_t* sums);
+using QuantizeQ8_256 = void (*)(const float* x, std::int64_t cols, std::int8_t* q, float* d,
+                                std::int16_t* sums);
+
+struct KernelTable {
+  IsaLevel level;
+  QuantizeQ8_32 quantize_q8_32;
+  QuantizeQ8_256 quantize_q8_256;
+  RowsKernel f32, f16, bf16, q8_0, q4_0, q4_k, q6_k;
+};
+
+// The table of `level`. REQUIRES: level <= max_isa(detect_cpu_features()).
+[[nodiscard]] const KernelTable& kernel_table(IsaLevel level);
+
+// True for the weight types the kernels handle (those quant.h's can_dequantize accepts).
+[[nodiscard]] bool has_kernel(GgmlType type);
+// REQUIRES: has_kernel(type).
+[[nodiscard]] ActFormat act_format(GgmlType type);
+[[nodiscard]] RowsKernel rows_kernel(const KernelTable& table, GgmlType type);
+
+// The per-level tables, defined in the per-level files.
+[[nodiscard]] const KernelTable& scalar_kernels();
+[[nodiscard]] const KernelTable& avx2_kernels();
+[[nodiscard]] const KernelTable& avx512_kernels();
+
+}  // namespace spillway::engine

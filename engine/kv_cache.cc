@@ -1,0 +1,56 @@
+#include "engine/kv_cache.h"
+
+#include <cassert>
+#include <limits>
+
+namespace spillway::engine {
+
+std::size_t KvCache::bytes_per_token(const ModelConfig& config) {
+  return 2 * static_cast<std::size_t>(config.kv_dim()) * config.n_layer * sizeof(float);
+}
+
+Result<KvCache> KvCache::create(const ModelConfig& config, KvCacheOptions options) {
+  if (options.block_tokens <= 0 || options.num_blocks <= 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "KV cache needs positive block size and block count (got {} and {})",
+                      options.block_tokens, options.num_blocks);
+  }
+  const std::size_t per_token = bytes_per_token(config) / sizeof(float);
+  const std::size_t tokens =
+      static_cast<std::size_t>(options.block_tokens) * static_cast<std::size_t>(options.num_blocks);
+  if (per_token == 0 || tokens > std::numeric_limits<std::size_t>::max() / 8 / per_token) {
+    return make_error(ErrorCode::kResourceExhausted, "KV cache size overflows");
+  }
+  KvCache cache;
+  cache.block_tokens_ = options.block_tokens;
+  cache.num_blocks_ = options.num_blocks;
+  cache.kv_dim_ = config.kv_dim();
+  cache.storage_.assign(tokens * per_token, 0.0f);
+  return cache;
+}
+
+KvBlockAllocator::KvBlockAllocator(std::int32_t num_blocks)
+    : refs_(static_cast<std::size_t>(num_blocks), 0) {
+  free_.reserve(static_cast<std::size_t>(num_blocks));
+  for (std::int32_t b = num_blocks - 1; b >= 0; --b) free_.push_back(b);
+}
+
+std::optional<std::int32_t> KvBlockAllocator::allocate() {
+  if (free_.empty()) return std::nullopt;
+  const std::int32_t b = free_.back();
+  free_.pop_back();
+  refs_[static_cast<std::size_t>(b)] = 1;
+  return b;
+}
+
+void KvBlockAllocator::retain(std::int32_t block) {
+  assert(refs_[static_cast<std::size_t>(block)] > 0);
+  ++refs_[static_cast<std::size_t>(block)];
+}
+
+void KvBlockAllocator::release(std::int32_t block) {
+  assert(refs_[static_cast<std::size_t>(block)] > 0);
+  if (--refs_[static_cast<std::size_t>(block)] == 0) free_.push_back(block);
+}
+
+}  // namespace spillway::engine

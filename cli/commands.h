@@ -17,6 +17,7 @@ struct Command {
 };
 
 Command add_generate_command(CLI::App& root);
+Command add_bench_command(CLI::App& root);
 Command add_mkmodel_command(CLI::App& root);
 
 }  // namespace spillway::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   const spillway::cli::Command commands[] = {
       spillway::cli::add_generate_command(app),
+      spillway::cli::add_bench_command(app),
       spillway::cli::add_mkmodel_command(app),
   };
 

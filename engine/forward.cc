@@ -24,8 +24,9 @@ ForwardPass::ForwardPass(const Model& model, KvCache& cache, ThreadPool& pool,
       cache_(cache),
       pool_(pool),
       max_tokens_(max_batch_tokens),
-      scratch_(pool.size(), std::max({model.config().n_embd, model.config().n_ff,
-                                      model.config().q_dim()})) {
+      scratch_(pool.size(),
+               std::max({model.config().n_embd, model.config().n_ff, model.config().q_dim()}),
+               max_batch_tokens) {
   const ModelConfig& c = model.config();
   const std::int64_t t = max_batch_tokens;
   x_.resize(sz(t, c.n_embd));

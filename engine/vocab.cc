@@ -277,6 +277,11 @@ Result<Vocab> vocab_from_gguf(const GgufFile& file) {
     if (*id >= 0 && static_cast<std::uint64_t>(*id) >= n) *id = -1;
     SPW_ASSIGN_OR_RETURN(const std::optional<std::int64_t> stored, optional_int(file, key));
     if (!stored) continue;
+    // -1 stored as uint32 (4294967295) is the converters' way of writing "no such token".
+    if (*stored == -1 || *stored == 0xFFFFFFFFLL) {
+      *id = -1;
+      continue;
+    }
     if (*stored < 0 || static_cast<std::uint64_t>(*stored) >= n) {
       vocab.warnings.push_back(
           fmt::format("{} = {} is outside the vocabulary; using {}", key, *stored, *id));

@@ -1,0 +1,90 @@
+// spillway bench: engine throughput against the machine's memory bandwidth.
+#include <cstdio>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "engine/bench.h"
+#include "engine/model.h"
+
+namespace spillway::cli {
+namespace {
+
+struct BenchFlags {
+  std::string model;
+  std::string tokenizer;
+  engine::BenchOptions options;
+  std::string concurrency = "1,4,8,16";
+  bool json = false;
+};
+
+Result<std::vector<std::int32_t>> parse_list(const std::string& text) {
+  std::vector<std::int32_t> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    try {
+      std::size_t used = 0;
+      const int v = std::stoi(item, &used);
+      if (used != item.size() || v < 1) throw std::invalid_argument(item);
+      out.push_back(v);
+    } catch (const std::exception&) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "--concurrency: '{}' is not a positive integer (expected e.g. 1,4,8,16)",
+                        item);
+    }
+  }
+  if (out.empty()) return Error(ErrorCode::kInvalidArgument, "--concurrency is empty");
+  return out;
+}
+
+int run_bench(BenchFlags& f) {
+  auto fail = [](const Error& e) {
+    std::fprintf(stderr, "spillway bench: %s\n", e.message().c_str());
+    return e.code() == ErrorCode::kInvalidArgument ? 2 : 1;
+  };
+  auto conc = parse_list(f.concurrency);
+  if (!conc.ok()) return fail(conc.error());
+  f.options.concurrency = *conc;
+  if (f.options.threads == 0) {
+    f.options.threads = static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  auto model = engine::Model::load({f.model, f.tokenizer});
+  if (!model.ok()) return fail(model.error());
+  log_info("benchmarking", {kv("model", f.model), kv("threads", f.options.threads),
+                            kv("prompt_tokens", f.options.prompt_tokens),
+                            kv("gen_tokens", f.options.gen_tokens),
+                            kv("repetitions", f.options.repetitions)});
+  auto report = engine::run_benchmark(**model, f.options);
+  if (!report.ok()) return fail(report.error());
+  const std::string out = f.json ? report->to_json() + "\n" : report->to_text();
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& root) {
+  auto f = std::make_shared<BenchFlags>();
+  CLI::App* app = root.add_subcommand(
+      "bench", "Measure prompt, decode and batched-decode throughput against memory bandwidth");
+  app->add_option("-m,--model", f->model, "Model file")->required();
+  app->add_option("--tokenizer", f->tokenizer, "llama2.c tokenizer file (llama2.c models only)");
+  app->add_option("--threads", f->options.threads, "Threads (default: all cores)")
+      ->check(CLI::Range(1, 512));
+  app->add_option("--prompt-tokens", f->options.prompt_tokens)->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app->add_option("--gen-tokens", f->options.gen_tokens)->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app->add_option("--concurrency", f->concurrency, "Comma-separated sequence counts")
+      ->capture_default_str();
+  app->add_option("--repetitions", f->options.repetitions, "Median of R runs")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app->add_flag("--json", f->json, "Print one JSON object");
+  return {app, [f] { return run_bench(*f); }};
+}
+
+}  // namespace spillway::cli

@@ -1,0 +1,202 @@
+// AVX-512 kernels (compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512bf16
+// -mfma -mf16c; see engine/CMakeLists.txt). 16-float vectors; Q8_0 and Q4_0 take two 32-element
+// blocks per 512-bit VNNI vpdpbusd (u8 x s8 -> s32), the K-quants use the shared 256-bit
+// kernels (their per-sub-block integer scales cost the same with maddubs + madd).
+//
+// vpdpbusd wants one unsigned operand: Q4_0's nibbles already are; Q8_0's weights are flipped
+// to w + 128 (xor 0x80). Either way the offset comes off through the dot's starting value:
+// -offset * sum(x) per block, from the activation sums.
+#include <immintrin.h>
+
+#include "engine/kernels.h"
+#include "engine/kernels_x86_shared.h"
+#include "engine/quant_blocks.h"
+
+namespace spillway::engine {
+namespace {
+
+// GCC 12's _mm512_reduce_add_ps and 512-to-256 casts trip -Wuninitialized inside its own
+// headers (self-initialized "undefined" registers), so the final reduction of a tile goes
+// through memory; it runs once per row and token.
+inline float hsum512(__m512 v) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  const __m256 half = _mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8));
+  return hsum(half);
+}
+
+template <typename Widen>
+struct FloatKernel {
+  static constexpr int kRows = 4;
+  template <int R, int T>
+  static void tile(const MatmulArgs& a, std::int64_t r, std::int64_t t) {
+    const std::byte* w[R];
+    const float* x[T];
+    for (int i = 0; i < R; ++i) w[i] = a.w + static_cast<std::size_t>(r + i) * a.row_bytes;
+    for (int j = 0; j < T; ++j) x[j] = a.x + (t + j) * a.cols;
+    __m512 acc[R][T];
+    for (int i = 0; i < R; ++i) {
+      for (int j = 0; j < T; ++j) acc[i][j] = _mm512_setzero_ps();
+    }
+    const auto step = [&](std::int64_t k, __mmask16 mask) {
+      __m512 wv[R];
+      for (int i = 0; i < R; ++i) wv[i] = Widen::load(w[i], k, mask);
+      for (int j = 0; j < T; ++j) {
+        const __m512 xv = _mm512_maskz_loadu_ps(mask, x[j] + k);
+        for (int i = 0; i < R; ++i) acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
+      }
+    };
+    std::int64_t k = 0;
+    for (; k + 16 <= a.cols; k += 16) step(k, 0xFFFF);
+    if (k < a.cols) step(k, static_cast<__mmask16>((1u << (a.cols - k)) - 1u));
+    for (int i = 0; i < R; ++i) {
+      for (int j = 0; j < T; ++j) a.y[(t + j) * a.y_stride + r + i] = hsum512(acc[i][j]);
+    }
+  }
+};
+
+struct WidenF32 {
+  static __m512 load(const std::byte* row, std::int64_t i, __mmask16 mask) {
+    return _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(row) + i);
+  }
+};
+
+struct WidenF16 {
+  static __m512 load(const std::byte* row, std::int64_t i, __mmask16 mask) {
+    return _mm512_cvtph_ps(
+        _mm256_maskz_loadu_epi16(mask, reinterpret_cast<const std::uint16_t*>(row) + i));
+  }
+};
+
+struct WidenBF16 {
+  static __m512 load(const std::byte* row, std::int64_t i, __mmask16 mask) {
+    const __m256i h = _mm256_maskz_loadu_epi16(mask, reinterpret_cast<const std::uint16_t*>(row) + i);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+};
+
+// Lanes 0-7 from element 0 of v, lanes 8-15 from element 1.
+inline __m512i two_block_index() {
+  return _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+}
+
+// Scales [d(b0) x 8, d(b1) x 8] from two fp16 bit patterns.
+inline __m512 two_fp16(std::uint16_t d0, std::uint16_t d1) {
+  return _mm512_cvtph_ps(_mm256_mask_set1_epi16(_mm256_set1_epi16(static_cast<short>(d0)),
+                                                0xFF00, static_cast<short>(d1)));
+}
+
+// Blocks b and b + 1 of a Q8_0 row as w + 128.
+struct Q80Weights {
+  using Block = BlockQ8_0;
+  static constexpr int kOffsetShift = 7;  // The offset is 128.
+  static __m512i load(const Block* w) {
+    const __m512i v = _mm512_inserti64x4(
+        _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[0].qs))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[1].qs)), 1);
+    return _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+  static __m256i load_one(const Block& w) {
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs)),
+                            _mm256_set1_epi8(static_cast<char>(0x80)));
+  }
+};
+
+// Blocks b and b + 1 of a Q4_0 row as unsigned nibbles, in element order.
+struct Q40Weights {
+  using Block = BlockQ4_0;
+  static constexpr int kOffsetShift = 3;  // The offset is 8.
+  static __m512i load(const Block* w) {
+    const __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[0].qs))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[1].qs)), 1);
+    // 128-bit lanes: low nibbles of b, b + 1, then high nibbles of b, b + 1; reorder to
+    // b low, b high, b + 1 low, b + 1 high.
+    const __m512i z = _mm512_and_si512(
+        _mm512_inserti64x4(_mm512_zextsi256_si512(v), _mm256_srli_epi16(v, 4), 1),
+        _mm512_set1_epi8(0x0F));
+    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+  }
+  static __m256i load_one(const Block& w) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.qs));
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low4), _mm_and_si128(v, low4));
+  }
+};
+
+template <typename Weights>
+struct Q32Kernel {
+  static constexpr int kRows = 4;
+  template <int R, int T>
+  static void tile(const MatmulArgs& a, std::int64_t r, std::int64_t t) {
+    const QuantTile<typename Weights::Block, R, T> p(a, r, t, 4);
+    const __m512i pick = two_block_index();
+    __m512 acc[R][T];
+    for (int i = 0; i < R; ++i) {
+      for (int j = 0; j < T; ++j) acc[i][j] = _mm512_setzero_ps();
+    }
+    const std::int64_t nb = a.cols / 32;
+    std::int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      __m512i wv[R];
+      __m512 dw[R];
+      for (int i = 0; i < R; ++i) {
+        wv[i] = Weights::load(p.w[i] + b);
+        dw[i] = two_fp16(p.w[i][b].d, p.w[i][b + 1].d);
+      }
+      for (int j = 0; j < T; ++j) {
+        const __m512i xv = _mm512_load_si512(p.q[j] + 32 * b);
+        const __m512 dx = _mm512_permutexvar_ps(
+            pick, _mm512_zextps128_ps512(_mm_castsi128_ps(
+                      _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.d[j] + b)))));
+        const __m128i sums = _mm_loadl_epi64(
+            reinterpret_cast<const __m128i*>(static_cast<const std::int32_t*>(p.sums[j]) + b));
+        const __m128i neg = _mm_sub_epi32(_mm_setzero_si128(),
+                                          _mm_slli_epi32(sums, Weights::kOffsetShift));
+        const __m512i start = _mm512_maskz_permutexvar_epi32(0x0101, pick,
+                                                              _mm512_zextsi128_si512(neg));
+        for (int i = 0; i < R; ++i) {
+          const __m512i dot = _mm512_dpbusd_epi32(start, wv[i], xv);
+          acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[i], dx), acc[i][j]);
+        }
+      }
+    }
+    float tail[R][T] = {};
+    if (b < nb) {  // An odd last block, with 256-bit VNNI.
+      for (int i = 0; i < R; ++i) {
+        const __m256i wv = Weights::load_one(p.w[i][b]);
+        const float dw = fp16(p.w[i][b].d);
+        for (int j = 0; j < T; ++j) {
+          const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.q[j] + 32 * b));
+          const std::int32_t sx = static_cast<const std::int32_t*>(p.sums[j])[b];
+          const std::int32_t dot =
+              hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, xv)) -
+              (sx << Weights::kOffsetShift);
+          tail[i][j] = dw * p.d[j][b] * static_cast<float>(dot);
+        }
+      }
+    }
+    for (int i = 0; i < R; ++i) {
+      for (int j = 0; j < T; ++j) {
+        a.y[(t + j) * a.y_stride + r + i] = hsum512(acc[i][j]) + tail[i][j];
+      }
+    }
+  }
+};
+
+constexpr KernelTable kTable{IsaLevel::kAvx512,
+                             quantize_q8_32_x86,
+                             quantize_q8_256_x86,
+                             drive<FloatKernel<WidenF32>>,
+                             drive<FloatKernel<WidenF16>>,
+                             drive<FloatKernel<WidenBF16>>,
+                             drive<Q32Kernel<Q80Weights>>,
+                             drive<Q32Kernel<Q40Weights>>,
+                             drive<Q4KKernel>,
+                             drive<Q6KKernel>};
+
+}  // namespace
+
+const KernelTable& avx512_kernels() { return kTable; }
+
+}  // namespace spillway::engine

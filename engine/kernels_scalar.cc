@@ -1,0 +1,189 @@
+// Portable kernels: the int8 / float algorithms of kernels.h in plain C++. They define the
+// activation quantization every level reproduces bit for bit, and are the fallback on CPUs
+// without AVX2.
+#include <algorithm>
+#include <cmath>
+
+#include "engine/half.h"
+#include "engine/kernels.h"
+#include "engine/quant_blocks.h"
+
+namespace spillway::engine {
+namespace {
+
+// Scale and inverse scale of a block whose largest magnitude is amax.
+void q8_scale(float amax, float& d, float& id) {
+  d = amax / 127.0f;
+  id = amax > 0.0f ? 127.0f / amax : 0.0f;
+}
+
+void quantize_q8_32(const float* x, std::int64_t cols, std::int8_t* q, float* d,
+                    std::int32_t* sums) {
+  for (std::int64_t b = 0; b < cols / 32; ++b, x += 32, q += 32) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    float id = 0.0f;
+    q8_scale(amax, d[b], id);
+    std::int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      q[i] = static_cast<std::int8_t>(std::nearbyint(x[i] * id));
+      sum += q[i];
+    }
+    sums[b] = sum;
+  }
+}
+
+void quantize_q8_256(const float* x, std::int64_t cols, std::int8_t* q, float* d,
+                     std::int16_t* sums) {
+  for (std::int64_t b = 0; b < cols / kQK_K; ++b, x += kQK_K, q += kQK_K) {
+    float amax = 0.0f;
+    for (int i = 0; i < kQK_K; ++i) amax = std::max(amax, std::fabs(x[i]));
+    float id = 0.0f;
+    q8_scale(amax, d[b], id);
+    for (int s = 0; s < kQK_K / 16; ++s) {
+      int sum = 0;
+      for (int i = 16 * s; i < 16 * s + 16; ++i) {
+        q[i] = static_cast<std::int8_t>(std::nearbyint(x[i] * id));
+        sum += q[i];
+      }
+      sums[b * 16 + s] = static_cast<std::int16_t>(sum);
+    }
+  }
+}
+
+template <typename WidenFn>
+void float_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1, WidenFn widen) {
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::byte* row = a.w + static_cast<std::size_t>(r) * a.row_bytes;
+    for (std::int64_t t = 0; t < a.n; ++t) {
+      const float* x = a.x + t * a.cols;
+      float acc[8] = {};
+      for (std::int64_t i = 0; i < a.cols; i += 8) {
+        for (int l = 0; l < 8 && i + l < a.cols; ++l) acc[l] += widen(row, i + l) * x[i + l];
+      }
+      a.y[t * a.y_stride + r] =
+          ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
+  }
+}
+
+void f32_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
+  float_rows(a, r0, r1, [](const std::byte* row, std::int64_t i) {
+    return reinterpret_cast<const float*>(row)[i];
+  });
+}
+void f16_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
+  float_rows(a, r0, r1, [](const std::byte* row, std::int64_t i) {
+    return fp16_to_fp32(reinterpret_cast<const std::uint16_t*>(row)[i]);
+  });
+}
+void bf16_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
+  float_rows(a, r0, r1, [](const std::byte* row, std::int64_t i) {
+    return bf16_to_fp32(reinterpret_cast<const std::uint16_t*>(row)[i]);
+  });
+}
+
+// Calls block_dot(row, t) -> float for every row and token and stores the results.
+template <typename RowDot>
+void quant_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1, RowDot row_dot) {
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::byte* row = a.w + static_cast<std::size_t>(r) * a.row_bytes;
+    for (std::int64_t t = 0; t < a.n; ++t) a.y[t * a.y_stride + r] = row_dot(row, t);
+  }
+}
+
+void q8_0_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
+  quant_rows(a, r0, r1, [&](const std::byte* row, std::int64_t t) {
+    const auto* w = reinterpret_cast<const BlockQ8_0*>(row);
+    const std::int8_t* q = a.xq.q + t * a.xq.q_stride;
+    const float* d = a.xq.d + t * a.xq.d_stride;
+    float acc = 0.0f;
+    for (std::int64_t b = 0; b < a.cols / kQK8_0; ++b, q += kQK8_0) {
+      std::int32_t dot = 0;
+      for (int i = 0; i < kQK8_0; ++i) dot += w[b].qs[i] * q[i];
+      acc += fp16_to_fp32(w[b].d) * d[b] * static_cast<float>(dot);
+    }
+    return acc;
+  });
+}
+
+void q4_0_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
+  quant_rows(a, r0, r1, [&](const std::byte* row, std::int64_t t) {
+    const auto* w = reinterpret_cast<const BlockQ4_0*>(row);
+    const std::int8_t* q = a.xq.q + t * a.xq.q_stride;
+    const float* d = a.xq.d + t * a.xq.d_stride;
+    const auto* sums = static_cast<const std::int32_t*>(a.xq.sums) + t * a.xq.sums_stride;
+    float acc = 0.0f;
+    for (std::int64_t b = 0; b < a.cols / kQK4_0; ++b, q += kQK4_0) {
+      std::int32_t dot = 0;
+      for (int i = 0; i < 16; ++i) dot += (w[b].qs[i] & 0xF) * q[i] + (w[b].qs[i] >> 4) * q[i + 16];
+      acc += fp16_to_fp32(w[b].d) * d[b] * static_cast<float>(dot - 8 * sums[b]);
+    }
+    return acc;
+  });
+}
+
+void q4_k_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
+  quant_rows(a, r0, r1, [&](const std::byte* row, std::int64_t t) {
+    const auto* w = reinterpret_cast<const BlockQ4_K*>(row);
+    const std::int8_t* q = a.xq.q + t * a.xq.q_stride;
+    const float* d = a.xq.d + t * a.xq.d_stride;
+    const auto* sums = static_cast<const std::int16_t*>(a.xq.sums) + t * a.xq.sums_stride;
+    float acc = 0.0f;
+    for (std::int64_t b = 0; b < a.cols / kQK_K; ++b, q += kQK_K, sums += 16) {
+      std::int32_t scaled = 0;  // sum_j sc_j * dot_j
+      std::int32_t mins = 0;    // sum_j m_j * sum of x over sub-block j
+      for (int j = 0; j < 8; ++j) {
+        const ScaleMin sm = q4k_scale_min(w[b].scales, j);
+        const std::uint8_t* qs = w[b].qs + 32 * (j / 2);
+        const int shift = 4 * (j % 2);
+        std::int32_t dot = 0;
+        for (int i = 0; i < 32; ++i) dot += ((qs[i] >> shift) & 0xF) * q[32 * j + i];
+        scaled += sm.scale * dot;
+        mins += sm.min * (sums[2 * j] + sums[2 * j + 1]);
+      }
+      acc += d[b] * (fp16_to_fp32(w[b].d) * static_cast<float>(scaled) -
+                     fp16_to_fp32(w[b].dmin) * static_cast<float>(mins));
+    }
+    return acc;
+  });
+}
+
+void q6_k_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
+  quant_rows(a, r0, r1, [&](const std::byte* row, std::int64_t t) {
+    const auto* w = reinterpret_cast<const BlockQ6_K*>(row);
+    const std::int8_t* q = a.xq.q + t * a.xq.q_stride;
+    const float* d = a.xq.d + t * a.xq.d_stride;
+    const auto* sums = static_cast<const std::int16_t*>(a.xq.sums) + t * a.xq.sums_stride;
+    float acc = 0.0f;
+    for (std::int64_t b = 0; b < a.cols / kQK_K; ++b, q += kQK_K, sums += 16) {
+      std::int32_t dots[16] = {};
+      for (int h = 0; h < 2; ++h) {
+        const std::uint8_t* ql = w[b].ql + 64 * h;
+        const std::uint8_t* qh = w[b].qh + 32 * h;
+        const std::int8_t* x = q + 128 * h;
+        for (int l = 0; l < 32; ++l) {
+          const int s = 8 * h + l / 16;
+          dots[s] += ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) * x[l];
+          dots[s + 2] += ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) * x[l + 32];
+          dots[s + 4] += ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) * x[l + 64];
+          dots[s + 6] += ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) * x[l + 96];
+        }
+      }
+      std::int32_t total = 0;
+      for (int s = 0; s < 16; ++s) total += w[b].scales[s] * (dots[s] - 32 * sums[s]);
+      acc += d[b] * fp16_to_fp32(w[b].d) * static_cast<float>(total);
+    }
+    return acc;
+  });
+}
+
+constexpr KernelTable kTable{IsaLevel::kScalar, quantize_q8_32, quantize_q8_256, f32_rows,
+                             f16_rows,          bf16_rows,      q8_0_rows,       q4_0_rows,
+                             q4_k_rows,         q6_k_rows};
+
+}  // namespace
+
+const KernelTable& scalar_kernels() { return kTable; }
+
+}  // namespace spillway::engine

@@ -1,0 +1,269 @@
+// Tests for engine/cpu_features.h, engine/kernels.h and engine/matmul.h: every kernel level the
+// machine supports, for every weight type, against the scalar reference dot_row on random
+// inputs of awkward shapes, and the SPILLWAY_ISA dispatch.
+//
+// Two checks per output:
+//   1. Against the exact dot of the weights with the activations the kernel actually used
+//     (for quantized types, the int8 activations times their scales): only float rounding may
+//     differ, bounded by (cols / 4 + 64) * FLT_EPSILON * M, where M = sum_i (|w_i| + A_i) |x_i|
+//     and A_i is the largest |w| in i's block (it covers offset terms that cancel, such as Q4_0's
+//     -8 or Q4_K's mins). This catches any indexing or scale mistake.
+//   2. Against dot_row with the original float activations: the int8 quantization of the
+//     activations adds at most sum_i |w_i| * d_x(i) / 2 (d_x = block amax / 127), on top of 1.
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/cpu_features.h"
+#include "engine/ggml_type.h"
+#include "engine/kernels.h"
+#include "engine/matmul.h"
+#include "engine/quant.h"
+#include "engine/thread_pool.h"
+
+namespace spillway::engine {
+namespace {
+
+std::vector<IsaLevel> supported_levels() {
+  std::vector<IsaLevel> out;
+  const IsaLevel top = max_isa(detect_cpu_features());
+  for (IsaLevel l : {IsaLevel::kScalar, IsaLevel::kAvx2, IsaLevel::kAvx512}) {
+    if (static_cast<int>(l) <= static_cast<int>(top)) out.push_back(l);
+  }
+  return out;
+}
+
+struct TestMatrix {
+  std::vector<std::byte> bytes;
+  Matrix m;
+};
+
+TestMatrix random_matrix(GgmlType type, std::int64_t rows, std::int64_t cols, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  TestMatrix t;
+  t.m.type = type;
+  t.m.rows = rows;
+  t.m.cols = cols;
+  t.m.row_bytes = *ggml_row_bytes(type, cols);
+  t.m.name = "test";
+  t.bytes.resize(t.m.row_bytes * static_cast<std::size_t>(rows) + 1);
+  // Offset by one byte-pair so rows are only 2-byte aligned, as inside a GGUF file.
+  std::vector<float> row(static_cast<std::size_t>(cols));
+  std::vector<std::byte> aligned(t.m.row_bytes * static_cast<std::size_t>(rows));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    // Vary row magnitudes so per-block scales differ.
+    const float scale = std::ldexp(1.0f, static_cast<int>(r % 5) - 2);
+    for (float& v : row) v = u(rng) * scale;
+    quantize_row(type, row.data(), aligned.data() + static_cast<std::size_t>(r) * t.m.row_bytes,
+                 cols);
+  }
+  t.bytes = std::move(aligned);
+  t.m.data = t.bytes.data();
+  return t;
+}
+
+std::int64_t block_of(GgmlType type) {
+  switch (act_format(type)) {
+    case ActFormat::kQ8_32:
+      return 32;
+    case ActFormat::kQ8_256:
+      return 256;
+    case ActFormat::kFloat:
+      break;
+  }
+  return ggml_type_info(type).block_elements;
+}
+
+// The activations a kernel of `type` computes with: x itself, or its Q8 quantization.
+std::vector<float> effective_x(GgmlType type, const std::vector<float>& x, std::int64_t cols,
+                               std::vector<float>* step) {
+  const std::int64_t blk = block_of(type);
+  std::vector<float> out(x.size());
+  step->assign(x.size(), 0.0f);
+  if (act_format(type) == ActFormat::kFloat) return x;
+  for (std::size_t base = 0; base < x.size(); base += static_cast<std::size_t>(blk)) {
+    float amax = 0.0f;
+    for (std::int64_t i = 0; i < blk; ++i) amax = std::max(amax, std::fabs(x[base + i]));
+    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (std::int64_t i = 0; i < blk; ++i) {
+      out[base + i] = std::nearbyint(x[base + i] * id) * d;
+      (*step)[base + i] = d;
+    }
+  }
+  (void)cols;
+  return out;
+}
+
+void check_matmul(IsaLevel level, GgmlType type, std::int64_t rows, std::int64_t cols,
+                  std::int64_t n, ThreadPool& pool, std::uint32_t seed) {
+  SCOPED_TRACE(::testing::Message() << isa_name(level) << " " << ggml_type_info(type).name
+                                    << " rows=" << rows << " cols=" << cols << " n=" << n);
+  std::mt19937 rng(seed);
+  TestMatrix w = random_matrix(type, rows, cols, rng);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> x(static_cast<std::size_t>(n * cols));
+  for (float& v : x) v = u(rng) * 3.0f;
+  std::vector<float> y(static_cast<std::size_t>(n * rows), -12345.0f);
+  MatmulScratch scratch(pool.size(), cols + 256, /*max_tokens=*/16);  // n = 17 runs in 2 chunks.
+  matmul(pool, scratch, kernel_table(level), w.m, x.data(), n, y.data());
+
+  std::vector<float> step;
+  const std::vector<float> xq = effective_x(type, x, cols, &step);
+  std::vector<float> wf(static_cast<std::size_t>(cols));
+  const std::int64_t blk = block_of(type);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    dequantize_row(type, w.m.row(r), wf.data(), cols);
+    for (std::int64_t t = 0; t < n; ++t) {
+      const float* xt = x.data() + t * cols;
+      const float* xqt = xq.data() + t * cols;
+      const float* st = step.data() + t * cols;
+      double magnitude = 0.0;
+      double quant_bound = 0.0;
+      for (std::int64_t b = 0; b < cols; b += blk) {
+        double amp = 0.0;
+        for (std::int64_t i = b; i < b + blk; ++i) amp = std::max(amp, std::fabs(double{wf[i]}));
+        for (std::int64_t i = b; i < b + blk; ++i) {
+          magnitude += (std::fabs(double{wf[i]}) + amp) * std::fabs(double{xqt[i]});
+          quant_bound += std::fabs(double{wf[i]}) * st[i] / 2.0;
+        }
+      }
+      const double float_bound = (static_cast<double>(cols) / 4.0 + 64.0) * FLT_EPSILON * magnitude;
+      const double got = y[static_cast<std::size_t>(t * rows + r)];
+      const double exact_used = dot_row(type, w.m.row(r), xqt, cols);
+      ASSERT_LE(std::fabs(got - exact_used), float_bound + 1e-30)
+          << "row " << r << " token " << t << " (vs the activations used)";
+      const double exact = dot_row(type, w.m.row(r), xt, cols);
+      ASSERT_LE(std::fabs(got - exact), quant_bound * 1.0001 + float_bound + 1e-30)
+          << "row " << r << " token " << t << " (vs dot_row)";
+    }
+  }
+}
+
+class KernelsTest : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(KernelsTest, MatchesReferenceOnAwkwardShapes) {
+  const GgmlType type = GetParam();
+  const std::int64_t blk = act_format(type) == ActFormat::kFloat ? 1 : block_of(type);
+  // One block, a few blocks (odd, so the two-block AVX-512 loop has a tail), many blocks; for
+  // float types also sizes that leave a partial vector.
+  std::vector<std::int64_t> col_sizes;
+  if (blk == 1) {
+    col_sizes = {1, 33, 257, 2051};
+  } else if (blk == 32) {
+    col_sizes = {32, 96, 352, 2080};
+  } else {
+    col_sizes = {256, 768, 2816};
+  }
+  ThreadPool pool(2);
+  std::uint32_t seed = 1;
+  for (IsaLevel level : supported_levels()) {
+    for (std::int64_t rows : {1, 6, 133}) {
+      for (std::int64_t cols : col_sizes) {
+        for (std::int64_t n : {1, 3, 5, 17}) {
+          check_matmul(level, type, rows, cols, n, pool, seed++);
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, KernelsTest,
+                         ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
+                                           GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K,
+                                           GgmlType::kQ6_K),
+                         [](const auto& param_info) { return std::string(ggml_type_info(param_info.param).name); });
+
+TEST(KernelsTest, SingleThreadPoolMatchesToo) {
+  ThreadPool pool(1);
+  for (IsaLevel level : supported_levels()) {
+    check_matmul(level, GgmlType::kQ8_0, 37, 352, 5, pool, 99);
+    check_matmul(level, GgmlType::kQ4_K, 37, 512, 5, pool, 98);
+  }
+}
+
+TEST(KernelsTest, QuantizersAreBitIdenticalAcrossLevels) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  constexpr std::int64_t kCols = 1024;
+  std::vector<float> x(kCols);
+  for (float& v : x) v = u(rng);
+  x[5] = 0.0f;
+  std::fill(x.begin() + 64, x.begin() + 96, 0.0f);  // An all-zero block.
+  const KernelTable& ref = scalar_kernels();
+  alignas(64) std::int8_t q_ref[kCols];
+  alignas(64) std::int8_t q[kCols];
+  float d_ref[kCols / 32], d[kCols / 32];
+  std::int32_t s_ref[kCols / 32], s[kCols / 32];
+  std::int16_t s16_ref[kCols / 16], s16[kCols / 16];
+  for (IsaLevel level : supported_levels()) {
+    SCOPED_TRACE(isa_name(level));
+    const KernelTable& k = kernel_table(level);
+    EXPECT_EQ(k.level, level);
+    ref.quantize_q8_32(x.data(), kCols, q_ref, d_ref, s_ref);
+    k.quantize_q8_32(x.data(), kCols, q, d, s);
+    EXPECT_EQ(0, std::memcmp(q_ref, q, sizeof q));
+    EXPECT_EQ(0, std::memcmp(d_ref, d, sizeof d));
+    EXPECT_EQ(0, std::memcmp(s_ref, s, sizeof s));
+    ref.quantize_q8_256(x.data(), kCols, q_ref, d_ref, s16_ref);
+    k.quantize_q8_256(x.data(), kCols, q, d, s16);
+    EXPECT_EQ(0, std::memcmp(q_ref, q, sizeof q));
+    EXPECT_EQ(0, std::memcmp(d_ref, d, kCols / 256 * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(s16_ref, s16, sizeof s16));
+  }
+}
+
+TEST(CpuFeaturesTest, ParsesAndCapsLevels) {
+  EXPECT_EQ(parse_isa("scalar"), IsaLevel::kScalar);
+  EXPECT_EQ(parse_isa("avx2"), IsaLevel::kAvx2);
+  EXPECT_EQ(parse_isa("avx512"), IsaLevel::kAvx512);
+  EXPECT_EQ(parse_isa("AVX2"), std::nullopt);
+  EXPECT_EQ(parse_isa(""), std::nullopt);
+  EXPECT_EQ(cap_isa(IsaLevel::kAvx512, IsaLevel::kAvx2), IsaLevel::kAvx2);
+  EXPECT_EQ(cap_isa(IsaLevel::kAvx2, IsaLevel::kAvx512), IsaLevel::kAvx2);  // Never raises.
+  EXPECT_EQ(cap_isa(IsaLevel::kAvx2, std::nullopt), IsaLevel::kAvx2);
+  CpuFeatures none;
+  EXPECT_EQ(max_isa(none), IsaLevel::kScalar);
+  CpuFeatures avx2_no_os;
+  avx2_no_os.avx2 = avx2_no_os.fma = avx2_no_os.f16c = true;
+  EXPECT_EQ(max_isa(avx2_no_os), IsaLevel::kScalar);  // The OS must save YMM state.
+  CpuFeatures all = avx2_no_os;
+  all.os_avx = true;
+  all.avx512f = all.avx512bw = all.avx512vl = all.avx512vnni = all.avx512bf16 = true;
+  EXPECT_EQ(max_isa(all), IsaLevel::kAvx2);  // ZMM state not enabled.
+  all.os_avx512 = true;
+  EXPECT_EQ(max_isa(all), IsaLevel::kAvx512);
+  const std::string line = describe_cpu(all, IsaLevel::kAvx512);
+  EXPECT_NE(line.find("avx512vnni"), std::string::npos);
+  EXPECT_NE(line.find("kernels: avx512"), std::string::npos);
+}
+
+// selected_isa() reads SPILLWAY_ISA once per process, so each case runs in a fresh child.
+void expect_selected(const char* env, IsaLevel expected) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        setenv("SPILLWAY_ISA", env, 1);
+        std::exit(static_cast<int>(selected_isa()));
+      },
+      ::testing::ExitedWithCode(static_cast<int>(expected)), "")
+      << "SPILLWAY_ISA=" << env;
+}
+
+TEST(CpuFeaturesTest, EnvironmentForcesALowerLevel) {
+  const IsaLevel top = max_isa(detect_cpu_features());
+  expect_selected("scalar", IsaLevel::kScalar);
+  expect_selected("avx2", cap_isa(top, IsaLevel::kAvx2));
+  expect_selected("avx512", top);
+  expect_selected("bogus", top);
+}
+
+}  // namespace
+}  // namespace spillway::engine

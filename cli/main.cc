@@ -24,7 +24,13 @@ int main(int argc, char** argv) {
       spillway::cli::add_mkmodel_command(app),
   };
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version arrive here too, with success codes; usage errors exit 2.
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
 
   auto level = spillway::parse_log_level(log_level);
   if (!level.ok()) {

@@ -27,7 +27,9 @@ std::uint64_t xcr0() {
   return (static_cast<std::uint64_t>(hi) << 32) | lo;
 }
 
-bool bit(unsigned reg, int n) { return ((reg >> n) & 1u) != 0; }
+bool bit(unsigned reg, int n) {
+  return ((reg >> n) & 1u) != 0;
+}
 
 }  // namespace
 
@@ -42,7 +44,7 @@ CpuFeatures detect_cpu_features() {
   const bool avx = bit(l1.ecx, 28);
   if (osxsave && avx) {
     const std::uint64_t xcr = xcr0();
-    f.os_avx = (xcr & 0x6) == 0x6;             // XMM and YMM state.
+    f.os_avx = (xcr & 0x6) == 0x6;                   // XMM and YMM state.
     f.os_avx512 = f.os_avx && (xcr & 0xE0) == 0xE0;  // Opmask, ZMM_Hi256, Hi16_ZMM.
   }
   if (max_leaf >= 7) {
@@ -60,8 +62,8 @@ CpuFeatures detect_cpu_features() {
 IsaLevel max_isa(const CpuFeatures& f) {
   const bool avx2 = f.os_avx && f.avx2 && f.fma && f.f16c;
   if (!avx2) return IsaLevel::kScalar;
-  const bool avx512 = f.os_avx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni &&
-                      f.avx512bf16;
+  const bool avx512 =
+      f.os_avx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx512bf16;
   return avx512 ? IsaLevel::kAvx512 : IsaLevel::kAvx2;
 }
 
@@ -92,19 +94,23 @@ IsaLevel cap_isa(IsaLevel supported, std::optional<IsaLevel> requested) {
 IsaLevel selected_isa() {
   static const IsaLevel level = [] {
     const char* env = std::getenv("SPILLWAY_ISA");
-    return cap_isa(max_isa(detect_cpu_features()),
-                   env != nullptr ? parse_isa(env) : std::nullopt);
+    return cap_isa(max_isa(detect_cpu_features()), env != nullptr ? parse_isa(env) : std::nullopt);
   }();
   return level;
 }
 
 std::string describe_cpu(const CpuFeatures& f, IsaLevel selected) {
   std::string out = "cpu:";
-  const std::pair<const char*, bool> flags[] = {
-      {"avx2", f.avx2},         {"fma", f.fma},           {"f16c", f.f16c},
-      {"avx512f", f.avx512f},   {"avx512bw", f.avx512bw}, {"avx512vl", f.avx512vl},
-      {"avx512vnni", f.avx512vnni}, {"avx512bf16", f.avx512bf16},
-      {"os-avx", f.os_avx},     {"os-avx512", f.os_avx512}};
+  const std::pair<const char*, bool> flags[] = {{"avx2", f.avx2},
+                                                {"fma", f.fma},
+                                                {"f16c", f.f16c},
+                                                {"avx512f", f.avx512f},
+                                                {"avx512bw", f.avx512bw},
+                                                {"avx512vl", f.avx512vl},
+                                                {"avx512vnni", f.avx512vnni},
+                                                {"avx512bf16", f.avx512bf16},
+                                                {"os-avx", f.os_avx},
+                                                {"os-avx512", f.os_avx512}};
   for (const auto& [name, present] : flags) {
     if (present) {
       out += ' ';

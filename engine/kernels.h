@@ -51,8 +51,8 @@ struct QuantizedActs {
 struct MatmulArgs {
   const std::byte* w = nullptr;  // Row r at w + r * row_bytes.
   std::size_t row_bytes = 0;
-  std::int64_t cols = 0;  // A multiple of the weight type's block size.
-  std::int64_t n = 0;     // Tokens.
+  std::int64_t cols = 0;     // A multiple of the weight type's block size.
+  std::int64_t n = 0;        // Tokens.
   const float* x = nullptr;  // [n][cols], for ActFormat::kFloat.
   QuantizedActs xq;          // For the other formats.
   float* y = nullptr;        // y[t * y_stride + r].

@@ -18,25 +18,31 @@ struct FloatKernel {
   static void tile(const MatmulArgs& a, std::int64_t r, std::int64_t t) {
     const std::byte* w[R];
     const float* x[T];
-    for (int i = 0; i < R; ++i) w[i] = a.w + static_cast<std::size_t>(r + i) * a.row_bytes;
-    for (int j = 0; j < T; ++j) x[j] = a.x + (t + j) * a.cols;
+    for (int i = 0; i < R; ++i)
+      w[i] = a.w + static_cast<std::size_t>(r + i) * a.row_bytes;
+    for (int j = 0; j < T; ++j)
+      x[j] = a.x + (t + j) * a.cols;
     __m256 acc[R][T];
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+      for (int j = 0; j < T; ++j)
+        acc[i][j] = _mm256_setzero_ps();
     }
     std::int64_t k = 0;
     for (; k + 8 <= a.cols; k += 8) {
       __m256 wv[R];
-      for (int i = 0; i < R; ++i) wv[i] = Widen::load(w[i], k);
+      for (int i = 0; i < R; ++i)
+        wv[i] = Widen::load(w[i], k);
       for (int j = 0; j < T; ++j) {
         const __m256 xv = _mm256_loadu_ps(x[j] + k);
-        for (int i = 0; i < R; ++i) acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
+        for (int i = 0; i < R; ++i)
+          acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
       }
     }
     for (int i = 0; i < R; ++i) {
       for (int j = 0; j < T; ++j) {
         float sum = hsum(acc[i][j]);
-        for (std::int64_t e = k; e < a.cols; ++e) sum += Widen::at(w[i], e) * x[j][e];
+        for (std::int64_t e = k; e < a.cols; ++e)
+          sum += Widen::at(w[i], e) * x[j][e];
         a.y[(t + j) * a.y_stride + r + i] = sum;
       }
     }
@@ -54,8 +60,8 @@ struct WidenF32 {
 
 struct WidenF16 {
   static __m256 load(const std::byte* row, std::int64_t i) {
-    return _mm256_cvtph_ps(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const std::uint16_t*>(row) + i)));
+    return _mm256_cvtph_ps(_mm_loadu_si128(
+        reinterpret_cast<const __m128i*>(reinterpret_cast<const std::uint16_t*>(row) + i)));
   }
   static float at(const std::byte* row, std::int64_t i) {
     return fp16(reinterpret_cast<const std::uint16_t*>(row)[i]);
@@ -64,12 +70,13 @@ struct WidenF16 {
 
 struct WidenBF16 {
   static __m256 load(const std::byte* row, std::int64_t i) {
-    const __m128i h =
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const std::uint16_t*>(row) + i));
+    const __m128i h = _mm_loadu_si128(
+        reinterpret_cast<const __m128i*>(reinterpret_cast<const std::uint16_t*>(row) + i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
   static float at(const std::byte* row, std::int64_t i) {
-    const std::uint32_t bits = static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t*>(row)[i]) << 16;
+    const std::uint32_t bits =
+        static_cast<std::uint32_t>(reinterpret_cast<const std::uint16_t*>(row)[i]) << 16;
     float f;
     __builtin_memcpy(&f, &bits, sizeof f);
     return f;
@@ -85,7 +92,8 @@ struct Q80Kernel {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[R][T];
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+      for (int j = 0; j < T; ++j)
+        acc[i][j] = _mm256_setzero_ps();
     }
     for (std::int64_t b = 0; b < a.cols / kQK8_0; ++b) {
       __m256i wv[R];
@@ -100,15 +108,16 @@ struct Q80Kernel {
         const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.q[j] + 32 * b));
         const float dx = p.d[j][b];
         for (int i = 0; i < R; ++i) {
-          const __m256i prod = _mm256_madd_epi16(
-              _mm256_maddubs_epi16(wabs[i], _mm256_sign_epi8(xv, wv[i])), ones);
-          acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod), _mm256_set1_ps(dw[i] * dx),
-                                      acc[i][j]);
+          const __m256i prod =
+              _mm256_madd_epi16(_mm256_maddubs_epi16(wabs[i], _mm256_sign_epi8(xv, wv[i])), ones);
+          acc[i][j] =
+              _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod), _mm256_set1_ps(dw[i] * dx), acc[i][j]);
         }
       }
     }
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < T; ++j) a.y[(t + j) * a.y_stride + r + i] = hsum(acc[i][j]);
+      for (int j = 0; j < T; ++j)
+        a.y[(t + j) * a.y_stride + r + i] = hsum(acc[i][j]);
     }
   }
 };
@@ -124,7 +133,8 @@ struct Q40Kernel {
     __m256 acc[R][T];
     float offset[R][T] = {};
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+      for (int j = 0; j < T; ++j)
+        acc[i][j] = _mm256_setzero_ps();
     }
     for (std::int64_t b = 0; b < a.cols / kQK4_0; ++b) {
       __m256i wv[R];
@@ -167,6 +177,8 @@ constexpr KernelTable kTable{IsaLevel::kAvx2,
 
 }  // namespace
 
-const KernelTable& avx2_kernels() { return kTable; }
+const KernelTable& avx2_kernels() {
+  return kTable;
+}
 
 }  // namespace spillway::engine

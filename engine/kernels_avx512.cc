@@ -32,25 +32,32 @@ struct FloatKernel {
   static void tile(const MatmulArgs& a, std::int64_t r, std::int64_t t) {
     const std::byte* w[R];
     const float* x[T];
-    for (int i = 0; i < R; ++i) w[i] = a.w + static_cast<std::size_t>(r + i) * a.row_bytes;
-    for (int j = 0; j < T; ++j) x[j] = a.x + (t + j) * a.cols;
+    for (int i = 0; i < R; ++i)
+      w[i] = a.w + static_cast<std::size_t>(r + i) * a.row_bytes;
+    for (int j = 0; j < T; ++j)
+      x[j] = a.x + (t + j) * a.cols;
     __m512 acc[R][T];
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < T; ++j) acc[i][j] = _mm512_setzero_ps();
+      for (int j = 0; j < T; ++j)
+        acc[i][j] = _mm512_setzero_ps();
     }
     const auto step = [&](std::int64_t k, __mmask16 mask) {
       __m512 wv[R];
-      for (int i = 0; i < R; ++i) wv[i] = Widen::load(w[i], k, mask);
+      for (int i = 0; i < R; ++i)
+        wv[i] = Widen::load(w[i], k, mask);
       for (int j = 0; j < T; ++j) {
         const __m512 xv = _mm512_maskz_loadu_ps(mask, x[j] + k);
-        for (int i = 0; i < R; ++i) acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
+        for (int i = 0; i < R; ++i)
+          acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
       }
     };
     std::int64_t k = 0;
-    for (; k + 16 <= a.cols; k += 16) step(k, 0xFFFF);
+    for (; k + 16 <= a.cols; k += 16)
+      step(k, 0xFFFF);
     if (k < a.cols) step(k, static_cast<__mmask16>((1u << (a.cols - k)) - 1u));
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < T; ++j) a.y[(t + j) * a.y_stride + r + i] = hsum512(acc[i][j]);
+      for (int j = 0; j < T; ++j)
+        a.y[(t + j) * a.y_stride + r + i] = hsum512(acc[i][j]);
     }
   }
 };
@@ -70,7 +77,8 @@ struct WidenF16 {
 
 struct WidenBF16 {
   static __m512 load(const std::byte* row, std::int64_t i, __mmask16 mask) {
-    const __m256i h = _mm256_maskz_loadu_epi16(mask, reinterpret_cast<const std::uint16_t*>(row) + i);
+    const __m256i h =
+        _mm256_maskz_loadu_epi16(mask, reinterpret_cast<const std::uint16_t*>(row) + i);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
 };
@@ -82,8 +90,8 @@ inline __m512i two_block_index() {
 
 // Scales [d(b0) x 8, d(b1) x 8] from two fp16 bit patterns.
 inline __m512 two_fp16(std::uint16_t d0, std::uint16_t d1) {
-  return _mm512_cvtph_ps(_mm256_mask_set1_epi16(_mm256_set1_epi16(static_cast<short>(d0)),
-                                                0xFF00, static_cast<short>(d1)));
+  return _mm512_cvtph_ps(_mm256_mask_set1_epi16(_mm256_set1_epi16(static_cast<short>(d0)), 0xFF00,
+                                                static_cast<short>(d1)));
 }
 
 // Blocks b and b + 1 of a Q8_0 row as w + 128.
@@ -112,9 +120,9 @@ struct Q40Weights {
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[1].qs)), 1);
     // 128-bit lanes: low nibbles of b, b + 1, then high nibbles of b, b + 1; reorder to
     // b low, b high, b + 1 low, b + 1 high.
-    const __m512i z = _mm512_and_si512(
-        _mm512_inserti64x4(_mm512_zextsi256_si512(v), _mm256_srli_epi16(v, 4), 1),
-        _mm512_set1_epi8(0x0F));
+    const __m512i z =
+        _mm512_and_si512(_mm512_inserti64x4(_mm512_zextsi256_si512(v), _mm256_srli_epi16(v, 4), 1),
+                         _mm512_set1_epi8(0x0F));
     return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
   }
   static __m256i load_one(const Block& w) {
@@ -133,7 +141,8 @@ struct Q32Kernel {
     const __m512i pick = two_block_index();
     __m512 acc[R][T];
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < T; ++j) acc[i][j] = _mm512_setzero_ps();
+      for (int j = 0; j < T; ++j)
+        acc[i][j] = _mm512_setzero_ps();
     }
     const std::int64_t nb = a.cols / 32;
     std::int64_t b = 0;
@@ -151,10 +160,10 @@ struct Q32Kernel {
                       _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.d[j] + b)))));
         const __m128i sums = _mm_loadl_epi64(
             reinterpret_cast<const __m128i*>(static_cast<const std::int32_t*>(p.sums[j]) + b));
-        const __m128i neg = _mm_sub_epi32(_mm_setzero_si128(),
-                                          _mm_slli_epi32(sums, Weights::kOffsetShift));
-        const __m512i start = _mm512_maskz_permutexvar_epi32(0x0101, pick,
-                                                              _mm512_zextsi128_si512(neg));
+        const __m128i neg =
+            _mm_sub_epi32(_mm_setzero_si128(), _mm_slli_epi32(sums, Weights::kOffsetShift));
+        const __m512i start =
+            _mm512_maskz_permutexvar_epi32(0x0101, pick, _mm512_zextsi128_si512(neg));
         for (int i = 0; i < R; ++i) {
           const __m512i dot = _mm512_dpbusd_epi32(start, wv[i], xv);
           acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw[i], dx), acc[i][j]);
@@ -169,9 +178,8 @@ struct Q32Kernel {
         for (int j = 0; j < T; ++j) {
           const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.q[j] + 32 * b));
           const std::int32_t sx = static_cast<const std::int32_t*>(p.sums[j])[b];
-          const std::int32_t dot =
-              hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, xv)) -
-              (sx << Weights::kOffsetShift);
+          const std::int32_t dot = hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, xv)) -
+                                   (sx << Weights::kOffsetShift);
           tail[i][j] = dw * p.d[j][b] * static_cast<float>(dot);
         }
       }
@@ -197,6 +205,8 @@ constexpr KernelTable kTable{IsaLevel::kAvx512,
 
 }  // namespace
 
-const KernelTable& avx512_kernels() { return kTable; }
+const KernelTable& avx512_kernels() {
+  return kTable;
+}
 
 }  // namespace spillway::engine

@@ -21,7 +21,8 @@ void quantize_q8_32(const float* x, std::int64_t cols, std::int8_t* q, float* d,
                     std::int32_t* sums) {
   for (std::int64_t b = 0; b < cols / 32; ++b, x += 32, q += 32) {
     float amax = 0.0f;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    for (int i = 0; i < 32; ++i)
+      amax = std::max(amax, std::fabs(x[i]));
     float id = 0.0f;
     q8_scale(amax, d[b], id);
     std::int32_t sum = 0;
@@ -37,7 +38,8 @@ void quantize_q8_256(const float* x, std::int64_t cols, std::int8_t* q, float* d
                      std::int16_t* sums) {
   for (std::int64_t b = 0; b < cols / kQK_K; ++b, x += kQK_K, q += kQK_K) {
     float amax = 0.0f;
-    for (int i = 0; i < kQK_K; ++i) amax = std::max(amax, std::fabs(x[i]));
+    for (int i = 0; i < kQK_K; ++i)
+      amax = std::max(amax, std::fabs(x[i]));
     float id = 0.0f;
     q8_scale(amax, d[b], id);
     for (int s = 0; s < kQK_K / 16; ++s) {
@@ -59,7 +61,8 @@ void float_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1, WidenFn w
       const float* x = a.x + t * a.cols;
       float acc[8] = {};
       for (std::int64_t i = 0; i < a.cols; i += 8) {
-        for (int l = 0; l < 8 && i + l < a.cols; ++l) acc[l] += widen(row, i + l) * x[i + l];
+        for (int l = 0; l < 8 && i + l < a.cols; ++l)
+          acc[l] += widen(row, i + l) * x[i + l];
       }
       a.y[t * a.y_stride + r] =
           ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
@@ -88,7 +91,8 @@ template <typename RowDot>
 void quant_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1, RowDot row_dot) {
   for (std::int64_t r = r0; r < r1; ++r) {
     const std::byte* row = a.w + static_cast<std::size_t>(r) * a.row_bytes;
-    for (std::int64_t t = 0; t < a.n; ++t) a.y[t * a.y_stride + r] = row_dot(row, t);
+    for (std::int64_t t = 0; t < a.n; ++t)
+      a.y[t * a.y_stride + r] = row_dot(row, t);
   }
 }
 
@@ -100,7 +104,8 @@ void q8_0_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
     float acc = 0.0f;
     for (std::int64_t b = 0; b < a.cols / kQK8_0; ++b, q += kQK8_0) {
       std::int32_t dot = 0;
-      for (int i = 0; i < kQK8_0; ++i) dot += w[b].qs[i] * q[i];
+      for (int i = 0; i < kQK8_0; ++i)
+        dot += w[b].qs[i] * q[i];
       acc += fp16_to_fp32(w[b].d) * d[b] * static_cast<float>(dot);
     }
     return acc;
@@ -116,7 +121,8 @@ void q4_0_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
     float acc = 0.0f;
     for (std::int64_t b = 0; b < a.cols / kQK4_0; ++b, q += kQK4_0) {
       std::int32_t dot = 0;
-      for (int i = 0; i < 16; ++i) dot += (w[b].qs[i] & 0xF) * q[i] + (w[b].qs[i] >> 4) * q[i + 16];
+      for (int i = 0; i < 16; ++i)
+        dot += (w[b].qs[i] & 0xF) * q[i] + (w[b].qs[i] >> 4) * q[i + 16];
       acc += fp16_to_fp32(w[b].d) * d[b] * static_cast<float>(dot - 8 * sums[b]);
     }
     return acc;
@@ -138,7 +144,8 @@ void q4_k_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
         const std::uint8_t* qs = w[b].qs + 32 * (j / 2);
         const int shift = 4 * (j % 2);
         std::int32_t dot = 0;
-        for (int i = 0; i < 32; ++i) dot += ((qs[i] >> shift) & 0xF) * q[32 * j + i];
+        for (int i = 0; i < 32; ++i)
+          dot += ((qs[i] >> shift) & 0xF) * q[32 * j + i];
         scaled += sm.scale * dot;
         mins += sm.min * (sums[2 * j] + sums[2 * j + 1]);
       }
@@ -171,7 +178,8 @@ void q6_k_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
         }
       }
       std::int32_t total = 0;
-      for (int s = 0; s < 16; ++s) total += w[b].scales[s] * (dots[s] - 32 * sums[s]);
+      for (int s = 0; s < 16; ++s)
+        total += w[b].scales[s] * (dots[s] - 32 * sums[s]);
       acc += d[b] * fp16_to_fp32(w[b].d) * static_cast<float>(total);
     }
     return acc;
@@ -184,6 +192,8 @@ constexpr KernelTable kTable{IsaLevel::kScalar, quantize_q8_32, quantize_q8_256,
 
 }  // namespace
 
-const KernelTable& scalar_kernels() { return kTable; }
+const KernelTable& scalar_kernels() {
+  return kTable;
+}
 
 }  // namespace spillway::engine

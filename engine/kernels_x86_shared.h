@@ -31,7 +31,9 @@ inline std::int32_t hsum_i32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-inline float fp16(std::uint16_t h) { return _cvtsh_ss(h); }
+inline float fp16(std::uint16_t h) {
+  return _cvtsh_ss(h);
+}
 
 // Largest |x[i]| over n floats. REQUIRES: n a multiple of 32.
 inline float amax_of(const float* x, std::int64_t n) {
@@ -101,7 +103,8 @@ void quantize_q8_256_x86(const float* x, std::int64_t cols, std::int8_t* q, floa
 template <typename K, int R>
 void tokens_of_rows(const MatmulArgs& a, std::int64_t r) {
   std::int64_t t = 0;
-  for (; t + 4 <= a.n; t += 4) K::template tile<R, 4>(a, r, t);
+  for (; t + 4 <= a.n; t += 4)
+    K::template tile<R, 4>(a, r, t);
   switch (a.n - t) {
     case 3:
       K::template tile<R, 3>(a, r, t);
@@ -121,11 +124,14 @@ template <typename K>
 void drive(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
   std::int64_t r = r0;
   if (a.n == 1) {
-    for (; r + 4 <= r1; r += 4) K::template tile<4, 1>(a, r, 0);
+    for (; r + 4 <= r1; r += 4)
+      K::template tile<4, 1>(a, r, 0);
   } else {
-    for (; r + K::kRows <= r1; r += K::kRows) tokens_of_rows<K, K::kRows>(a, r);
+    for (; r + K::kRows <= r1; r += K::kRows)
+      tokens_of_rows<K, K::kRows>(a, r);
   }
-  for (; r < r1; ++r) tokens_of_rows<K, 1>(a, r);
+  for (; r < r1; ++r)
+    tokens_of_rows<K, 1>(a, r);
 }
 
 // Pointers to the tile's rows and tokens' quantized activations.
@@ -158,7 +164,8 @@ struct Q4KKernel {
     __m256 acc[R][T];
     float mins[R][T] = {};
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+      for (int j = 0; j < T; ++j)
+        acc[i][j] = _mm256_setzero_ps();
     }
     for (std::int64_t b = 0; b < a.cols / kQK_K; ++b) {
       __m256i isum[R][T];
@@ -174,14 +181,13 @@ struct Q4KKernel {
         const __m256i mins16 = _mm256_load_si256(reinterpret_cast<const __m256i*>(mn));
         for (int j = 0; j < T; ++j) {
           const auto* s = static_cast<const std::int16_t*>(p.sums[j]) + 16 * b;
-          const __m256i m = _mm256_madd_epi16(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)), mins16);
+          const __m256i m =
+              _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)), mins16);
           mins[i][j] += p.d[j][b] * fp16(w.dmin) * static_cast<float>(hsum_i32(m));
           isum[i][j] = _mm256_setzero_si256();
         }
         for (int pair = 0; pair < 4; ++pair) {
-          const __m256i v =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs + 32 * pair));
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs + 32 * pair));
           const __m256i lo = _mm256_and_si256(v, low4);
           const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
           const __m256i sc_lo = _mm256_set1_epi16(sc[2 * pair]);
@@ -203,7 +209,8 @@ struct Q4KKernel {
       }
     }
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < T; ++j) a.y[(t + j) * a.y_stride + r + i] = hsum(acc[i][j]) - mins[i][j];
+      for (int j = 0; j < T; ++j)
+        a.y[(t + j) * a.y_stride + r + i] = hsum(acc[i][j]) - mins[i][j];
     }
   }
 };
@@ -219,7 +226,8 @@ struct Q6KKernel {
     const __m256i bits45 = _mm256_set1_epi8(0x30);
     __m256 acc[R][T];
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+      for (int j = 0; j < T; ++j)
+        acc[i][j] = _mm256_setzero_ps();
     }
     for (std::int64_t b = 0; b < a.cols / kQK_K; ++b) {
       for (int i = 0; i < R; ++i) {
@@ -229,16 +237,15 @@ struct Q6KKernel {
         __m256i isum[T];
         for (int j = 0; j < T; ++j) {
           const auto* s = static_cast<const std::int16_t*>(p.sums[j]) + 16 * b;
-          const __m256i offset = _mm256_madd_epi16(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)), sc16);
+          const __m256i offset =
+              _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)), sc16);
           isum[j] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
         }
         for (int h = 0; h < 2; ++h) {
           const auto* ql = reinterpret_cast<const __m256i*>(w.ql + 64 * h);
           const __m256i ql0 = _mm256_loadu_si256(ql);
           const __m256i ql1 = _mm256_loadu_si256(ql + 1);
-          const __m256i qh =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * h));
+          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * h));
           const __m256i q[4] = {
               _mm256_or_si256(_mm256_and_si256(ql0, low4),
                               _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45)),
@@ -259,14 +266,14 @@ struct Q6KKernel {
             const char hi0 = static_cast<char>(4 * k + 2);
             const char hi1 = static_cast<char>(4 * k + 3);
             const __m256i pick = _mm256_setr_epi8(
-                lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1,
-                hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1);
+                lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, hi0,
+                hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1);
             const __m256i sc = _mm256_shuffle_epi8(sc_both, pick);
             for (int j = 0; j < T; ++j) {
               const __m256i x = _mm256_load_si256(
                   reinterpret_cast<const __m256i*>(p.q[j] + kQK_K * b + 128 * h + 32 * k));
-              isum[j] = _mm256_add_epi32(isum[j],
-                                         _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], x), sc));
+              isum[j] =
+                  _mm256_add_epi32(isum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], x), sc));
             }
           }
         }
@@ -278,7 +285,8 @@ struct Q6KKernel {
       }
     }
     for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < T; ++j) a.y[(t + j) * a.y_stride + r + i] = hsum(acc[i][j]);
+      for (int j = 0; j < T; ++j)
+        a.y[(t + j) * a.y_stride + r + i] = hsum(acc[i][j]);
     }
   }
 };

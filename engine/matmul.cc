@@ -14,7 +14,9 @@ constexpr std::int64_t kMinParallelWork = 1 << 16;
 // Row ranges start at multiples of this, so kernels' multi-row tiles stay whole.
 constexpr std::int64_t kRowGrain = 4;
 
-std::size_t usize(std::int64_t v) { return static_cast<std::size_t>(v); }
+std::size_t usize(std::int64_t v) {
+  return static_cast<std::size_t>(v);
+}
 }  // namespace
 
 MatmulScratch::MatmulScratch(int threads, std::int64_t max_cols, std::int64_t max_tokens)
@@ -30,8 +32,8 @@ MatmulScratch::MatmulScratch(int threads, std::int64_t max_cols, std::int64_t ma
   q_ = q_storage_.data() + (64 - address % 64) % 64;
 }
 
-QuantizedActs MatmulScratch::quantize(const KernelTable& kernels, ActFormat format,
-                                      const float* x, std::int64_t n, std::int64_t cols) {
+QuantizedActs MatmulScratch::quantize(const KernelTable& kernels, ActFormat format, const float* x,
+                                      std::int64_t n, std::int64_t cols) {
   QuantizedActs a;
   a.q = q_;
   a.q_stride = q_stride_;

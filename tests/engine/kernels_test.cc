@@ -10,6 +10,8 @@
 //     -8 or Q4_K's mins). This catches any indexing or scale mistake.
 //   2. Against dot_row with the original float activations: the int8 quantization of the
 //     activations adds at most sum_i |w_i| * d_x(i) / 2 (d_x = block amax / 127), on top of 1.
+#include "engine/kernels.h"
+
 #include <gtest/gtest.h>
 
 #include <cfloat>
@@ -22,7 +24,6 @@
 
 #include "engine/cpu_features.h"
 #include "engine/ggml_type.h"
-#include "engine/kernels.h"
 #include "engine/matmul.h"
 #include "engine/quant.h"
 #include "engine/thread_pool.h"
@@ -59,7 +60,8 @@ TestMatrix random_matrix(GgmlType type, std::int64_t rows, std::int64_t cols, st
   for (std::int64_t r = 0; r < rows; ++r) {
     // Vary row magnitudes so per-block scales differ.
     const float scale = std::ldexp(1.0f, static_cast<int>(r % 5) - 2);
-    for (float& v : row) v = u(rng) * scale;
+    for (float& v : row)
+      v = u(rng) * scale;
     quantize_row(type, row.data(), aligned.data() + static_cast<std::size_t>(r) * t.m.row_bytes,
                  cols);
   }
@@ -89,7 +91,8 @@ std::vector<float> effective_x(GgmlType type, const std::vector<float>& x, std::
   if (act_format(type) == ActFormat::kFloat) return x;
   for (std::size_t base = 0; base < x.size(); base += static_cast<std::size_t>(blk)) {
     float amax = 0.0f;
-    for (std::int64_t i = 0; i < blk; ++i) amax = std::max(amax, std::fabs(x[base + i]));
+    for (std::int64_t i = 0; i < blk; ++i)
+      amax = std::max(amax, std::fabs(x[base + i]));
     const float d = amax / 127.0f;
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
     for (std::int64_t i = 0; i < blk; ++i) {
@@ -109,7 +112,8 @@ void check_matmul(IsaLevel level, GgmlType type, std::int64_t rows, std::int64_t
   TestMatrix w = random_matrix(type, rows, cols, rng);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> x(static_cast<std::size_t>(n * cols));
-  for (float& v : x) v = u(rng) * 3.0f;
+  for (float& v : x)
+    v = u(rng) * 3.0f;
   std::vector<float> y(static_cast<std::size_t>(n * rows), -12345.0f);
   MatmulScratch scratch(pool.size(), cols + 256, /*max_tokens=*/16);  // n = 17 runs in 2 chunks.
   matmul(pool, scratch, kernel_table(level), w.m, x.data(), n, y.data());
@@ -128,7 +132,8 @@ void check_matmul(IsaLevel level, GgmlType type, std::int64_t rows, std::int64_t
       double quant_bound = 0.0;
       for (std::int64_t b = 0; b < cols; b += blk) {
         double amp = 0.0;
-        for (std::int64_t i = b; i < b + blk; ++i) amp = std::max(amp, std::fabs(double{wf[i]}));
+        for (std::int64_t i = b; i < b + blk; ++i)
+          amp = std::max(amp, std::fabs(double{wf[i]}));
         for (std::int64_t i = b; i < b + blk; ++i) {
           magnitude += (std::fabs(double{wf[i]}) + amp) * std::fabs(double{xqt[i]});
           quant_bound += std::fabs(double{wf[i]}) * st[i] / 2.0;
@@ -179,7 +184,9 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, KernelsTest,
                          ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
                                            GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K,
                                            GgmlType::kQ6_K),
-                         [](const auto& param_info) { return std::string(ggml_type_info(param_info.param).name); });
+                         [](const auto& param_info) {
+                           return std::string(ggml_type_info(param_info.param).name);
+                         });
 
 TEST(KernelsTest, SingleThreadPoolMatchesToo) {
   ThreadPool pool(1);
@@ -194,7 +201,8 @@ TEST(KernelsTest, QuantizersAreBitIdenticalAcrossLevels) {
   std::uniform_real_distribution<float> u(-2.0f, 2.0f);
   constexpr std::int64_t kCols = 1024;
   std::vector<float> x(kCols);
-  for (float& v : x) v = u(rng);
+  for (float& v : x)
+    v = u(rng);
   x[5] = 0.0f;
   std::fill(x.begin() + 64, x.begin() + 96, 0.0f);  // An all-zero block.
   const KernelTable& ref = scalar_kernels();

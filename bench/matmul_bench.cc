@@ -1,0 +1,130 @@
+// Matmul kernel throughput for a TinyLlama-sized FFN matrix (cols 2048, rows 5632: ggml shape
+// {2048, 5632}) per weight type, kernel level, batch size and thread count.
+//   GB (shown as GB/s): weight bytes streamed per second (n = 1 is a pure streaming read).
+//   tok (shown as tok/s): input vectors per second through this one matrix.
+// Enough copies of the matrix are cycled that the weights never sit in cache (>= 256 MB),
+// as in decode, where each token reads every weight once.
+//
+// Usage: matmul_bench [--benchmark_filter=q8_0/avx512] (Google Benchmark flags).
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/cpu_features.h"
+#include "engine/ggml_type.h"
+#include "engine/kernels.h"
+#include "engine/matmul.h"
+#include "engine/quant.h"
+#include "engine/thread_pool.h"
+
+namespace spillway::engine {
+namespace {
+
+constexpr std::int64_t kCols = 2048;
+constexpr std::int64_t kRows = 5632;
+constexpr std::size_t kMinBytes = std::size_t{256} << 20;
+
+struct Weights {
+  std::vector<std::byte> bytes;
+  std::vector<Matrix> copies;
+};
+
+// Random weights of `type`, replicated to at least kMinBytes.
+const Weights& weights(GgmlType type) {
+  static std::unique_ptr<Weights> cache[32];
+  auto& slot = cache[static_cast<std::size_t>(type) % 32];
+  if (slot) return *slot;
+  slot = std::make_unique<Weights>();
+  const std::size_t row_bytes = *ggml_row_bytes(type, kCols);
+  const std::size_t matrix_bytes = row_bytes * kRows;
+  const std::size_t copies = (kMinBytes + matrix_bytes - 1) / matrix_bytes;
+  slot->bytes.resize(matrix_bytes * copies);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> row(kCols);
+  for (std::int64_t r = 0; r < kRows; ++r) {
+    for (float& v : row)
+      v = u(rng);
+    quantize_row(type, row.data(), slot->bytes.data() + static_cast<std::size_t>(r) * row_bytes,
+                 kCols);
+  }
+  for (std::size_t c = 1; c < copies; ++c) {
+    std::copy_n(slot->bytes.data(), matrix_bytes, slot->bytes.data() + c * matrix_bytes);
+  }
+  for (std::size_t c = 0; c < copies; ++c) {
+    Matrix m;
+    m.type = type;
+    m.cols = kCols;
+    m.rows = kRows;
+    m.row_bytes = row_bytes;
+    m.data = slot->bytes.data() + c * matrix_bytes;
+    m.name = "bench";
+    slot->copies.push_back(m);
+  }
+  return *slot;
+}
+
+void run_matmul(benchmark::State& state, GgmlType type, IsaLevel level, std::int64_t n,
+                int threads) {
+  const Weights& w = weights(type);
+  ThreadPool pool(threads);
+  MatmulScratch scratch(threads, kCols, n);
+  std::vector<float> x(static_cast<std::size_t>(n * kCols));
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (float& v : x)
+    v = u(rng);
+  std::vector<float> y(static_cast<std::size_t>(n * kRows));
+  const KernelTable& kernels = kernel_table(level);
+  std::size_t next = 0;
+  for (auto _ : state) {
+    matmul(pool, scratch, kernels, w.copies[next], x.data(), n, y.data());
+    next = (next + 1) % w.copies.size();
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double bytes = static_cast<double>(w.copies[0].row_bytes) * kRows;
+  state.counters["GB"] = benchmark::Counter(bytes * static_cast<double>(state.iterations()) / 1e9,
+                                            benchmark::Counter::kIsRate);
+  state.counters["tok"] =
+      benchmark::Counter(static_cast<double>(n * state.iterations()), benchmark::Counter::kIsRate);
+}
+
+void register_all() {
+  const IsaLevel top = max_isa(detect_cpu_features());
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kF16, GgmlType::kBF16,
+                        GgmlType::kF32, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    for (IsaLevel level : {IsaLevel::kAvx512, IsaLevel::kAvx2, IsaLevel::kScalar}) {
+      if (static_cast<int>(level) > static_cast<int>(top)) continue;
+      for (std::int64_t n : {1, 16}) {
+        for (int threads : {2, 1}) {
+          const std::string name = "matmul/" + std::string(ggml_type_info(type).name) + "/" +
+                                   std::string(isa_name(level)) + "/n:" + std::to_string(n) +
+                                   "/threads:" + std::to_string(threads);
+          benchmark::RegisterBenchmark(
+              name.c_str(),
+              [=](benchmark::State& state) { run_matmul(state, type, level, n, threads); })
+              ->UseRealTime()
+              ->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace spillway::engine
+
+int main(int argc, char** argv) {
+  using namespace spillway::engine;
+  std::printf("%s\n", describe_cpu(detect_cpu_features(), selected_isa()).c_str());
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# End-to-end checks of the spillway binary: the acceptance commands of the engine issue, and
+# clear errors (message + exit code) for bad files and bad arguments.
+# Usage: cli_test.sh SPILLWAY_BINARY SHARED_DIR TMP_DIR
+set -uo pipefail
+bin=$1
+shared=$2
+tmp=$3
+mkdir -p "$tmp"
+models=$shared/models
+passed=0
+failed=0
+
+check() {  # check NAME CONDITION-STATUS
+  if [ "$2" -eq 0 ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $1"
+  fi
+}
+
+# expect_error NAME EXIT_CODE STDERR_SUBSTRING -- ARGS...
+expect_error() {
+  local name=$1 code=$2 needle=$3
+  shift 4
+  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  local ok=0
+  [ "$rc" -eq "$code" ] || { echo "  $name: exit $rc, expected $code"; ok=1; }
+  grep -qF -- "$needle" "$tmp/err" || { echo "  $name: stderr lacks '$needle':"; cat "$tmp/err"; ok=1; }
+  [ "$(wc -l <"$tmp/err")" -le 2 ] || { echo "  $name: error is not one line:"; cat "$tmp/err"; ok=1; }
+  [ ! -s "$tmp/out" ] || { echo "  $name: unexpected stdout"; ok=1; }
+  check "$name" $ok
+}
+
+if [ ! -f "$models/stories260K.gguf" ]; then
+  if [ -n "${CI:-}" ]; then echo "missing $models"; echo "0 passed, 1 failed"; exit 1; fi
+  echo "skipping: no shared models at $models"
+  exit 0
+fi
+
+# The acceptance commands: exact reproduction of the llama2.c reference output.
+"$bin" generate --model "$models/stories260K.gguf" --prompt "" --max-tokens 256 --temperature 0 \
+  2>/dev/null | cmp -s - "$models/stories260K_greedy256.txt"
+check "gguf greedy 256 equals reference" $?
+"$bin" generate --model "$models/stories260K.bin" --tokenizer "$models/tok512.bin" --prompt "" \
+  --max-tokens 256 --temperature 0 2>/dev/null | cmp -s - "$models/stories260K_greedy256.txt"
+check "llama2.c greedy 256 equals reference" $?
+out=$("$bin" generate --model "$models/stories260K.gguf" --prompt "Lily" -n 10 -t 0 --raw 2>/dev/null)
+[ -n "$out" ] && [ "$(printf '%s' "$out" | wc -l)" -le 1 ]
+check "stdout holds only the continuation" $?
+[ "$("$bin" generate -m "$models/stories260K.gguf" -p "Lily" -n 30 -t 0.9 -s 5 2>/dev/null)" = \
+  "$("$bin" generate -m "$models/stories260K.gguf" -p "Lily" -n 30 -t 0.9 -s 5 2>/dev/null)" ]
+check "same seed, same output" $?
+
+# Bad files.
+head -c 5000 "$models/stories260K.gguf" >"$tmp/truncated.gguf"
+expect_error "truncated gguf" 1 "truncated" -- generate -m "$tmp/truncated.gguf" -p x
+head -c 100000 /dev/urandom >"$tmp/random.gguf"
+printf 'GGUF' | dd of="$tmp/random.gguf" conv=notrunc status=none
+expect_error "random bytes after magic" 1 "random.gguf" -- generate -m "$tmp/random.gguf" -p x
+expect_error "missing file" 1 "No such file" -- generate -m "$tmp/nope.gguf" -p x
+expect_error "vocab-only gguf" 1 "no tensors" -- generate -m "$models/ggml-vocab-llama-spm.gguf" -p x
+expect_error "llama2.c without tokenizer" 1 "--tokenizer" -- generate -m "$models/stories260K.bin" -p x
+
+# Bad arguments.
+long=$(printf 'Lily %.0s' $(seq 1 700))
+expect_error "prompt longer than the context" 2 "context holds 512" -- \
+  generate -m "$models/stories260K.gguf" -p "$long" -c 512
+expect_error "negative temperature" 2 "temperature" -- \
+  generate -m "$models/stories260K.gguf" -p x -t -1
+expect_error "zero max tokens" 2 "max-tokens" -- generate -m "$models/stories260K.gguf" -p x -n 0
+expect_error "missing prompt" 2 "prompt" -- generate -m "$models/stories260K.gguf"
+expect_error "unknown option" 2 "--bogus" -- generate -m "$models/stories260K.gguf" -p x --bogus
+expect_error "mkmodel unknown shape" 2 "unknown shape" -- \
+  mkmodel --shape gpt-9 --vocab "$models/ggml-vocab-llama-spm.gguf" -o "$tmp/x.gguf"
+expect_error "mkmodel unknown type" 2 "unknown weight type" -- \
+  mkmodel --shape tiny --type q3_k --vocab "$models/ggml-vocab-llama-spm.gguf" -o "$tmp/x.gguf"
+expect_error "bench bad concurrency" 2 "concurrency" -- \
+  bench -m "$models/stories260K.gguf" --concurrency 1,x
+
+# mkmodel writes a loadable model; bench reports exactly the documented JSON keys.
+"$bin" mkmodel --shape tiny --type q4_0 --vocab "$models/ggml-vocab-llama-spm.gguf" \
+  -o "$tmp/tiny.gguf" 2>/dev/null && "$bin" generate -m "$tmp/tiny.gguf" -p "Hi" -n 4 -t 0 >/dev/null 2>&1
+check "mkmodel output generates" $?
+json=$("$bin" bench -m "$models/stories260K.gguf" --threads 1 --prompt-tokens 16 --gen-tokens 4 \
+  --concurrency 1,2 --repetitions 1 --json 2>/dev/null)
+python3 - "$json" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+assert sorted(r) == sorted(["pp_tps", "tg_tps", "concurrency", "weight_bytes_per_token",
+                            "read_bandwidth_gbs", "tg_fraction_of_limit", "peak_rss_bytes"]), r
+assert sorted(r["concurrency"]) == ["1", "2"], r
+assert r["pp_tps"] > 0 and r["tg_tps"] > 0 and r["read_bandwidth_gbs"] > 0
+PY
+check "bench --json keys" $?
+
+"$bin" --version | grep -q "^spillway "
+check "--version" $?
+"$bin" --help | grep -q "generate"
+check "--help lists generate" $?
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -20,16 +20,17 @@ BENCHMARK(BM_HistogramObserve)->Threads(1)->Threads(2);
 
 void BM_CounterInc(benchmark::State& state) {
   static Counter c;
-  for (auto _ : state) c.inc();
+  for (auto _ : state)
+    c.inc();
   benchmark::DoNotOptimize(c.value());
 }
 BENCHMARK(BM_CounterInc)->Threads(1)->Threads(2);
 
 void BM_FormatLogLine(benchmark::State& state) {
   for (auto _ : state) {
-    std::string line = format_log_line(LogFormat::kText, 1700000000123, LogLevel::kInfo,
-                                       "request finished",
-                                       {kv("request_id", "req-1"), kv("tokens", 128)});
+    std::string line =
+        format_log_line(LogFormat::kText, 1700000000123, LogLevel::kInfo, "request finished",
+                        {kv("request_id", "req-1"), kv("tokens", 128)});
     benchmark::DoNotOptimize(line);
   }
 }

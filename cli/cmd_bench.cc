@@ -7,10 +7,12 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cli/commands.h"
 #include "core/log.h"
+
 #include "engine/bench.h"
 #include "engine/model.h"
+
+#include "cli/commands.h"
 
 namespace spillway::cli {
 namespace {
@@ -51,14 +53,15 @@ int run_bench(BenchFlags& f) {
   if (!conc.ok()) return fail(conc.error());
   f.options.concurrency = *conc;
   if (f.options.threads == 0) {
-    f.options.threads = static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+    f.options.threads =
+        static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
   }
   auto model = engine::Model::load({f.model, f.tokenizer});
   if (!model.ok()) return fail(model.error());
-  log_info("benchmarking", {kv("model", f.model), kv("threads", f.options.threads),
-                            kv("prompt_tokens", f.options.prompt_tokens),
-                            kv("gen_tokens", f.options.gen_tokens),
-                            kv("repetitions", f.options.repetitions)});
+  log_info("benchmarking",
+           {kv("model", f.model), kv("threads", f.options.threads),
+            kv("prompt_tokens", f.options.prompt_tokens), kv("gen_tokens", f.options.gen_tokens),
+            kv("repetitions", f.options.repetitions)});
   auto report = engine::run_benchmark(**model, f.options);
   if (!report.ok()) return fail(report.error());
   const std::string out = f.json ? report->to_json() + "\n" : report->to_text();
@@ -76,8 +79,12 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("--tokenizer", f->tokenizer, "llama2.c tokenizer file (llama2.c models only)");
   app->add_option("--threads", f->options.threads, "Threads (default: all cores)")
       ->check(CLI::Range(1, 512));
-  app->add_option("--prompt-tokens", f->options.prompt_tokens)->capture_default_str()->check(CLI::Range(1, 1 << 20));
-  app->add_option("--gen-tokens", f->options.gen_tokens)->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app->add_option("--prompt-tokens", f->options.prompt_tokens)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app->add_option("--gen-tokens", f->options.gen_tokens)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   app->add_option("--concurrency", f->concurrency, "Comma-separated sequence counts")
       ->capture_default_str();
   app->add_option("--repetitions", f->options.repetitions, "Median of R runs")

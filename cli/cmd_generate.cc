@@ -7,10 +7,12 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cli/commands.h"
 #include "core/log.h"
+
 #include "engine/generator.h"
 #include "engine/model.h"
+
+#include "cli/commands.h"
 
 namespace spillway::cli {
 namespace {
@@ -32,11 +34,12 @@ int run_generate(const GenerateFlags& f) {
     std::fprintf(stderr, "spillway generate: %s\n", model.error().message().c_str());
     return 1;
   }
-  for (const std::string& w : (*model)->vocab().warnings) log_warn("tokenizer", {kv("warning", w)});
+  for (const std::string& w : (*model)->vocab().warnings)
+    log_warn("tokenizer", {kv("warning", w)});
   engine::GeneratorOptions options;
-  options.threads = f.threads > 0 ? f.threads
-                                  : static_cast<std::int32_t>(
-                                        std::max(1u, std::thread::hardware_concurrency()));
+  options.threads =
+      f.threads > 0 ? f.threads
+                    : static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
   options.context = f.context;
   auto generator = engine::Generator::create(**model, options);
   if (!generator.ok()) {
@@ -46,8 +49,8 @@ int run_generate(const GenerateFlags& f) {
   engine::GenerateRequest request = f.request;
   request.prompt = f.prompt;
   if (!f.seed_given) {
-    request.sampling.seed = static_cast<std::uint64_t>(
-        std::chrono::system_clock::now().time_since_epoch().count());
+    request.sampling.seed =
+        static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   }
   const auto start = std::chrono::steady_clock::now();
   auto first_token = start;

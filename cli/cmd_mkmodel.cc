@@ -7,9 +7,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cli/commands.h"
 #include "core/log.h"
+
 #include "engine/mkmodel.h"
+
+#include "cli/commands.h"
 
 namespace spillway::cli {
 namespace {
@@ -17,6 +19,7 @@ namespace {
 struct MkModelFlags {
   std::string shape = "tinyllama-1.1b";
   std::string type = "q8_0";
+  std::string arch = "llama";
   std::string vocab;
   std::uint64_t seed = 1;
   std::string out;
@@ -32,15 +35,23 @@ int run_mkmodel(const MkModelFlags& f) {
   auto type = engine::parse_weight_type(f.type);
   if (!type.ok()) return fail(type.error());
   const auto start = std::chrono::steady_clock::now();
-  engine::MkModelOptions options{*shape, *type, f.vocab, f.seed, f.out};
+  engine::MkModelOptions options;
+  options.shape = *shape;
+  options.arch = f.arch;
+  options.type = *type;
+  options.vocab_path = f.vocab;
+  options.seed = f.seed;
+  options.out_path = f.out;
   if (Status s = engine::write_random_model(options); !s.ok()) return fail(s.error());
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(f.out, ec);
-  log_info("model written",
-           {kv("path", f.out), kv("shape", f.shape), kv("type", f.type), kv("bytes", bytes),
-            kv("seconds", fmt::format("{:.1f}", std::chrono::duration<double>(
-                                                    std::chrono::steady_clock::now() - start)
-                                                    .count()))});
+  log_info(
+      "model written",
+      {kv("path", f.out), kv("shape", f.shape), kv("type", f.type), kv("bytes", bytes),
+       kv("seconds",
+          fmt::format(
+              "{:.1f}",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()))});
   return 0;
 }
 
@@ -55,7 +66,10 @@ Command add_mkmodel_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--type", f->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k")
       ->capture_default_str();
-  app->add_option("--vocab", f->vocab, "GGUF whose tokenizer to copy, e.g. ggml-vocab-llama-spm.gguf")
+  app->add_option("--arch", f->arch, "llama, or qwen2 (attention biases, NeoX RoPE)")
+      ->capture_default_str();
+  app->add_option("--vocab", f->vocab,
+                  "GGUF whose tokenizer to copy, e.g. ggml-vocab-llama-spm.gguf")
       ->required()
       ->check(CLI::ExistingFile);
   app->add_option("--seed", f->seed, "Seed for the weights")->capture_default_str();

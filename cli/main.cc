@@ -5,8 +5,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cli/commands.h"
 #include "core/log.h"
+
+#include "cli/commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{

@@ -5,8 +5,8 @@
 namespace spillway {
 
 TimePoint SteadyClock::now() const {
-  return TimePoint(std::chrono::duration_cast<Nanos>(
-      std::chrono::steady_clock::now().time_since_epoch()));
+  return TimePoint(
+      std::chrono::duration_cast<Nanos>(std::chrono::steady_clock::now().time_since_epoch()));
 }
 
 SteadyClock& SteadyClock::instance() {
@@ -14,7 +14,9 @@ SteadyClock& SteadyClock::instance() {
   return clock;
 }
 
-TimePoint ManualClock::now() const { return TimePoint(Nanos(now_ns_.load(std::memory_order_acquire))); }
+TimePoint ManualClock::now() const {
+  return TimePoint(Nanos(now_ns_.load(std::memory_order_acquire)));
+}
 
 void ManualClock::advance(Nanos delta) {
   assert(delta.count() >= 0);

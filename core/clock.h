@@ -43,6 +43,8 @@ class ManualClock final : public Clock {
   std::atomic<std::int64_t> now_ns_;
 };
 
-[[nodiscard]] inline double to_seconds(Nanos d) { return std::chrono::duration<double>(d).count(); }
+[[nodiscard]] inline double to_seconds(Nanos d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 }  // namespace spillway

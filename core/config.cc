@@ -1,11 +1,11 @@
 #include "core/config.h"
 
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
 #include <fstream>
 #include <limits>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <toml++/toml.h>
 
 namespace spillway {
 
@@ -16,21 +16,33 @@ struct ConfigState {
 
 namespace {
 
-const toml::table* as_table(const void* p) { return static_cast<const toml::table*>(p); }
-const toml::node* as_node(const void* p) { return static_cast<const toml::node*>(p); }
+const toml::table* as_table(const void* p) {
+  return static_cast<const toml::table*>(p);
+}
+const toml::node* as_node(const void* p) {
+  return static_cast<const toml::node*>(p);
+}
 
 std::string_view type_name(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a number";
-    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a number";
+    case toml::node_type::boolean:
+      return "a boolean";
     case toml::node_type::date:
     case toml::node_type::time:
-    case toml::node_type::date_time: return "a date/time";
-    case toml::node_type::none: return "nothing";
+    case toml::node_type::date_time:
+      return "a date/time";
+    case toml::node_type::none:
+      return "nothing";
   }
   return "an unknown value";
 }
@@ -70,16 +82,25 @@ Result<ConfigDocument> ConfigDocument::load_file(const std::string& path) {
   return parse(text, path);
 }
 
-ConfigTable ConfigDocument::root() const { return ConfigTable(state_, &state_->root, ""); }
-const std::string& ConfigDocument::source_name() const { return state_->source_name; }
+ConfigTable ConfigDocument::root() const {
+  return ConfigTable(state_, &state_->root, "");
+}
+const std::string& ConfigDocument::source_name() const {
+  return state_->source_name;
+}
 
-const void* ConfigTable::node(std::string_view key) const { return as_table(table_)->get(key); }
+const void* ConfigTable::node(std::string_view key) const {
+  return as_table(table_)->get(key);
+}
 
-bool ConfigTable::has(std::string_view key) const { return node(key) != nullptr; }
+bool ConfigTable::has(std::string_view key) const {
+  return node(key) != nullptr;
+}
 
 std::vector<std::string> ConfigTable::keys() const {
   std::vector<std::string> out;
-  for (const auto& [k, v] : *as_table(table_)) out.emplace_back(k.str());
+  for (const auto& [k, v] : *as_table(table_))
+    out.emplace_back(k.str());
   return out;
 }
 
@@ -106,8 +127,7 @@ Error ConfigTable::missing(std::string_view key) const {
 
 Error ConfigTable::wrong_type(const void* n, std::string_view key,
                               std::string_view expected) const {
-  return located(n, key,
-                 fmt::format("expected {}, got {}", expected, type_name(*as_node(n))));
+  return located(n, key, fmt::format("expected {}, got {}", expected, type_name(*as_node(n))));
 }
 
 Result<std::string> ConfigTable::string(std::string_view key) const {
@@ -227,7 +247,8 @@ Result<bool> ConfigTable::boolean_or(std::string_view key, bool fallback) const 
 Status ConfigTable::check_keys(std::initializer_list<std::string_view> allowed) const {
   for (const auto& [k, v] : *as_table(table_)) {
     bool known = false;
-    for (std::string_view a : allowed) known = known || a == k.str();
+    for (std::string_view a : allowed)
+      known = known || a == k.str();
     if (!known) {
       return located(&v, k.str(),
                      fmt::format("unknown key (allowed here: {})", fmt::join(allowed, ", ")));

@@ -59,13 +59,13 @@ class ConfigTable {
 
  private:
   friend class ConfigDocument;
-  ConfigTable(std::shared_ptr<const struct ConfigState> state, const void* table,
-              std::string path)
+  ConfigTable(std::shared_ptr<const struct ConfigState> state, const void* table, std::string path)
       : state_(std::move(state)), table_(table), path_(std::move(path)) {}
 
   [[nodiscard]] const void* node(std::string_view key) const;
   [[nodiscard]] std::string key_path(std::string_view key) const;
-  [[nodiscard]] Error located(const void* node, std::string_view key, std::string_view message) const;
+  [[nodiscard]] Error located(const void* node, std::string_view key,
+                              std::string_view message) const;
   [[nodiscard]] Error missing(std::string_view key) const;
   [[nodiscard]] Error wrong_type(const void* node, std::string_view key,
                                  std::string_view expected) const;
@@ -80,8 +80,7 @@ class ConfigDocument {
   // Reads and parses a TOML file; syntax errors carry file:line:column.
   [[nodiscard]] static Result<ConfigDocument> load_file(const std::string& path);
   // Parses TOML text; `source_name` stands in for the file name in errors.
-  [[nodiscard]] static Result<ConfigDocument> parse(std::string_view text,
-                                                    std::string source_name);
+  [[nodiscard]] static Result<ConfigDocument> parse(std::string_view text, std::string source_name);
 
   [[nodiscard]] ConfigTable root() const;
   [[nodiscard]] const std::string& source_name() const;

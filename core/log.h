@@ -7,14 +7,14 @@
 // threads never interleave.
 #pragma once
 
+#include <fmt/core.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <string>
 #include <string_view>
-
-#include <fmt/core.h>
 
 #include "core/status.h"
 
@@ -45,7 +45,9 @@ void set_log_format(LogFormat format);
 // trailing newline. Passing an empty function restores stderr. For tests.
 void set_log_sink(std::function<void(std::string_view)> sink);
 
-[[nodiscard]] inline bool log_enabled(LogLevel level) { return level >= log_level(); }
+[[nodiscard]] inline bool log_enabled(LogLevel level) {
+  return level >= log_level();
+}
 
 void log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields = {});
 inline void log_debug(std::string_view m, std::initializer_list<LogField> f = {}) {

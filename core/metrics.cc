@@ -1,10 +1,10 @@
 #include "core/metrics.h"
 
+#include <fmt/format.h>
+
 #include <cassert>
 #include <cmath>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 namespace spillway {
 namespace {
@@ -13,9 +13,12 @@ enum FamilyType { kCounter = 0, kGauge = 1, kHistogram = 2 };
 
 std::string_view type_word(int type) {
   switch (type) {
-    case kCounter: return "counter";
-    case kGauge: return "gauge";
-    default: return "histogram";
+    case kCounter:
+      return "counter";
+    case kGauge:
+      return "gauge";
+    default:
+      return "histogram";
   }
 }
 
@@ -88,10 +91,17 @@ std::string escape_label_value(std::string_view value) {
   out.reserve(value.size());
   for (char c : value) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -100,7 +110,8 @@ std::string escape_label_value(std::string_view value) {
 std::string format_metric_value(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (v == std::trunc(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
+  if (v == std::trunc(v) && std::fabs(v) < 1e15)
+    return fmt::format("{}", static_cast<long long>(v));
   return fmt::format("{}", v);
 }
 
@@ -109,7 +120,9 @@ void Counter::inc(double delta) {
   atomic_add(value_, delta);
 }
 
-void Gauge::add(double delta) { atomic_add(value_, delta); }
+void Gauge::add(double delta) {
+  atomic_add(value_, delta);
+}
 
 Histogram::Histogram(std::vector<double> upper_bounds)
     : bounds_(std::move(upper_bounds)),
@@ -123,7 +136,8 @@ Histogram::Histogram(std::vector<double> upper_bounds)
 
 void Histogram::observe(double v) {
   std::size_t i = 0;
-  while (i < bounds_.size() && v > bounds_[i]) ++i;  // Buckets are "le": v <= bound.
+  while (i < bounds_.size() && v > bounds_[i])
+    ++i;  // Buckets are "le": v <= bound.
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
   atomic_add(sum_, v);
@@ -134,7 +148,7 @@ std::uint64_t Histogram::bucket_count(std::size_t i) const {
 }
 
 std::vector<double> latency_buckets_seconds() {
-  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1,  0.25, 0.5,
           0.75,  1.0,    2.5,   5.0,  7.5,   10.0, 20.0,  30.0, 60.0};
 }
 
@@ -185,7 +199,8 @@ MetricsRegistry::Family& MetricsRegistry::family(std::string_view name, std::str
       return *f;
     }
   }
-  families_.push_back(std::make_unique<Family>(Family{std::string(name), std::string(help), type, {}}));
+  families_.push_back(
+      std::make_unique<Family>(Family{std::string(name), std::string(help), type, {}}));
   return *families_.back();
 }
 
@@ -246,9 +261,9 @@ std::string MetricsRegistry::render_prometheus() const {
         std::uint64_t cumulative = 0;
         for (std::size_t i = 0; i < h.upper_bounds().size(); ++i) {
           cumulative += h.bucket_count(i);
-          out += fmt::format("{}_bucket{} {}\n", f->name,
-                             render_labels(s.labels, "le", format_metric_value(h.upper_bounds()[i])),
-                             cumulative);
+          out += fmt::format(
+              "{}_bucket{} {}\n", f->name,
+              render_labels(s.labels, "le", format_metric_value(h.upper_bounds()[i])), cumulative);
         }
         cumulative += h.bucket_count(h.upper_bounds().size());
         out += fmt::format("{}_bucket{} {}\n", f->name, render_labels(s.labels, "le", "+Inf"),

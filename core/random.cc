@@ -16,7 +16,9 @@ std::uint64_t splitmix64(std::uint64_t& x) {
 // GCC/Clang extension; __extension__ keeps -Wpedantic quiet about it.
 __extension__ using Uint128 = unsigned __int128;
 
-std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+std::uint64_t rotl(std::uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 }  // namespace
 
@@ -40,7 +42,8 @@ double Random::exponential(double mean) {
 }
 
 SeededRandom::SeededRandom(std::uint64_t seed) {
-  for (std::uint64_t& word : s_) word = splitmix64(seed);
+  for (std::uint64_t& word : s_)
+    word = splitmix64(seed);
 }
 
 std::uint64_t SeededRandom::next_u64() {

@@ -8,33 +8,33 @@
 // Thread-safety: values, no shared state.
 #pragma once
 
+#include <fmt/core.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
 
-#include <fmt/core.h>
-
 namespace spillway {
 
 enum class ErrorCode : std::uint16_t {
   kOk = 0,
-  kInvalidArgument = 1,     // The caller sent something malformed or out of range.
-  kNotFound = 2,            // A named thing (model, file, route, key) does not exist.
-  kOutOfRange = 3,          // A value is well-formed but beyond a limit (e.g. context length).
-  kResourceExhausted = 4,   // A queue, quota or pool is full; retrying later may succeed.
-  kUnavailable = 5,         // Not ready or shutting down; retrying elsewhere may succeed.
-  kInternal = 6,            // A bug or broken invariant inside Spillway.
-  kDataLoss = 7,            // A file or stream is corrupt or truncated.
-  kUnauthenticated = 8,     // Missing or wrong credentials.
-  kPermissionDenied = 9,    // Credentials valid but not allowed to do this.
-  kDeadlineExceeded = 10,   // A deadline passed before the work finished.
-  kCancelled = 11,          // The caller went away or asked to stop.
-  kFailedPrecondition = 12, // The system is not in a state where this can run.
-  kUnimplemented = 13,      // Valid request for a feature Spillway does not have.
-  kAlreadyExists = 14,      // Creating something whose name is taken.
-  kPayloadTooLarge = 15,    // A request body or field exceeds its configured size limit.
+  kInvalidArgument = 1,      // The caller sent something malformed or out of range.
+  kNotFound = 2,             // A named thing (model, file, route, key) does not exist.
+  kOutOfRange = 3,           // A value is well-formed but beyond a limit (e.g. context length).
+  kResourceExhausted = 4,    // A queue, quota or pool is full; retrying later may succeed.
+  kUnavailable = 5,          // Not ready or shutting down; retrying elsewhere may succeed.
+  kInternal = 6,             // A bug or broken invariant inside Spillway.
+  kDataLoss = 7,             // A file or stream is corrupt or truncated.
+  kUnauthenticated = 8,      // Missing or wrong credentials.
+  kPermissionDenied = 9,     // Credentials valid but not allowed to do this.
+  kDeadlineExceeded = 10,    // A deadline passed before the work finished.
+  kCancelled = 11,           // The caller went away or asked to stop.
+  kFailedPrecondition = 12,  // The system is not in a state where this can run.
+  kUnimplemented = 13,       // Valid request for a feature Spillway does not have.
+  kAlreadyExists = 14,       // Creating something whose name is taken.
+  kPayloadTooLarge = 15,     // A request body or field exceeds its configured size limit.
 };
 
 // Stable lower-case name, e.g. "invalid_argument".
@@ -69,15 +69,14 @@ class [[nodiscard]] Error {
 };
 
 template <typename... Args>
-[[nodiscard]] Error make_error(ErrorCode code, fmt::format_string<Args...> format,
-                               Args&&... args) {
+[[nodiscard]] Error make_error(ErrorCode code, fmt::format_string<Args...> format, Args&&... args) {
   return Error(code, fmt::format(format, std::forward<Args>(args)...));
 }
 
 // Success, or an Error.
 class [[nodiscard]] Status {
  public:
-  Status() = default;  // OK.
+  Status() = default;                                            // OK.
   Status(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT: implicit by design.
 
   [[nodiscard]] static Status ok_status() { return Status(); }
@@ -96,7 +95,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : storage_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
+  Result(T value) : storage_(std::in_place_index<0>, std::move(value)) {}      // NOLINT
   Result(Error error) : storage_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   [[nodiscard]] bool ok() const { return storage_.index() == 0; }
@@ -122,7 +121,9 @@ class [[nodiscard]] Result {
 };
 
 namespace internal {
-inline Error take_error(Status&& s) { return std::move(s).error(); }
+inline Error take_error(Status&& s) {
+  return std::move(s).error();
+}
 template <typename T>
 Error take_error(Result<T>&& r) {
   return std::move(r).error();
@@ -135,18 +136,17 @@ Error take_error(Result<T>&& r) {
 #define SPW_CONCAT(a, b) SPW_CONCAT_INNER(a, b)
 
 // Evaluates `expr` (a Status or Result); on failure returns its Error from this function.
-#define SPW_TRY(expr)                                                       \
-  do {                                                                      \
-    auto&& spw_try_result = (expr);                                         \
-    if (!spw_try_result.ok())                                               \
-      return ::spillway::internal::take_error(std::move(spw_try_result));   \
+#define SPW_TRY(expr)                                                                             \
+  do {                                                                                            \
+    auto&& spw_try_result = (expr);                                                               \
+    if (!spw_try_result.ok()) return ::spillway::internal::take_error(std::move(spw_try_result)); \
   } while (false)
 
 // `SPW_ASSIGN_OR_RETURN(auto x, ParseThing(...));` declares/assigns `x` from a Result's value,
 // or returns its Error from this function.
 #define SPW_ASSIGN_OR_RETURN(lhs, expr) \
   SPW_ASSIGN_OR_RETURN_IMPL(SPW_CONCAT(spw_result_, __LINE__), lhs, expr)
-#define SPW_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                      \
-  auto tmp = (expr);                                                   \
+#define SPW_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                         \
+  auto tmp = (expr);                                                      \
   if (!tmp.ok()) return ::spillway::internal::take_error(std::move(tmp)); \
   lhs = std::move(tmp).value()

@@ -1,14 +1,15 @@
 #include "engine/bench.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <memory>
 #include <numeric>
 
-#include <fmt/format.h>
-
 #include "core/random.h"
+
 #include "engine/forward.h"
 #include "engine/kv_cache.h"
 #include "engine/thread_pool.h"
@@ -33,7 +34,8 @@ double median(std::vector<double> v) {
 std::uint64_t sum_words(const std::uint64_t* p, std::size_t n) {
   std::uint64_t acc[8] = {};
   for (std::size_t i = 0; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += p[i + j];
+    for (int j = 0; j < 8; ++j)
+      acc[j] += p[i + j];
   }
   return std::accumulate(std::begin(acc), std::end(acc), std::uint64_t{0});
 }
@@ -43,7 +45,8 @@ std::vector<std::int32_t> random_tokens(std::int32_t n, std::int32_t vocab, std:
   SeededRandom rng(seed);
   std::vector<std::int32_t> out(static_cast<std::size_t>(n));
   const auto lo = std::min<std::int32_t>(3, vocab - 1);
-  for (auto& t : out) t = lo + static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(vocab - lo)));
+  for (auto& t : out)
+    t = lo + static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(vocab - lo)));
   return out;
 }
 
@@ -51,7 +54,8 @@ std::vector<std::int32_t> random_tokens(std::int32_t n, std::int32_t vocab, std:
 struct Sequences {
   Sequences(const Model& m, ThreadPool& pool, std::int32_t count, std::int32_t tokens_each,
             std::int32_t max_batch)
-      : cache(std::move(KvCache::create(m.config(), {16, count * ((tokens_each + 15) / 16)})).value()),
+      : cache(std::move(KvCache::create(m.config(), {16, count * ((tokens_each + 15) / 16)}))
+                  .value()),
         forward(m, cache, pool, max_batch),
         tables(static_cast<std::size_t>(count)),
         logits(static_cast<std::size_t>(count) * m.config().n_vocab) {
@@ -77,7 +81,8 @@ double measure_read_bandwidth_gbs(std::size_t bytes, std::int32_t threads, std::
   ThreadPool pool(threads);
   // Touch every page first (in parallel, so each thread's share is local to it).
   pool.parallel_for(static_cast<std::int64_t>(words), 4096, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) buf[i] = static_cast<std::uint64_t>(i);
+    for (std::int64_t i = b; i < e; ++i)
+      buf[i] = static_cast<std::uint64_t>(i);
   });
   double best = 0;
   std::vector<std::uint64_t> sink(static_cast<std::size_t>(pool.size()));
@@ -107,8 +112,9 @@ Result<BenchReport> run_benchmark(const Model& model, const BenchOptions& o) {
   const ModelConfig& c = model.config();
   if (o.threads < 1 || o.prompt_tokens < 1 || o.gen_tokens < 1 || o.repetitions < 1 ||
       o.concurrency.empty()) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "threads, prompt tokens, generated tokens, repetitions and concurrency must be >= 1");
+    return Error(
+        ErrorCode::kInvalidArgument,
+        "threads, prompt tokens, generated tokens, repetitions and concurrency must be >= 1");
   }
   for (std::int32_t cc : o.concurrency) {
     if (cc < 1 || cc > 1024) {
@@ -135,8 +141,9 @@ Result<BenchReport> run_benchmark(const Model& model, const BenchOptions& o) {
     for (std::int32_t p = 0; p < o.prompt_tokens; ++p) {
       batch.push_back({s, p, prompt[static_cast<std::size_t>(p)], p == o.prompt_tokens - 1});
     }
-    return seqs.forward.run({batch, seqs.spans},
-                            std::span(seqs.logits).subspan(static_cast<std::size_t>(s) * c.n_vocab));
+    return seqs.forward.run(
+        {batch, seqs.spans},
+        std::span(seqs.logits).subspan(static_cast<std::size_t>(s) * c.n_vocab));
   };
   // Decodes gen_tokens steps for all sequences together; returns generated tokens/s.
   auto decode = [&](Sequences& seqs, std::int32_t count) -> Result<double> {
@@ -166,19 +173,21 @@ Result<BenchReport> run_benchmark(const Model& model, const BenchOptions& o) {
     for (std::int32_t cc : o.concurrency) {
       Sequences many(model, pool, cc, per_seq, max_batch);
       // Each sequence's prompt first (not timed: prefill is not what this measures).
-      for (std::int32_t s = 0; s < cc; ++s) SPW_TRY(prefill(many, s));
+      for (std::int32_t s = 0; s < cc; ++s)
+        SPW_TRY(prefill(many, s));
       SPW_ASSIGN_OR_RETURN(const double agg, decode(many, cc));
       conc[cc].push_back(agg);
     }
   }
   report.pp_tps = median(pp);
   report.tg_tps = median(tg);
-  for (auto& [cc, v] : conc) report.concurrency[cc] = median(v);
+  for (auto& [cc, v] : conc)
+    report.concurrency[cc] = median(v);
   // Peak memory of the model runs, read before the probe allocates its buffer.
   report.peak_rss_bytes = peak_rss_bytes();
   report.read_bandwidth_gbs = measure_read_bandwidth_gbs(o.probe_bytes, o.threads, 7);
-  report.tg_fraction_of_limit =
-      report.tg_tps * static_cast<double>(report.weight_bytes_per_token) / (report.read_bandwidth_gbs * 1e9);
+  report.tg_fraction_of_limit = report.tg_tps * static_cast<double>(report.weight_bytes_per_token) /
+                                (report.read_bandwidth_gbs * 1e9);
   return report;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
+
 #include "engine/model.h"
 
 namespace spillway::engine {
@@ -26,14 +27,14 @@ struct BenchOptions {
 };
 
 struct BenchReport {
-  double pp_tps = 0;                          // Prompt tokens/s, one prompt.
-  double tg_tps = 0;                          // Generated tokens/s, one sequence.
+  double pp_tps = 0;                           // Prompt tokens/s, one prompt.
+  double tg_tps = 0;                           // Generated tokens/s, one sequence.
   std::map<std::int32_t, double> concurrency;  // C → aggregate generated tokens/s.
   std::size_t weight_bytes_per_token = 0;
-  double read_bandwidth_gbs = 0;              // 1e9 bytes/s, all threads.
-  double tg_fraction_of_limit = 0;            // tg_tps * weight bytes / bandwidth.
-  std::size_t peak_rss_bytes = 0;             // Of the model runs (before the probe).
-  std::string isa;                            // Kernels used, e.g. "avx512".
+  double read_bandwidth_gbs = 0;    // 1e9 bytes/s, all threads.
+  double tg_fraction_of_limit = 0;  // tg_tps * weight bytes / bandwidth.
+  std::size_t peak_rss_bytes = 0;   // Of the model runs (before the probe).
+  std::string isa;                  // Kernels used, e.g. "avx512".
 
   // One JSON object with exactly the keys above (isa excluded).
   [[nodiscard]] std::string to_json() const;

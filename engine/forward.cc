@@ -1,10 +1,10 @@
 #include "engine/forward.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "engine/ops.h"
 #include "engine/quant.h"
@@ -53,8 +53,8 @@ Status ForwardPass::validate(const ForwardBatch& batch, std::size_t logits_size)
   for (std::int64_t i = 0; i < n; ++i) {
     const BatchToken& b = batch.tokens[static_cast<std::size_t>(i)];
     if (b.token < 0 || b.token >= c.n_vocab) {
-      return make_error(ErrorCode::kInvalidArgument, "token id {} is outside the vocabulary [0, {})",
-                        b.token, c.n_vocab);
+      return make_error(ErrorCode::kInvalidArgument,
+                        "token id {} is outside the vocabulary [0, {})", b.token, c.n_vocab);
     }
     if (b.seq < 0 || static_cast<std::size_t>(b.seq) >= batch.block_tables.size()) {
       return make_error(ErrorCode::kInvalidArgument, "batch entry {} names sequence {} of {}", i,
@@ -119,7 +119,8 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
         const float* v = cache_.value(layer, table[static_cast<std::size_t>(p / bt)], p % bt) +
                          static_cast<std::int64_t>(kvh) * c.head_dim;
         const float a = scores[p];
-        for (std::int32_t i = 0; i < c.head_dim; ++i) out[i] += a * v[i];
+        for (std::int32_t i = 0; i < c.head_dim; ++i)
+          out[i] += a * v[i];
       }
     }
   });
@@ -151,7 +152,8 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
       float* k = k_.data() + t * c.kv_dim();
       float* v = v_.data() + t * c.kv_dim();
       if (c.attention_bias) {
-        for (std::int32_t i = 0; i < c.q_dim(); ++i) q[i] += w.bq[static_cast<std::size_t>(i)];
+        for (std::int32_t i = 0; i < c.q_dim(); ++i)
+          q[i] += w.bq[static_cast<std::size_t>(i)];
         for (std::int32_t i = 0; i < c.kv_dim(); ++i) {
           k[i] += w.bk[static_cast<std::size_t>(i)];
           v[i] += w.bv[static_cast<std::size_t>(i)];
@@ -167,7 +169,8 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
     }
     attention(batch, l);
     matmul(pool_, scratch_, w.wo, att_.data(), n, xn_.data());
-    for (std::int64_t i = 0; i < n * d; ++i) x_[static_cast<std::size_t>(i)] += xn_[static_cast<std::size_t>(i)];
+    for (std::int64_t i = 0; i < n * d; ++i)
+      x_[static_cast<std::size_t>(i)] += xn_[static_cast<std::size_t>(i)];
 
     for (std::int64_t t = 0; t < n; ++t) {
       rms_norm(x_.data() + t * d, w.ffn_norm.data(), c.rms_eps, d, xn_.data() + t * d);
@@ -176,7 +179,8 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
     matmul(pool_, scratch_, w.ffn_up, xn_.data(), n, up_.data());
     swiglu(gate_.data(), up_.data(), n * c.n_ff, gate_.data());
     matmul(pool_, scratch_, w.ffn_down, gate_.data(), n, xn_.data());
-    for (std::int64_t i = 0; i < n * d; ++i) x_[static_cast<std::size_t>(i)] += xn_[static_cast<std::size_t>(i)];
+    for (std::int64_t i = 0; i < n * d; ++i)
+      x_[static_cast<std::size_t>(i)] += xn_[static_cast<std::size_t>(i)];
   }
 
   std::int64_t wanted = 0;
@@ -186,7 +190,8 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
              last_hidden_.data() + wanted * d);
     ++wanted;
   }
-  if (wanted > 0) matmul(pool_, scratch_, model_.output(), last_hidden_.data(), wanted, logits.data());
+  if (wanted > 0)
+    matmul(pool_, scratch_, model_.output(), last_hidden_.data(), wanted, logits.data());
   return Status();
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/status.h"
+
 #include "engine/forward.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
@@ -33,15 +34,15 @@ struct GenerateRequest {
   std::int32_t max_tokens = 256;  // >= 1.
   SamplingParams sampling;
   std::vector<std::string> stop;
-  bool add_special = true;        // BOS (and EOS) as the vocabulary says.
-  bool parse_special = false;     // Recognize control-token text such as "<s>" in the prompt.
+  bool add_special = true;     // BOS (and EOS) as the vocabulary says.
+  bool parse_special = false;  // Recognize control-token text such as "<s>" in the prompt.
 };
 
 enum class FinishReason { kStop, kLength };
 
 struct GenerateResult {
   std::vector<std::int32_t> prompt_tokens;
-  std::vector<std::int32_t> tokens;  // Generated, including a final EOS if one was sampled.
+  std::vector<std::int32_t> tokens;   // Generated, including a final EOS if one was sampled.
   std::vector<SampledToken> samples;  // Per generated token (log-probabilities).
   std::string text;                   // Generated text, stop string excluded.
   FinishReason finish = FinishReason::kLength;

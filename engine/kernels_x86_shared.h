@@ -101,11 +101,11 @@ void quantize_q8_256_x86(const float* x, std::int64_t cols, std::int8_t* q, floa
 // std::int64_t row, std::int64_t token)` computing rows [row, row + R) for tokens
 // [token, token + T), and kRows, the tile height used for batches (single tokens use 4).
 template <typename K, int R>
-void tokens_of_rows(const MatmulArgs& a, std::int64_t r) {
-  std::int64_t t = 0;
-  for (; t + 4 <= a.n; t += 4)
+void tokens_of_rows(const MatmulArgs& a, std::int64_t r, std::int64_t t0, std::int64_t t1) {
+  std::int64_t t = t0;
+  for (; t + 4 <= t1; t += 4)
     K::template tile<R, 4>(a, r, t);
-  switch (a.n - t) {
+  switch (t1 - t) {
     case 3:
       K::template tile<R, 3>(a, r, t);
       break;
@@ -120,18 +120,28 @@ void tokens_of_rows(const MatmulArgs& a, std::int64_t r) {
   }
 }
 
+// Tokens per pass over the rows: their activations (<= 32 x cols bytes) stay in L2 while the
+// rows stream past, and the rows are read once per pass (once per call for decode batches).
+inline constexpr std::int64_t kTokensPerPass = 32;
+
 template <typename K>
 void drive(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
-  std::int64_t r = r0;
   if (a.n == 1) {
+    std::int64_t r = r0;
     for (; r + 4 <= r1; r += 4)
       K::template tile<4, 1>(a, r, 0);
-  } else {
-    for (; r + K::kRows <= r1; r += K::kRows)
-      tokens_of_rows<K, K::kRows>(a, r);
+    for (; r < r1; ++r)
+      K::template tile<1, 1>(a, r, 0);
+    return;
   }
-  for (; r < r1; ++r)
-    tokens_of_rows<K, 1>(a, r);
+  for (std::int64_t t0 = 0; t0 < a.n; t0 += kTokensPerPass) {
+    const std::int64_t t1 = std::min(a.n, t0 + kTokensPerPass);
+    std::int64_t r = r0;
+    for (; r + K::kRows <= r1; r += K::kRows)
+      tokens_of_rows<K, K::kRows>(a, r, t0, t1);
+    for (; r < r1; ++r)
+      tokens_of_rows<K, 1>(a, r, t0, t1);
+  }
 }
 
 // Pointers to the tile's rows and tokens' quantized activations.

@@ -32,7 +32,8 @@ Result<KvCache> KvCache::create(const ModelConfig& config, KvCacheOptions option
 KvBlockAllocator::KvBlockAllocator(std::int32_t num_blocks)
     : refs_(static_cast<std::size_t>(num_blocks), 0) {
   free_.reserve(static_cast<std::size_t>(num_blocks));
-  for (std::int32_t b = num_blocks - 1; b >= 0; --b) free_.push_back(b);
+  for (std::int32_t b = num_blocks - 1; b >= 0; --b)
+    free_.push_back(b);
 }
 
 std::optional<std::int32_t> KvBlockAllocator::allocate() {

@@ -1,11 +1,12 @@
 #include "engine/mkmodel.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 
-#include <fmt/format.h>
-
 #include "core/random.h"
+
 #include "engine/gguf.h"
 #include "engine/gguf_writer.h"
 #include "engine/quant.h"
@@ -22,14 +23,22 @@ const ModelShape kShapes[] = {
 // llama_ftype numbers for general.file_type.
 std::uint32_t file_type(GgmlType t) {
   switch (t) {
-    case GgmlType::kF32: return 0;
-    case GgmlType::kF16: return 1;
-    case GgmlType::kQ4_0: return 2;
-    case GgmlType::kQ8_0: return 7;
-    case GgmlType::kQ4_K: return 15;  // Q4_K_M
-    case GgmlType::kQ6_K: return 18;
-    case GgmlType::kBF16: return 32;
-    default: return 0;
+    case GgmlType::kF32:
+      return 0;
+    case GgmlType::kF16:
+      return 1;
+    case GgmlType::kQ4_0:
+      return 2;
+    case GgmlType::kQ8_0:
+      return 7;
+    case GgmlType::kQ4_K:
+      return 15;  // Q4_K_M
+    case GgmlType::kQ6_K:
+      return 18;
+    case GgmlType::kBF16:
+      return 32;
+    default:
+      return 0;
   }
 }
 
@@ -106,7 +115,8 @@ GgufWriter::TensorFill random_rows(GgmlType type, std::int64_t cols, std::uint64
   const float half_width = stddev * std::sqrt(3.0f);
   return [=](std::int64_t, std::span<std::byte> out) -> Status {
     for (std::size_t off = 0; off + row_bytes <= out.size(); off += row_bytes) {
-      for (float& x : *row) x = static_cast<float>((rng->uniform() * 2.0 - 1.0) * half_width);
+      for (float& x : *row)
+        x = static_cast<float>((rng->uniform() * 2.0 - 1.0) * half_width);
       quantize_row(type, row->data(), out.data() + off, cols);
     }
     return Status();
@@ -125,7 +135,8 @@ Result<ModelShape> named_model_shape(std::string_view name) {
 
 std::vector<std::string> named_model_shapes() {
   std::vector<std::string> out;
-  for (const ModelShape& s : kShapes) out.push_back(s.name);
+  for (const ModelShape& s : kShapes)
+    out.push_back(s.name);
   return out;
 }
 
@@ -137,7 +148,8 @@ Result<GgmlType> parse_weight_type(std::string_view name) {
     if (n == name) return t;
   }
   return make_error(ErrorCode::kInvalidArgument,
-                    "unknown weight type '{}' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", name);
+                    "unknown weight type '{}' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)",
+                    name);
 }
 
 Status write_random_model(const MkModelOptions& o) {
@@ -149,38 +161,51 @@ Status write_random_model(const MkModelOptions& o) {
   }
   const std::int64_t head_dim = s.n_embd / s.n_head;
   const std::int64_t kv_dim = head_dim * s.n_head_kv;
-  for (std::int64_t cols : {static_cast<std::int64_t>(s.n_embd), static_cast<std::int64_t>(s.n_ff)}) {
+  for (std::int64_t cols :
+       {static_cast<std::int64_t>(s.n_embd), static_cast<std::int64_t>(s.n_ff)}) {
     if (cols % block != 0) {
       return make_error(ErrorCode::kInvalidArgument,
                         "shape {}: width {} is not a multiple of {}'s block size {}", s.name, cols,
                         ggml_type_info(o.type).name, block);
     }
   }
+  if (o.arch != "llama" && o.arch != "qwen2") {
+    return make_error(ErrorCode::kInvalidArgument, "unknown architecture '{}' (llama, qwen2)",
+                      o.arch);
+  }
   SPW_ASSIGN_OR_RETURN(GgufFile vocab, GgufFile::open(o.vocab_path));
 
   GgufWriter w;
-  w.add_string("general.architecture", "llama");
+  const std::string a = o.arch + ".";
+  w.add_string("general.architecture", o.arch);
   w.add_string("general.name", fmt::format("spillway-random-{}", s.name));
   w.add_u32("general.file_type", file_type(o.type));
-  w.add_u32("llama.context_length", static_cast<std::uint32_t>(s.n_ctx));
-  w.add_u32("llama.embedding_length", static_cast<std::uint32_t>(s.n_embd));
-  w.add_u32("llama.block_count", static_cast<std::uint32_t>(s.n_layer));
-  w.add_u32("llama.feed_forward_length", static_cast<std::uint32_t>(s.n_ff));
-  w.add_u32("llama.attention.head_count", static_cast<std::uint32_t>(s.n_head));
-  w.add_u32("llama.attention.head_count_kv", static_cast<std::uint32_t>(s.n_head_kv));
-  w.add_u32("llama.rope.dimension_count", static_cast<std::uint32_t>(head_dim));
-  w.add_f32("llama.rope.freq_base", 10000.0f);
-  w.add_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.add_u32(a + "context_length", static_cast<std::uint32_t>(s.n_ctx));
+  w.add_u32(a + "embedding_length", static_cast<std::uint32_t>(s.n_embd));
+  w.add_u32(a + "block_count", static_cast<std::uint32_t>(s.n_layer));
+  w.add_u32(a + "feed_forward_length", static_cast<std::uint32_t>(s.n_ff));
+  w.add_u32(a + "attention.head_count", static_cast<std::uint32_t>(s.n_head));
+  w.add_u32(a + "attention.head_count_kv", static_cast<std::uint32_t>(s.n_head_kv));
+  w.add_u32(a + "rope.dimension_count", static_cast<std::uint32_t>(head_dim));
+  w.add_f32(a + "rope.freq_base", 10000.0f);
+  w.add_f32(a + "attention.layer_norm_rms_epsilon", 1e-5f);
   std::int32_t n_vocab = 0;
   SPW_TRY(copy_tokenizer(vocab, w, &n_vocab));
-  w.add_u32("llama.vocab_size", static_cast<std::uint32_t>(n_vocab));
+  w.add_u32(a + "vocab_size", static_cast<std::uint32_t>(n_vocab));
 
   std::uint64_t tensor_index = 0;
-  auto add_matrix = [&](const std::string& name, std::int64_t cols, std::int64_t rows, float stddev) {
-    w.add_tensor(name, o.type, {cols, rows},
-                 random_rows(o.type, cols, o.seed * 0x9E3779B97F4A7C15ULL + ++tensor_index, stddev));
+  auto add_matrix = [&](const std::string& name, std::int64_t cols, std::int64_t rows,
+                        float stddev) {
+    w.add_tensor(
+        name, o.type, {cols, rows},
+        random_rows(o.type, cols, o.seed * 0x9E3779B97F4A7C15ULL + ++tensor_index, stddev));
   };
   const std::vector<float> ones(static_cast<std::size_t>(s.n_embd), 1.0f);
+  // Qwen2's attention biases: small deterministic values, the same for every layer.
+  std::vector<float> bias(static_cast<std::size_t>(s.n_embd));
+  for (std::size_t i = 0; i < bias.size(); ++i)
+    bias[i] = 0.05f * std::sin(0.37f * static_cast<float>(i));
+  const auto bias_bytes = std::as_bytes(std::span(bias));
   const auto ones_bytes = std::as_bytes(std::span(ones));
   const float init = 0.02f;
   add_matrix("token_embd.weight", s.n_embd, n_vocab, 1.0f);
@@ -193,6 +218,11 @@ Status write_random_model(const MkModelOptions& o) {
     add_matrix(p + "attn_k.weight", s.n_embd, kv_dim, init);
     add_matrix(p + "attn_v.weight", s.n_embd, kv_dim, init);
     add_matrix(p + "attn_output.weight", s.n_embd, s.n_embd, init);
+    if (o.arch == "qwen2") {
+      w.add_tensor(p + "attn_q.bias", GgmlType::kF32, {s.n_embd}, bias_bytes);
+      w.add_tensor(p + "attn_k.bias", GgmlType::kF32, {kv_dim}, bias_bytes.first(kv_dim * 4));
+      w.add_tensor(p + "attn_v.bias", GgmlType::kF32, {kv_dim}, bias_bytes.first(kv_dim * 4));
+    }
     w.add_tensor(p + "ffn_norm.weight", GgmlType::kF32, {s.n_embd}, ones_bytes);
     add_matrix(p + "ffn_gate.weight", s.n_embd, s.n_ff, init);
     add_matrix(p + "ffn_up.weight", s.n_embd, s.n_ff, init);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/status.h"
+
 #include "engine/ggml_type.h"
 
 namespace spillway::engine {
@@ -34,6 +35,7 @@ struct ModelShape {
 
 struct MkModelOptions {
   ModelShape shape;
+  std::string arch = "llama";       // "llama", or "qwen2" (adds Q/K/V biases, NeoX RoPE).
   GgmlType type = GgmlType::kQ8_0;  // Of every matrix; norms stay F32.
   std::string vocab_path;           // GGUF holding tokenizer.* metadata.
   std::uint64_t seed = 0;

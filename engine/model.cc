@@ -1,10 +1,10 @@
 #include "engine/model.h"
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "engine/quant.h"
 
@@ -43,8 +43,8 @@ Result<std::vector<float>> vector_f32(const Model::TensorLookup& find, const std
                                       std::int64_t n) {
   SPW_ASSIGN_OR_RETURN(const GgufTensorInfo* t, require(find, name));
   if (t->shape.size() != 1 || t->shape[0] != n) {
-    return make_error(ErrorCode::kInvalidArgument, "tensor '{}' has shape {}, expected {{{}}}", name,
-                      shape_str(t->shape), n);
+    return make_error(ErrorCode::kInvalidArgument, "tensor '{}' has shape {}, expected {{{}}}",
+                      name, shape_str(t->shape), n);
   }
   std::vector<float> out(static_cast<std::size_t>(n));
   dequantize_row(t->type, t->data, out.data(), n);

@@ -38,8 +38,8 @@ Status validate_model_config(const ModelConfig& c) {
     return bad("model hyper-parameters must all be positive");
   }
   if (c.n_head % c.n_head_kv != 0) {
-    return bad(fmt::format("head_count {} is not a multiple of head_count_kv {}", c.n_head,
-                           c.n_head_kv));
+    return bad(
+        fmt::format("head_count {} is not a multiple of head_count_kv {}", c.n_head, c.n_head_kv));
   }
   if (c.rope_dim <= 0 || c.rope_dim > c.head_dim || c.rope_dim % 2 != 0) {
     return bad(fmt::format("rope dimension count {} must be even and in [2, head size {}]",
@@ -74,8 +74,8 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
   SPW_ASSIGN_OR_RETURN(c.n_ff, get_dim(f, p + "feed_forward_length", kMaxWidth * 4));
   SPW_ASSIGN_OR_RETURN(c.n_layer, get_dim(f, p + "block_count", kMaxLayers));
   SPW_ASSIGN_OR_RETURN(c.n_head, get_dim(f, p + "attention.head_count", kMaxHeads));
-  SPW_ASSIGN_OR_RETURN(c.n_head_kv, get_dim_or(f, p + "attention.head_count_kv", c.n_head,
-                                               kMaxHeads));
+  SPW_ASSIGN_OR_RETURN(c.n_head_kv,
+                       get_dim_or(f, p + "attention.head_count_kv", c.n_head, kMaxHeads));
   SPW_ASSIGN_OR_RETURN(c.n_ctx_train, get_dim(f, p + "context_length", kMaxContext));
   if (c.n_embd % c.n_head != 0) {
     return make_error(ErrorCode::kInvalidArgument,
@@ -90,7 +90,8 @@ Result<ModelConfig> model_config_from_gguf(const GgufFile& f) {
                       "attention.value_length {} differs from key_length {}", value_dim,
                       c.head_dim);
   }
-  SPW_ASSIGN_OR_RETURN(c.rope_dim, get_dim_or(f, p + "rope.dimension_count", c.head_dim, kMaxWidth));
+  SPW_ASSIGN_OR_RETURN(c.rope_dim,
+                       get_dim_or(f, p + "rope.dimension_count", c.head_dim, kMaxWidth));
   if (f.find(p + "rope.freq_base") != nullptr) {
     SPW_ASSIGN_OR_RETURN(c.rope_freq_base, f.get_f32(p + "rope.freq_base"));
   }

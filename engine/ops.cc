@@ -6,10 +6,12 @@ namespace spillway::engine {
 
 void rms_norm(const float* x, const float* weight, float eps, std::int64_t n, float* out) {
   double sum = 0.0;
-  for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+  for (std::int64_t i = 0; i < n; ++i)
+    sum += static_cast<double>(x[i] * x[i]);
   const float mean = static_cast<float>(sum / static_cast<double>(n));
   const float scale = 1.0f / std::sqrt(mean + eps);
-  for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+  for (std::int64_t i = 0; i < n; ++i)
+    out[i] = x[i] * scale * weight[i];
 }
 
 void rope(float* x, std::int32_t heads, std::int32_t pos, const ModelConfig& config,
@@ -39,14 +41,16 @@ void rope(float* x, std::int32_t heads, std::int32_t pos, const ModelConfig& con
 
 void softmax(float* x, std::int64_t n) {
   float max = x[0];
-  for (std::int64_t i = 1; i < n; ++i) max = std::fmax(max, x[i]);
+  for (std::int64_t i = 1; i < n; ++i)
+    max = std::fmax(max, x[i]);
   double sum = 0.0;
   for (std::int64_t i = 0; i < n; ++i) {
     x[i] = std::exp(x[i] - max);
     sum += x[i];
   }
   const float inv = static_cast<float>(1.0 / sum);
-  for (std::int64_t i = 0; i < n; ++i) x[i] *= inv;
+  for (std::int64_t i = 0; i < n; ++i)
+    x[i] *= inv;
 }
 
 void swiglu(const float* gate, const float* up, std::int64_t n, float* out) {
@@ -60,10 +64,12 @@ float dot_f32(const float* x, const float* y, std::int64_t n) {
   float acc[8] = {};
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += x[i + j] * y[i + j];
+    for (int j = 0; j < 8; ++j)
+      acc[j] += x[i + j] * y[i + j];
   }
   float tail = 0;
-  for (; i < n; ++i) tail += x[i] * y[i];
+  for (; i < n; ++i)
+    tail += x[i] * y[i];
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
 }
 

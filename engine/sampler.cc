@@ -10,7 +10,8 @@ Status validate_sampling_params(const SamplingParams& p) {
   auto bad = [](const char* name, double v, const char* range) {
     return make_error(ErrorCode::kInvalidArgument, "{} = {} is out of range {}", name, v, range);
   };
-  if (!(p.temperature >= 0.0f && p.temperature <= 100.0f)) return bad("temperature", p.temperature, "[0, 100]");
+  if (!(p.temperature >= 0.0f && p.temperature <= 100.0f))
+    return bad("temperature", p.temperature, "[0, 100]");
   if (p.top_k < 0) return bad("top_k", p.top_k, "[0, n_vocab]");
   if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return bad("top_p", p.top_p, "(0, 1]");
   if (!(p.min_p >= 0.0f && p.min_p < 1.0f)) return bad("min_p", p.min_p, "[0, 1)");
@@ -23,7 +24,8 @@ Status validate_sampling_params(const SamplingParams& p) {
   if (!(p.frequency_penalty >= -2.0f && p.frequency_penalty <= 2.0f)) {
     return bad("frequency_penalty", p.frequency_penalty, "[-2, 2]");
   }
-  if (p.top_logprobs < 0 || p.top_logprobs > 20) return bad("top_logprobs", p.top_logprobs, "[0, 20]");
+  if (p.top_logprobs < 0 || p.top_logprobs > 20)
+    return bad("top_logprobs", p.top_logprobs, "[0, 20]");
   return Status();
 }
 
@@ -66,13 +68,14 @@ SampledToken Sampler::sample(std::span<float> logits) {
   // Raw log-softmax for reported log-probabilities.
   const float max_raw = *std::max_element(logits.begin(), logits.end());
   double z = 0.0;
-  for (float l : logits) z += std::exp(static_cast<double>(l - max_raw));
+  for (float l : logits)
+    z += std::exp(static_cast<double>(l - max_raw));
   const float log_z = max_raw + static_cast<float>(std::log(z));
   if (params_.top_logprobs > 0) {
     order_.resize(logits.size());
     std::iota(order_.begin(), order_.end(), 0);
-    const auto k = static_cast<std::ptrdiff_t>(std::min<std::size_t>(
-        static_cast<std::size_t>(params_.top_logprobs), order_.size()));
+    const auto k = static_cast<std::ptrdiff_t>(
+        std::min<std::size_t>(static_cast<std::size_t>(params_.top_logprobs), order_.size()));
     std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), [&](int a, int b) {
       return logits[static_cast<std::size_t>(a)] > logits[static_cast<std::size_t>(b)] ||
              (logits[static_cast<std::size_t>(a)] == logits[static_cast<std::size_t>(b)] && a < b);
@@ -89,13 +92,15 @@ SampledToken Sampler::sample(std::span<float> logits) {
 
   std::int32_t chosen = 0;
   if (params_.temperature == 0.0f) {
-    chosen = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    chosen =
+        static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   } else {
     // Candidates sorted by logit, most likely first.
     order_.resize(logits.size());
     std::iota(order_.begin(), order_.end(), 0);
     std::size_t keep = order_.size();
-    if (params_.top_k > 0) keep = std::min<std::size_t>(keep, static_cast<std::size_t>(params_.top_k));
+    if (params_.top_k > 0)
+      keep = std::min<std::size_t>(keep, static_cast<std::size_t>(params_.top_k));
     auto by_logit = [&](int a, int b) {
       return logits[static_cast<std::size_t>(a)] > logits[static_cast<std::size_t>(b)] ||
              (logits[static_cast<std::size_t>(a)] == logits[static_cast<std::size_t>(b)] && a < b);
@@ -131,11 +136,13 @@ SampledToken Sampler::sample(std::span<float> logits) {
     if (params_.min_p > 0.0f) {
       const float threshold = params_.min_p * probs_[0];
       std::size_t m = 1;
-      while (m < n && probs_[m] >= threshold) ++m;
+      while (m < n && probs_[m] >= threshold)
+        ++m;
       n = m;
     }
     double kept = 0.0;
-    for (std::size_t i = 0; i < n; ++i) kept += probs_[i];
+    for (std::size_t i = 0; i < n; ++i)
+      kept += probs_[i];
     const double u = rng_.uniform() * kept;
     double cum = 0.0;
     chosen = order_[n - 1];
@@ -148,8 +155,8 @@ SampledToken Sampler::sample(std::span<float> logits) {
     }
   }
   out.token = chosen;
-  const float raw = penalized ? raw_[static_cast<std::size_t>(chosen)]
-                              : logits[static_cast<std::size_t>(chosen)];
+  const float raw =
+      penalized ? raw_[static_cast<std::size_t>(chosen)] : logits[static_cast<std::size_t>(chosen)];
   out.logprob = raw - log_z;
   ++output_counts_[chosen];
   if (!seen_mask_[static_cast<std::size_t>(chosen)]) {

@@ -30,7 +30,7 @@ struct SamplingParams {
   float presence_penalty = 0.0f;    // [-2, 2]; subtracted once per distinct output token.
   float frequency_penalty = 0.0f;   // [-2, 2]; subtracted per occurrence in the output.
   std::uint64_t seed = 0;
-  std::int32_t top_logprobs = 0;    // Alternatives to report per token, [0, 20].
+  std::int32_t top_logprobs = 0;  // Alternatives to report per token, [0, 20].
 };
 
 // Range checks for untrusted parameters; errors name the parameter.
@@ -43,8 +43,8 @@ struct TokenLogprob {
 
 struct SampledToken {
   std::int32_t token = 0;
-  float logprob = 0.0f;              // Of the chosen token, raw distribution.
-  std::vector<TokenLogprob> top;     // top_logprobs most likely tokens, most likely first.
+  float logprob = 0.0f;           // Of the chosen token, raw distribution.
+  std::vector<TokenLogprob> top;  // top_logprobs most likely tokens, most likely first.
 };
 
 class Sampler {
@@ -67,9 +67,9 @@ class Sampler {
   std::unordered_map<std::int32_t, std::int32_t> output_counts_;
   std::vector<std::int32_t> seen_;  // Tokens in prompt or output, for the repetition penalty.
   std::vector<std::uint8_t> seen_mask_;
-  std::vector<std::int32_t> order_;    // Candidate ids, reused.
-  std::vector<float> probs_;           // Reused.
-  std::vector<float> raw_;             // Logits before penalties, when penalties are on.
+  std::vector<std::int32_t> order_;  // Candidate ids, reused.
+  std::vector<float> probs_;         // Reused.
+  std::vector<float> raw_;           // Logits before penalties, when penalties are on.
 };
 
 }  // namespace spillway::engine

@@ -13,7 +13,8 @@ std::string StopMatcher::push(std::string_view text) {
   pending_.append(text);
   // Earliest complete stop string wins.
   std::size_t cut = std::string::npos;
-  for (const std::string& s : stops_) cut = std::min(cut, pending_.find(s));
+  for (const std::string& s : stops_)
+    cut = std::min(cut, pending_.find(s));
   if (cut != std::string::npos) {
     stopped_ = true;
     std::string out = pending_.substr(0, cut);

@@ -7,7 +7,8 @@ namespace spillway::engine {
 ThreadPool::ThreadPool(int threads) {
   const int extra = std::max(threads, 1) - 1;
   workers_.reserve(static_cast<std::size_t>(extra));
-  for (int i = 0; i < extra; ++i) workers_.emplace_back([this, i] { worker_loop(i + 1); });
+  for (int i = 0; i < extra; ++i)
+    workers_.emplace_back([this, i] { worker_loop(i + 1); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -16,7 +17,8 @@ ThreadPool::~ThreadPool() {
     stopping_ = true;
   }
   start_cv_.notify_all();
-  for (std::thread& t : workers_) t.join();
+  for (std::thread& t : workers_)
+    t.join();
 }
 
 void ThreadPool::worker_loop(int index) {

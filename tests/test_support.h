@@ -1,11 +1,11 @@
 // Helpers shared by the test binaries: where test data lives.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace spillway::testing {
 
@@ -27,10 +27,10 @@ inline std::filesystem::path temp_dir(const std::string& name) {
 
 // Skips the current test when a shared data file is absent (a checkout without ../shared),
 // except under CI (CI=true), where ../shared is always present and a missing file fails.
-#define SPW_REQUIRE_SHARED_FILE(path)                                                   \
-  do {                                                                                  \
-    if (!std::filesystem::exists(path)) {                                               \
-      if (std::getenv("CI") != nullptr) FAIL() << "missing test data: " << (path);      \
-      GTEST_SKIP() << "missing test data: " << (path);                                  \
-    }                                                                                   \
+#define SPW_REQUIRE_SHARED_FILE(path)                                              \
+  do {                                                                             \
+    if (!std::filesystem::exists(path)) {                                          \
+      if (std::getenv("CI") != nullptr) FAIL() << "missing test data: " << (path); \
+      GTEST_SKIP() << "missing test data: " << (path);                             \
+    }                                                                              \
   } while (false)

@@ -64,7 +64,8 @@ TEST(SeededRandom, UniformAndBelowStayInRange) {
     ++hist[k];
   }
   EXPECT_NEAR(sum / kN, 0.5, 0.01);
-  for (int count : hist) EXPECT_NEAR(count, kN / 10, kN / 100);  // ±10%: far beyond noise.
+  for (int count : hist)
+    EXPECT_NEAR(count, kN / 10, kN / 100);  // ±10%: far beyond noise.
 }
 
 TEST(SeededRandom, ExponentialHasRequestedMean) {

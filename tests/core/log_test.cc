@@ -20,8 +20,8 @@ TEST(Log, TextLineQuotesAndEscapes) {
 }
 
 TEST(Log, JsonLine) {
-  const std::string line = format_log_line(LogFormat::kJson, 0, LogLevel::kError, "bad \"x\"",
-                                           {kv("k", "a\\b")});
+  const std::string line =
+      format_log_line(LogFormat::kJson, 0, LogLevel::kError, "bad \"x\"", {kv("k", "a\\b")});
   EXPECT_EQ(line,
             "{\"ts\":\"1970-01-01T00:00:00.000Z\",\"level\":\"error\",\"msg\":\"bad \\\"x\\\"\","
             "\"k\":\"a\\\\b\"}");
@@ -52,7 +52,8 @@ TEST(Log, ParseLevel) {
 
 TEST(Log, RequestIdsAreUnique) {
   std::set<std::string> ids;
-  for (int i = 0; i < 1000; ++i) ids.insert(new_request_id());
+  for (int i = 0; i < 1000; ++i)
+    ids.insert(new_request_id());
   EXPECT_EQ(ids.size(), 1000u);
   EXPECT_EQ(new_request_id().rfind("req-", 0), 0u);
 }

@@ -14,7 +14,8 @@ namespace {
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
+  for (std::string line; std::getline(in, line);)
+    out.push_back(line);
   return out;
 }
 
@@ -23,8 +24,8 @@ TEST(Metrics, CounterAndGaugeRendering) {
   Counter& c = reg.counter("spillway:prompt_tokens_total", "Prompt tokens processed.");
   c.inc(5);
   c.inc();
-  Gauge& g = reg.gauge("spillway:num_requests_running", "Requests in the batch.",
-                       {{"model", "stories"}});
+  Gauge& g =
+      reg.gauge("spillway:num_requests_running", "Requests in the batch.", {{"model", "stories"}});
   g.set(3);
   g.add(-1);
   reg.gauge_fn("spillway:kv_cache_usage_perc", "KV cache use, 0..1.", [] { return 0.25; });
@@ -69,7 +70,8 @@ TEST(Metrics, HistogramBucketsAreCumulativeWithInfSumAndCount) {
   MetricsRegistry reg;
   Histogram& h = reg.histogram("spillway:time_to_first_token_seconds", "TTFT.", {0.1, 0.5, 1.0},
                                {{"model", "m"}});
-  for (double v : {0.05, 0.1, 0.2, 0.7, 3.0}) h.observe(v);
+  for (double v : {0.05, 0.1, 0.2, 0.7, 3.0})
+    h.observe(v);
   EXPECT_EQ(reg.render_prometheus(),
             "# HELP spillway:time_to_first_token_seconds TTFT.\n"
             "# TYPE spillway:time_to_first_token_seconds histogram\n"
@@ -88,7 +90,8 @@ TEST(Metrics, RenderedTextFollowsFormatRules) {
   MetricsRegistry reg;
   reg.counter("a_total", "a").inc(2);
   Histogram& h = reg.histogram("lat_seconds", "latency", latency_buckets_seconds());
-  for (int i = 0; i < 1000; ++i) h.observe(i * 0.07);
+  for (int i = 0; i < 1000; ++i)
+    h.observe(i * 0.07);
   reg.gauge("g", "g").set(-1.5);
 
   std::string family, type;
@@ -162,7 +165,8 @@ TEST(Metrics, ConcurrentUpdatesAreNotLost) {
       }
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   EXPECT_EQ(c.value(), 40000);
   EXPECT_EQ(h.count(), 40000u);
   EXPECT_EQ(h.sum(), 20000);

@@ -27,7 +27,8 @@ struct Harness {
 
 float max_abs_diff(std::span<const float> a, std::span<const float> b) {
   float m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  for (std::size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::fabs(a[i] - b[i]));
   return m;
 }
 
@@ -55,7 +56,8 @@ TEST_F(ForwardTest, BatchedPrefillEqualsTokenByToken) {
 
   Harness a(*model_);
   std::vector<BatchToken> batch;
-  for (std::int32_t p = 0; p < n; ++p) batch.push_back({0, p, prompt_[p], p == n - 1});
+  for (std::int32_t p = 0; p < n; ++p)
+    batch.push_back({0, p, prompt_[p], p == n - 1});
   std::vector<float> la(a.n_vocab);
   ASSERT_TRUE(a.forward.run({batch, tables}, la).ok());
 
@@ -81,10 +83,12 @@ TEST_F(ForwardTest, MixedSequencesAndScatteredBlocks) {
   const std::span<const std::int32_t> one[] = {contiguous};
   std::vector<float> ref_a(alone.n_vocab), ref_b(alone.n_vocab);
   std::vector<BatchToken> batch;
-  for (std::int32_t p = 0; p < n; ++p) batch.push_back({0, p, prompt_[p], p == n - 1});
+  for (std::int32_t p = 0; p < n; ++p)
+    batch.push_back({0, p, prompt_[p], p == n - 1});
   ASSERT_TRUE(alone.forward.run({batch, one}, ref_a).ok());
   batch.clear();
-  for (std::int32_t p = 0; p < m; ++p) batch.push_back({0, p, (*other)[p], p == m - 1});
+  for (std::int32_t p = 0; p < m; ++p)
+    batch.push_back({0, p, (*other)[p], p == m - 1});
   ASSERT_TRUE(alone.forward.run({batch, one}, ref_b).ok());
 
   Harness mixed(*model_);
@@ -111,9 +115,9 @@ TEST_F(ForwardTest, RejectsMalformedBatches) {
   std::vector<float> logits(h.n_vocab);
   auto run = [&](std::vector<BatchToken> b) { return h.forward.run({b, tables}, logits); };
   EXPECT_EQ(run({}).code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(run({{0, 0, 512, true}}).code(), ErrorCode::kInvalidArgument);   // Token id.
-  EXPECT_EQ(run({{1, 0, 1, true}}).code(), ErrorCode::kInvalidArgument);     // Sequence.
-  EXPECT_EQ(run({{0, 16, 1, true}}).code(), ErrorCode::kInvalidArgument);    // Not covered.
+  EXPECT_EQ(run({{0, 0, 512, true}}).code(), ErrorCode::kInvalidArgument);  // Token id.
+  EXPECT_EQ(run({{1, 0, 1, true}}).code(), ErrorCode::kInvalidArgument);    // Sequence.
+  EXPECT_EQ(run({{0, 16, 1, true}}).code(), ErrorCode::kInvalidArgument);   // Not covered.
   EXPECT_EQ(run({{0, 0, 1, false}, {0, 2, 1, true}}).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(run(std::vector<BatchToken>(9, {0, 0, 1, false})).code(), ErrorCode::kInvalidArgument);
   std::vector<float> small(10);
@@ -129,13 +133,15 @@ TEST_F(ForwardTest, RejectsMalformedBatches) {
 TEST(ForwardTypes, QuantizedModelsTrackF32) {
   SPW_REQUIRE_SHARED_FILE(spillway::testing::vocab_gguf());
   auto logits_for = [](GgmlType type) {
-    auto model = spillway::testing::load_model_or_die({spillway::testing::tiny_model_path(type), ""});
+    auto model =
+        spillway::testing::load_model_or_die({spillway::testing::tiny_model_path(type), ""});
     Harness h(*model, 8, 16);
     std::vector<std::int32_t> table = {0, 1};
     const std::span<const std::int32_t> tables[] = {table};
     std::vector<BatchToken> batch;
     const std::int32_t ids[] = {1, 450, 4996, 17354, 1701};
-    for (std::int32_t p = 0; p < 5; ++p) batch.push_back({0, p, ids[p], p == 4});
+    for (std::int32_t p = 0; p < 5; ++p)
+      batch.push_back({0, p, ids[p], p == 4});
     std::vector<float> logits(h.n_vocab);
     EXPECT_TRUE(h.forward.run({batch, tables}, logits).ok());
     return logits;
@@ -150,12 +156,13 @@ TEST(ForwardTypes, QuantizedModelsTrackF32) {
     return ab / std::sqrt(aa * bb);
   };
   const auto f32 = logits_for(GgmlType::kF32);
-  for (float v : f32) ASSERT_TRUE(std::isfinite(v));
+  for (float v : f32)
+    ASSERT_TRUE(std::isfinite(v));
   const struct {
     GgmlType type;
     double min_cosine;
   } cases[] = {{GgmlType::kF16, 0.9999}, {GgmlType::kBF16, 0.999}, {GgmlType::kQ8_0, 0.999},
-               {GgmlType::kQ6_K, 0.995},  {GgmlType::kQ4_0, 0.95},  {GgmlType::kQ4_K, 0.95}};
+               {GgmlType::kQ6_K, 0.995}, {GgmlType::kQ4_0, 0.95},  {GgmlType::kQ4_K, 0.95}};
   for (const auto& c : cases) {
     EXPECT_GT(cosine(f32, logits_for(c.type)), c.min_cosine) << ggml_type_info(c.type).name;
   }

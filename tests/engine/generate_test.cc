@@ -7,6 +7,7 @@
 
 #include "engine/detokenizer.h"
 #include "engine/generator.h"
+
 #include "model_fixture.h"
 
 namespace spillway::engine {
@@ -77,7 +78,8 @@ TEST(Generate, F16ModelStaysCloseToF32) {
   ASSERT_TRUE(result.ok());
   const auto golden = read_ids(shared_path("models/stories260K_greedy256_ids.txt"));
   std::size_t same_prefix = 0;
-  while (same_prefix < result->tokens.size() && result->tokens[same_prefix] == golden[same_prefix + 1]) {
+  while (same_prefix < result->tokens.size() &&
+         result->tokens[same_prefix] == golden[same_prefix + 1]) {
     ++same_prefix;
   }
   // "Within a few tokens": the F16 weights may flip a near-tie late in the text.
@@ -159,7 +161,8 @@ TEST(Generate, BadRequestsAreErrors) {
   auto small = Generator::create(*model, {1, 32, 16});
   ASSERT_TRUE(small.ok());
   std::string long_prompt;
-  for (int i = 0; i < 40; ++i) long_prompt += " Lily";
+  for (int i = 0; i < 40; ++i)
+    long_prompt += " Lily";
   auto too_long = (*small)->generate(greedy(long_prompt, 4));
   ASSERT_FALSE(too_long.ok());
   EXPECT_EQ(too_long.error().code(), ErrorCode::kOutOfRange);

@@ -105,7 +105,8 @@ std::vector<float> effective_x(GgmlType type, const std::vector<float>& x, std::
 }
 
 void check_matmul(IsaLevel level, GgmlType type, std::int64_t rows, std::int64_t cols,
-                  std::int64_t n, ThreadPool& pool, std::uint32_t seed) {
+                  std::int64_t n, ThreadPool& pool, std::uint32_t seed,
+                  std::int64_t max_tokens = 16) {
   SCOPED_TRACE(::testing::Message() << isa_name(level) << " " << ggml_type_info(type).name
                                     << " rows=" << rows << " cols=" << cols << " n=" << n);
   std::mt19937 rng(seed);
@@ -115,7 +116,8 @@ void check_matmul(IsaLevel level, GgmlType type, std::int64_t rows, std::int64_t
   for (float& v : x)
     v = u(rng) * 3.0f;
   std::vector<float> y(static_cast<std::size_t>(n * rows), -12345.0f);
-  MatmulScratch scratch(pool.size(), cols + 256, /*max_tokens=*/16);  // n = 17 runs in 2 chunks.
+  // With the default max_tokens, n = 17 runs in two chunks.
+  MatmulScratch scratch(pool.size(), cols + 256, max_tokens);
   matmul(pool, scratch, kernel_table(level), w.m, x.data(), n, y.data());
 
   std::vector<float> step;
@@ -193,6 +195,16 @@ TEST(KernelsTest, SingleThreadPoolMatchesToo) {
   for (IsaLevel level : supported_levels()) {
     check_matmul(level, GgmlType::kQ8_0, 37, 352, 5, pool, 99);
     check_matmul(level, GgmlType::kQ4_K, 37, 512, 5, pool, 98);
+  }
+}
+
+TEST(KernelsTest, LongBatchesMatchToo) {
+  // More tokens than one kernel pass over the rows takes (32), in one matmul call.
+  ThreadPool pool(2);
+  for (IsaLevel level : supported_levels()) {
+    for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ6_K}) {
+      check_matmul(level, type, 21, 512, 70, pool, 77, /*max_tokens=*/128);
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "engine/gguf_writer.h"
 #include "engine/kv_cache.h"
+
 #include "model_fixture.h"
 
 namespace spillway::engine {
@@ -54,7 +55,8 @@ class ModelErrors : public ::testing::Test {
   std::string write(const std::string& name, const std::vector<std::byte>& bytes) {
     const auto path = (dir_ / name).string();
     std::ofstream(path, std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
     return path;
   }
   Error load_error(const std::string& path, const std::string& tokenizer = "") {
@@ -68,7 +70,8 @@ class ModelErrors : public ::testing::Test {
 TEST_F(ModelErrors, MissingFileAndRandomBytes) {
   EXPECT_EQ(load_error("/nonexistent/model.gguf").code(), ErrorCode::kNotFound);
   std::vector<std::byte> noise(4096);
-  for (std::size_t i = 0; i < noise.size(); ++i) noise[i] = std::byte(i * 131 + 7);
+  for (std::size_t i = 0; i < noise.size(); ++i)
+    noise[i] = std::byte(i * 131 + 7);
   const Error e = load_error(write("noise.bin", noise));
   EXPECT_NE(e.message().find("--tokenizer"), std::string::npos) << e.message();
   const Error e2 = load_error(write("noise2.bin", noise), shared_path("models/tok512.bin"));
@@ -105,7 +108,8 @@ TEST_F(ModelErrors, MissingTensorAndUnknownArchitecture) {
         w.add_string_array(kv.key, items);
       } else if (kv.value.is_array() && kv.value.array_type() == GgufValueType::kFloat32) {
         std::vector<float> items;
-        for (std::uint64_t i = 0; i < kv.value.array_size(); ++i) items.push_back(*kv.value.f32_at(i));
+        for (std::uint64_t i = 0; i < kv.value.array_size(); ++i)
+          items.push_back(*kv.value.f32_at(i));
         w.add_f32_array(kv.key, items);
       } else if (kv.value.is_array()) {
         std::vector<std::int32_t> items;

@@ -103,13 +103,17 @@ TEST(ThreadPool, RunsEveryShareOnceAndParallelForCoversRange) {
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
     std::vector<int> hits(pool.size(), 0);
-    for (int round = 0; round < 100; ++round) pool.run([&](int i, int) { ++hits[i]; });
-    for (int h : hits) EXPECT_EQ(h, 100);
+    for (int round = 0; round < 100; ++round)
+      pool.run([&](int i, int) { ++hits[i]; });
+    for (int h : hits)
+      EXPECT_EQ(h, 100);
     std::vector<int> covered(1001, 0);
     pool.parallel_for(1001, 8, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) ++covered[i];
+      for (std::int64_t i = b; i < e; ++i)
+        ++covered[i];
     });
-    for (int c : covered) ASSERT_EQ(c, 1);
+    for (int c : covered)
+      ASSERT_EQ(c, 1);
   }
 }
 

@@ -10,7 +10,9 @@
 namespace spillway::engine {
 namespace {
 
-std::vector<float> logits_of(std::initializer_list<float> v) { return v; }
+std::vector<float> logits_of(std::initializer_list<float> v) {
+  return v;
+}
 
 SamplingParams params(float temperature, std::uint64_t seed = 1) {
   SamplingParams p;

@@ -7,6 +7,7 @@
 //
 // Usage: matmul_bench [--benchmark_filter=q8_0/avx512] (Google Benchmark flags).
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 
 #include <memory>
 #include <random>
@@ -93,7 +94,52 @@ void run_matmul(benchmark::State& state, GgmlType type, IsaLevel level, std::int
       benchmark::Counter(static_cast<double>(n * state.iterations()), benchmark::Counter::kIsRate);
 }
 
+// Anchor for the GB/s figures: a plain streaming read (sum of a 1 GiB float buffer, 256-bit
+// loads), split over the same pool, measured in the same run as the kernels.
+__attribute__((target("avx2"))) float sum_floats(const float* p, std::int64_t n) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  for (std::int64_t i = 0; i + 32 <= n; i += 32) {
+    for (int k = 0; k < 4; ++k)
+      acc[k] = _mm256_add_ps(acc[k], _mm256_loadu_ps(p + i + 8 * k));
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes,
+                  _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  float s = 0.0f;
+  for (float v : lanes)
+    s += v;
+  return s;
+}
+
+void read_bandwidth(benchmark::State& state, int threads) {
+  static std::vector<float> buffer(std::size_t{1} << 28, 1.0f);  // 1 GiB.
+  ThreadPool pool(threads);
+  const auto n = static_cast<std::int64_t>(buffer.size());
+  float sums[64] = {};
+  for (auto _ : state) {
+    pool.run([&](int thread, int count) {
+      const std::int64_t begin = n * thread / count / 32 * 32;
+      const std::int64_t end = n * (thread + 1) / count / 32 * 32;
+      sums[thread] += sum_floats(buffer.data() + begin, end - begin);
+    });
+    benchmark::DoNotOptimize(sums);
+  }
+  state.counters["GB"] = benchmark::Counter(static_cast<double>(buffer.size() * sizeof(float)) *
+                                                static_cast<double>(state.iterations()) / 1e9,
+                                            benchmark::Counter::kIsRate);
+}
+
 void register_all() {
+  if (max_isa(detect_cpu_features()) != IsaLevel::kScalar) {
+    for (int threads : {2, 1}) {
+      const std::string name = "read_bandwidth/threads:" + std::to_string(threads);
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [=](benchmark::State& state) { read_bandwidth(state, threads); })
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
   const IsaLevel top = max_isa(detect_cpu_features());
   for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kF16, GgmlType::kBF16,
                         GgmlType::kF32, GgmlType::kQ4_K, GgmlType::kQ6_K}) {

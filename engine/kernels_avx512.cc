@@ -25,6 +25,15 @@ inline float hsum512(__m512 v) {
   return hsum(half);
 }
 
+// Decode (one token: T == 1) streams weights from DRAM with a lot of arithmetic per byte, so the
+// out-of-order window alone keeps too few loads in flight; prefetch each row stream this far
+// ahead. Past the end of a row this touches the next row; past the matrix, a prefetch never
+// faults.
+inline constexpr int kPrefetchBytes = 1024;
+inline void prefetch_ahead(const void* p) {
+  _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+}
+
 template <typename Widen>
 struct FloatKernel {
   static constexpr int kRows = 4;
@@ -43,8 +52,10 @@ struct FloatKernel {
     }
     const auto step = [&](std::int64_t k, __mmask16 mask) {
       __m512 wv[R];
-      for (int i = 0; i < R; ++i)
+      for (int i = 0; i < R; ++i) {
+        if constexpr (T == 1) prefetch_ahead(w[i] + k * Widen::kBytes);
         wv[i] = Widen::load(w[i], k, mask);
+      }
       for (int j = 0; j < T; ++j) {
         const __m512 xv = _mm512_maskz_loadu_ps(mask, x[j] + k);
         for (int i = 0; i < R; ++i)
@@ -63,12 +74,14 @@ struct FloatKernel {
 };
 
 struct WidenF32 {
+  static constexpr int kBytes = 4;
   static __m512 load(const std::byte* row, std::int64_t i, __mmask16 mask) {
     return _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(row) + i);
   }
 };
 
 struct WidenF16 {
+  static constexpr int kBytes = 2;
   static __m512 load(const std::byte* row, std::int64_t i, __mmask16 mask) {
     return _mm512_cvtph_ps(
         _mm256_maskz_loadu_epi16(mask, reinterpret_cast<const std::uint16_t*>(row) + i));
@@ -76,6 +89,7 @@ struct WidenF16 {
 };
 
 struct WidenBF16 {
+  static constexpr int kBytes = 2;
   static __m512 load(const std::byte* row, std::int64_t i, __mmask16 mask) {
     const __m256i h =
         _mm256_maskz_loadu_epi16(mask, reinterpret_cast<const std::uint16_t*>(row) + i);
@@ -150,6 +164,7 @@ struct Q32Kernel {
       __m512i wv[R];
       __m512 dw[R];
       for (int i = 0; i < R; ++i) {
+        if constexpr (T == 1) prefetch_ahead(p.w[i] + b);
         wv[i] = Weights::load(p.w[i] + b);
         dw[i] = two_fp16(p.w[i][b].d, p.w[i][b + 1].d);
       }

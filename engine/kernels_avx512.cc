@@ -25,13 +25,23 @@ inline float hsum512(__m512 v) {
   return hsum(half);
 }
 
-// Decode (one token: T == 1) streams weights from DRAM with a lot of arithmetic per byte, so the
-// out-of-order window alone keeps too few loads in flight; prefetch each row stream this far
-// ahead. Past the end of a row this touches the next row; past the matrix, a prefetch never
-// faults.
-inline constexpr int kPrefetchBytes = 1024;
-inline void prefetch_ahead(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+
+// Single-token decode reads a tile's R rows side by side, R short streams that hardware
+// prefetchers pick up late. The rows of a tile are contiguous, and so is the next tile: while
+// this tile's block pair b is consumed, prefetch the matching share of the next tile, so the
+// next tile is in cache by the time it starts (one tile, ~9 KB for Q8_0 at 2048 columns,
+// ahead of the loads).
+// `done` of `total` units of each row are consumed after this step, `step` units at a time.
+template <int R>
+inline void prefetch_next_tile(const MatmulArgs& a, const void* last_row, std::int64_t done,
+                               std::int64_t step, std::int64_t total) {
+  const char* next = static_cast<const char*>(last_row) + a.row_bytes;
+  const std::int64_t tile_bytes = R * static_cast<std::int64_t>(a.row_bytes);
+  const std::int64_t begin = tile_bytes * done / total;
+  const std::int64_t end = tile_bytes * (done + step) / total;
+  for (std::int64_t off = begin & ~std::int64_t{63}; off < end; off += 64) {
+    _mm_prefetch(next + off, _MM_HINT_T0);
+  }
 }
 
 template <typename Widen>
@@ -52,8 +62,8 @@ struct FloatKernel {
     }
     const auto step = [&](std::int64_t k, __mmask16 mask) {
       __m512 wv[R];
+      if constexpr (T == 1) prefetch_next_tile<R>(a, w[R - 1], k, 16, a.cols);
       for (int i = 0; i < R; ++i) {
-        if constexpr (T == 1) prefetch_ahead(w[i] + k * Widen::kBytes);
         wv[i] = Widen::load(w[i], k, mask);
       }
       for (int j = 0; j < T; ++j) {
@@ -163,8 +173,8 @@ struct Q32Kernel {
     for (; b + 2 <= nb; b += 2) {
       __m512i wv[R];
       __m512 dw[R];
+      if constexpr (T == 1) prefetch_next_tile<R>(a, p.w[R - 1], b, 2, nb);
       for (int i = 0; i < R; ++i) {
-        if constexpr (T == 1) prefetch_ahead(p.w[i] + b);
         wv[i] = Weights::load(p.w[i] + b);
         dw[i] = two_fp16(p.w[i][b].d, p.w[i][b + 1].d);
       }

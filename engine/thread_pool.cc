@@ -1,42 +1,57 @@
 #include "engine/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#include <immintrin.h>
 
 namespace spillway::engine {
+namespace {
+
+// How long an idle worker spins before it sleeps.
+constexpr auto kSpinFor = std::chrono::microseconds(2000);
+
+inline void cpu_relax() { _mm_pause(); }
+
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   const int extra = std::max(threads, 1) - 1;
   workers_.reserve(static_cast<std::size_t>(extra));
-  for (int i = 0; i < extra; ++i)
-    workers_.emplace_back([this, i] { worker_loop(i + 1); });
+  for (int i = 0; i < extra; ++i) workers_.emplace_back([this, i] { worker_loop(i + 1); });
 }
 
 ThreadPool::~ThreadPool() {
+  stopping_.store(true);
   {
     std::lock_guard lock(mu_);
-    stopping_ = true;
   }
-  start_cv_.notify_all();
-  for (std::thread& t : workers_)
-    t.join();
+  wake_cv_.notify_all();
+  for (std::thread& t : workers_) t.join();
 }
 
 void ThreadPool::worker_loop(int index) {
   std::uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int, int)>* job = nullptr;
-    {
-      std::unique_lock lock(mu_);
-      start_cv_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-      if (stopping_) return;
-      seen = generation_;
-      job = job_;
+    // Spin briefly for the next job, then sleep until run() wakes us.
+    const auto spin_until = std::chrono::steady_clock::now() + kSpinFor;
+    int polls = 0;
+    while (generation_.load(std::memory_order_acquire) == seen && !stopping_.load()) {
+      cpu_relax();
+      if (++polls % 256 == 0 && std::chrono::steady_clock::now() > spin_until) {
+        std::unique_lock lock(mu_);
+        sleepers_.fetch_add(1);  // seq_cst: pairs with run()'s bump-then-check.
+        wake_cv_.wait(lock, [&] {
+          return generation_.load() != seen || stopping_.load();
+        });
+        sleepers_.fetch_sub(1);
+        break;
+      }
     }
-    (*job)(index, size());
-    {
-      std::lock_guard lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    if (stopping_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
+    (*job_.load(std::memory_order_acquire))(index, size());
+    pending_.fetch_sub(1, std::memory_order_release);
   }
 }
 
@@ -45,17 +60,15 @@ void ThreadPool::run(const std::function<void(int, int)>& job) {
     job(0, 1);
     return;
   }
-  {
+  job_.store(&job, std::memory_order_relaxed);
+  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1);  // seq_cst: publishes job_ and pending_.
+  if (sleepers_.load() > 0) {
     std::lock_guard lock(mu_);
-    job_ = &job;
-    pending_ = static_cast<int>(workers_.size());
-    ++generation_;
+    wake_cv_.notify_all();
   }
-  start_cv_.notify_all();
   job(0, size());
-  std::unique_lock lock(mu_);
-  done_cv_.wait(lock, [&] { return pending_ == 0; });
-  job_ = nullptr;
+  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
 }
 
 void ThreadPool::parallel_for(std::int64_t n, std::int64_t grain,

@@ -2,10 +2,14 @@
 // construction; `run` hands every thread (the caller included) one share of a job and returns
 // when all shares are done. No allocation and no thread creation per call.
 //
-// Concurrency: `run` must be called from one thread at a time (the engine's step thread); the
-// workers wait on a condition variable between jobs. Not for general task submission.
+// Concurrency: `run` must be called from one thread at a time (the engine's step thread).
+// Between jobs the workers spin for a short while (a decode step issues a job every few tens
+// of microseconds, and waking a sleeping thread costs about as much), then sleep on a
+// condition variable, so an idle engine uses no CPU. The caller spins while it waits for the
+// workers to finish a job. Not for general task submission.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -37,13 +41,14 @@ class ThreadPool {
  private:
   void worker_loop(int index);
 
-  std::mutex mu_;
-  std::condition_variable start_cv_;
-  std::condition_variable done_cv_;
-  const std::function<void(int, int)>* job_ = nullptr;  // Guarded by mu_.
-  std::uint64_t generation_ = 0;                        // Guarded by mu_; bumps per job.
-  int pending_ = 0;                                     // Guarded by mu_.
-  bool stopping_ = false;                               // Guarded by mu_.
+  // The job of the current generation; written by run() before it bumps generation_.
+  std::atomic<const std::function<void(int, int)>*> job_{nullptr};
+  std::atomic<std::uint64_t> generation_{0};  // Bumped once per job (release).
+  std::atomic<int> pending_{0};               // Workers still running the current job.
+  std::atomic<int> sleepers_{0};              // Workers blocked on wake_cv_.
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;  // Only for sleeping and waking.
+  std::condition_variable wake_cv_;
   std::vector<std::thread> workers_;
 };
 

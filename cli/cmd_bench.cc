@@ -22,6 +22,7 @@ struct BenchFlags {
   std::string tokenizer;
   engine::BenchOptions options;
   std::string concurrency = "1,4,8,16";
+  std::string kv_type = "f16";
   bool json = false;
 };
 
@@ -52,6 +53,9 @@ int run_bench(BenchFlags& f) {
   auto conc = parse_list(f.concurrency);
   if (!conc.ok()) return fail(conc.error());
   f.options.concurrency = *conc;
+  auto kv_type = engine::parse_kv_type(f.kv_type);
+  if (!kv_type.ok()) return fail(kv_type.error());
+  f.options.kv_type = *kv_type;
   if (f.options.threads == 0) {
     f.options.threads =
         static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
@@ -90,6 +94,8 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("--repetitions", f->options.repetitions, "Median of R runs")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app->add_option("--kv-type", f->kv_type, "KV cache element type: f16 or f32")
+      ->capture_default_str();
   app->add_flag("--json", f->json, "Print one JSON object");
   return {app, [f] { return run_bench(*f); }};
 }

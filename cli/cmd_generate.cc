@@ -26,6 +26,7 @@ struct GenerateFlags {
   std::int32_t context = 0;
   bool seed_given = false;
   bool raw = false;
+  std::string kv_type = "f16";
 };
 
 int run_generate(const GenerateFlags& f) {
@@ -41,6 +42,12 @@ int run_generate(const GenerateFlags& f) {
       f.threads > 0 ? f.threads
                     : static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
   options.context = f.context;
+  auto kv_type = engine::parse_kv_type(f.kv_type);
+  if (!kv_type.ok()) {
+    std::fprintf(stderr, "spillway generate: %s\n", kv_type.error().message().c_str());
+    return 2;
+  }
+  options.kv_type = *kv_type;
   auto generator = engine::Generator::create(**model, options);
   if (!generator.ok()) {
     std::fprintf(stderr, "spillway generate: %s\n", generator.error().message().c_str());
@@ -131,6 +138,8 @@ Command add_generate_command(CLI::App& root) {
       ->check(CLI::Range(1, 512));
   app->add_option("-c,--ctx-size", f->context, "Context length (default: the model's)")
       ->check(CLI::NonNegativeNumber);
+  app->add_option("--kv-type", f->kv_type, "KV cache element type: f16 or f32")
+      ->capture_default_str();
   app->add_flag("--raw", f->raw, "Do not print a newline after the generated text");
   return {app, [f] { return run_generate(*f); }};
 }

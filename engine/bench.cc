@@ -53,8 +53,9 @@ std::vector<std::int32_t> random_tokens(std::int32_t n, std::int32_t vocab, std:
 // C sequences sharing one cache and one forward pass, each with its own block table.
 struct Sequences {
   Sequences(const Model& m, ThreadPool& pool, std::int32_t count, std::int32_t tokens_each,
-            std::int32_t max_batch)
-      : cache(std::move(KvCache::create(m.config(), {16, count * ((tokens_each + 15) / 16)}))
+            std::int32_t max_batch, KvType kv_type)
+      : cache(std::move(KvCache::create(m.config(),
+                                        {16, count * ((tokens_each + 15) / 16), kv_type}))
                   .value()),
         forward(m, cache, pool, max_batch),
         tables(static_cast<std::size_t>(count)),
@@ -164,14 +165,14 @@ Result<BenchReport> run_benchmark(const Model& model, const BenchOptions& o) {
   std::vector<double> pp, tg;
   std::map<std::int32_t, std::vector<double>> conc;
   for (std::int32_t rep = 0; rep < o.repetitions; ++rep) {
-    Sequences one(model, pool, 1, per_seq, max_batch);
+    Sequences one(model, pool, 1, per_seq, max_batch, o.kv_type);
     const auto start = Clock::now();
     SPW_TRY(prefill(one, 0));
     pp.push_back(o.prompt_tokens / seconds_since(start));
     SPW_ASSIGN_OR_RETURN(const double t, decode(one, 1));
     tg.push_back(t);
     for (std::int32_t cc : o.concurrency) {
-      Sequences many(model, pool, cc, per_seq, max_batch);
+      Sequences many(model, pool, cc, per_seq, max_batch, o.kv_type);
       // Each sequence's prompt first (not timed: prefill is not what this measures).
       for (std::int32_t s = 0; s < cc; ++s)
         SPW_TRY(prefill(many, s));

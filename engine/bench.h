@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 
+#include "engine/kv_cache.h"
 #include "engine/model.h"
 
 namespace spillway::engine {
@@ -24,6 +25,7 @@ struct BenchOptions {
   std::vector<std::int32_t> concurrency = {1, 4, 8, 16};
   std::int32_t repetitions = 3;
   std::size_t probe_bytes = std::size_t{1} << 30;  // Bandwidth probe buffer (>> caches).
+  KvType kv_type = KvType::kF16;
 };
 
 struct BenchReport {

@@ -22,6 +22,7 @@ ForwardPass::ForwardPass(const Model& model, KvCache& cache, ThreadPool& pool,
                          std::int32_t max_batch_tokens)
     : model_(model),
       cache_(cache),
+      kernels_(kernel_table(selected_isa())),
       pool_(pool),
       max_tokens_(max_batch_tokens),
       scratch_(pool.size(),
@@ -107,20 +108,27 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
       const BatchToken& b = batch.tokens[static_cast<std::size_t>(t)];
       const auto& table = batch.block_tables[static_cast<std::size_t>(b.seq)];
       const float* q = q_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
+      const std::int64_t head = static_cast<std::int64_t>(kvh) * c.head_dim;
+      const bool f16 = cache_.type() == KvType::kF16;
       for (std::int32_t p = 0; p <= b.pos; ++p) {
-        const float* k = cache_.key(layer, table[static_cast<std::size_t>(p / bt)], p % bt) +
-                         static_cast<std::int64_t>(kvh) * c.head_dim;
-        scores[p] = dot_f32(q, k, c.head_dim) * scale;
+        const void* k = cache_.key(layer, table[static_cast<std::size_t>(p / bt)], p % bt);
+        scores[p] =
+            (f16 ? kernels_.dot_f16(q, static_cast<const std::uint16_t*>(k) + head, c.head_dim)
+                 : dot_f32(q, static_cast<const float*>(k) + head, c.head_dim)) *
+            scale;
       }
       softmax(scores, b.pos + 1);
       float* out = att_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
       std::fill(out, out + c.head_dim, 0.0f);
       for (std::int32_t p = 0; p <= b.pos; ++p) {
-        const float* v = cache_.value(layer, table[static_cast<std::size_t>(p / bt)], p % bt) +
-                         static_cast<std::int64_t>(kvh) * c.head_dim;
+        const void* v = cache_.value(layer, table[static_cast<std::size_t>(p / bt)], p % bt);
         const float a = scores[p];
-        for (std::int32_t i = 0; i < c.head_dim; ++i)
-          out[i] += a * v[i];
+        if (f16) {
+          kernels_.axpy_f16(a, static_cast<const std::uint16_t*>(v) + head, out, c.head_dim);
+        } else {
+          const float* vf = static_cast<const float*>(v) + head;
+          for (std::int32_t i = 0; i < c.head_dim; ++i) out[i] += a * vf[i];
+        }
       }
     }
   });
@@ -164,8 +172,15 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
       rope(k, c.n_head_kv, b.pos, c, model_.rope_freq_factors());
       const std::int32_t block =
           batch.block_tables[static_cast<std::size_t>(b.seq)][static_cast<std::size_t>(b.pos / bt)];
-      std::memcpy(cache_.key(l, block, b.pos % bt), k, sizeof(float) * c.kv_dim());
-      std::memcpy(cache_.value(l, block, b.pos % bt), v, sizeof(float) * c.kv_dim());
+      void* kdst = cache_.key(l, block, b.pos % bt);
+      void* vdst = cache_.value(l, block, b.pos % bt);
+      if (cache_.type() == KvType::kF16) {
+        kernels_.to_f16(k, static_cast<std::uint16_t*>(kdst), c.kv_dim());
+        kernels_.to_f16(v, static_cast<std::uint16_t*>(vdst), c.kv_dim());
+      } else {
+        std::memcpy(kdst, k, sizeof(float) * c.kv_dim());
+        std::memcpy(vdst, v, sizeof(float) * c.kv_dim());
+      }
     }
     attention(batch, l);
     matmul(pool_, scratch_, w.wo, att_.data(), n, xn_.data());

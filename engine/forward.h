@@ -14,6 +14,7 @@
 #include "core/status.h"
 
 #include "engine/batch.h"
+#include "engine/kernels.h"
 #include "engine/kv_cache.h"
 #include "engine/matmul.h"
 #include "engine/model.h"
@@ -40,6 +41,7 @@ class ForwardPass {
 
   const Model& model_;
   KvCache& cache_;
+  const KernelTable& kernels_;
   ThreadPool& pool_;
   std::int32_t max_tokens_;
   MatmulScratch scratch_;

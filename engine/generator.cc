@@ -20,7 +20,8 @@ Result<std::unique_ptr<Generator>> Generator::create(const Model& model,
   constexpr std::int32_t kBlockTokens = 16;
   SPW_ASSIGN_OR_RETURN(
       KvCache cache,
-      KvCache::create(model.config(), {kBlockTokens, (context + kBlockTokens - 1) / kBlockTokens}));
+      KvCache::create(model.config(), {kBlockTokens, (context + kBlockTokens - 1) / kBlockTokens,
+                                       options.kv_type}));
   return std::unique_ptr<Generator>(new Generator(model, context, std::move(cache), options.threads,
                                                   std::min(options.max_batch_tokens, context)));
 }

@@ -27,6 +27,7 @@ struct GeneratorOptions {
   std::int32_t threads = 1;
   std::int32_t context = 0;             // Tokens per sequence; 0 = the model's training context.
   std::int32_t max_batch_tokens = 256;  // Prompt chunk per forward step.
+  KvType kv_type = KvType::kF16;
 };
 
 struct GenerateRequest {

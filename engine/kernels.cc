@@ -18,18 +18,7 @@ const KernelTable& kernel_table(IsaLevel level) {
 }
 
 bool has_kernel(GgmlType type) {
-  switch (type) {
-    case GgmlType::kF32:
-    case GgmlType::kF16:
-    case GgmlType::kBF16:
-    case GgmlType::kQ8_0:
-    case GgmlType::kQ4_0:
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ6_K:
-      return true;
-    default:
-      return false;
-  }
+  return ggml_type_info(type).supported;
 }
 
 ActFormat act_format(GgmlType type) {

@@ -69,11 +69,20 @@ using QuantizeQ8_32 = void (*)(const float* x, std::int64_t cols, std::int8_t* q
 using QuantizeQ8_256 = void (*)(const float* x, std::int64_t cols, std::int8_t* q, float* d,
                                 std::int16_t* sums);
 
+// Attention over an F16 KV cache: sum x[i] * y[i] with y in fp16 (float accumulation);
+// y[i] += a * x[i] with x in fp16; fp32 -> fp16 rows (round to nearest even) for cache writes.
+using DotF16 = float (*)(const float* x, const std::uint16_t* y, std::int64_t n);
+using AxpyF16 = void (*)(float a, const std::uint16_t* x, float* y, std::int64_t n);
+using ToF16 = void (*)(const float* x, std::uint16_t* y, std::int64_t n);
+
 struct KernelTable {
   IsaLevel level;
   QuantizeQ8_32 quantize_q8_32;
   QuantizeQ8_256 quantize_q8_256;
   RowsKernel f32, f16, bf16, q8_0, q4_0, q4_k, q6_k;
+  DotF16 dot_f16;
+  AxpyF16 axpy_f16;
+  ToF16 to_f16;
 };
 
 // The table of `level`. REQUIRES: level <= max_isa(detect_cpu_features()).

@@ -164,6 +164,37 @@ struct Q40Kernel {
   }
 };
 
+float dot_f16(const float* x, const std::uint16_t* y, std::int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 yv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y + i)));
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), yv, acc);
+  }
+  float sum = hsum(acc);
+  for (; i < n; ++i) sum += x[i] * _cvtsh_ss(y[i]);
+  return sum;
+}
+
+void axpy_f16(float a, const std::uint16_t* x, float* y, std::int64_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, xv, _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += a * _cvtsh_ss(x[i]);
+}
+
+void to_f16(const float* x, std::uint16_t* y, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) y[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
 constexpr KernelTable kTable{IsaLevel::kAvx2,
                              quantize_q8_32_x86,
                              quantize_q8_256_x86,
@@ -173,7 +204,10 @@ constexpr KernelTable kTable{IsaLevel::kAvx2,
                              drive<Q80Kernel>,
                              drive<Q40Kernel>,
                              drive<Q4KKernel>,
-                             drive<Q6KKernel>};
+                             drive<Q6KKernel>,
+                             dot_f16,
+                             axpy_f16,
+                             to_f16};
 
 }  // namespace
 

@@ -217,6 +217,38 @@ struct Q32Kernel {
   }
 };
 
+inline __mmask16 tail_mask(std::int64_t left) {
+  return left >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+float dot_f16(const float* x, const std::uint16_t* y, std::int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (std::int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 yv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, y + i));
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), yv, acc);
+  }
+  return hsum512(acc);
+}
+
+void axpy_f16(float a, const std::uint16_t* x, float* y, std::int64_t n) {
+  const __m512 av = _mm512_set1_ps(a);
+  for (std::int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i));
+    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, xv, _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+void to_f16(const float* x, std::uint16_t* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm256_mask_storeu_epi16(y + i, m,
+                             _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i),
+                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+}
+
 constexpr KernelTable kTable{IsaLevel::kAvx512,
                              quantize_q8_32_x86,
                              quantize_q8_256_x86,
@@ -226,7 +258,10 @@ constexpr KernelTable kTable{IsaLevel::kAvx512,
                              drive<Q32Kernel<Q80Weights>>,
                              drive<Q32Kernel<Q40Weights>>,
                              drive<Q4KKernel>,
-                             drive<Q6KKernel>};
+                             drive<Q6KKernel>,
+                             dot_f16,
+                             axpy_f16,
+                             to_f16};
 
 }  // namespace
 

@@ -186,9 +186,24 @@ void q6_k_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
   });
 }
 
+float dot_f16(const float* x, const std::uint16_t* y, std::int64_t n) {
+  float acc = 0.0f;
+  for (std::int64_t i = 0; i < n; ++i) acc += x[i] * fp16_to_fp32(y[i]);
+  return acc;
+}
+
+void axpy_f16(float a, const std::uint16_t* x, float* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
+}
+
+void to_f16(const float* x, std::uint16_t* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
 constexpr KernelTable kTable{IsaLevel::kScalar, quantize_q8_32, quantize_q8_256, f32_rows,
                              f16_rows,          bf16_rows,      q8_0_rows,       q4_0_rows,
-                             q4_k_rows,         q6_k_rows};
+                             q4_k_rows,         q6_k_rows,      dot_f16,         axpy_f16,
+                             to_f16};
 
 }  // namespace
 

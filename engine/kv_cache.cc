@@ -5,8 +5,15 @@
 
 namespace spillway::engine {
 
-std::size_t KvCache::bytes_per_token(const ModelConfig& config) {
-  return 2 * static_cast<std::size_t>(config.kv_dim()) * config.n_layer * sizeof(float);
+Result<KvType> parse_kv_type(std::string_view name) {
+  if (name == "f16") return KvType::kF16;
+  if (name == "f32") return KvType::kF32;
+  return make_error(ErrorCode::kInvalidArgument, "unknown KV cache type '{}' (f16, f32)", name);
+}
+
+std::size_t KvCache::bytes_per_token(const ModelConfig& config, KvType type) {
+  const std::size_t element = type == KvType::kF16 ? 2 : 4;
+  return 2 * static_cast<std::size_t>(config.kv_dim()) * config.n_layer * element;
 }
 
 Result<KvCache> KvCache::create(const ModelConfig& config, KvCacheOptions options) {
@@ -15,7 +22,7 @@ Result<KvCache> KvCache::create(const ModelConfig& config, KvCacheOptions option
                       "KV cache needs positive block size and block count (got {} and {})",
                       options.block_tokens, options.num_blocks);
   }
-  const std::size_t per_token = bytes_per_token(config) / sizeof(float);
+  const std::size_t per_token = bytes_per_token(config, options.type);
   const std::size_t tokens =
       static_cast<std::size_t>(options.block_tokens) * static_cast<std::size_t>(options.num_blocks);
   if (per_token == 0 || tokens > std::numeric_limits<std::size_t>::max() / 8 / per_token) {
@@ -24,8 +31,9 @@ Result<KvCache> KvCache::create(const ModelConfig& config, KvCacheOptions option
   KvCache cache;
   cache.block_tokens_ = options.block_tokens;
   cache.num_blocks_ = options.num_blocks;
-  cache.kv_dim_ = config.kv_dim();
-  cache.storage_.assign(tokens * per_token, 0.0f);
+  cache.type_ = options.type;
+  cache.vector_bytes_ = per_token / 2 / static_cast<std::size_t>(config.n_layer);
+  cache.storage_.assign(tokens * per_token, std::byte{0});
   return cache;
 }
 

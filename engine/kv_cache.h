@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -21,9 +22,17 @@
 
 namespace spillway::engine {
 
+// Element type of cached keys and values. F16 halves the cache (the default, as in llama.cpp);
+// F32 keeps attention bit-for-bit independent of cache rounding (reference comparisons).
+enum class KvType { kF32, kF16 };
+
+// Parses "f16" / "f32".
+[[nodiscard]] Result<KvType> parse_kv_type(std::string_view name);
+
 struct KvCacheOptions {
   std::int32_t block_tokens = 16;  // Token slots per block.
   std::int32_t num_blocks = 0;     // Total blocks; sets the memory used.
+  KvType type = KvType::kF16;
 };
 
 class KvCache {
@@ -33,39 +42,40 @@ class KvCache {
 
   [[nodiscard]] std::int32_t block_tokens() const { return block_tokens_; }
   [[nodiscard]] std::int32_t num_blocks() const { return num_blocks_; }
-  [[nodiscard]] std::size_t bytes() const { return storage_.size() * sizeof(float); }
+  [[nodiscard]] KvType type() const { return type_; }
+  [[nodiscard]] std::size_t bytes() const { return storage_.size(); }
   // Bytes one token slot takes (all layers, K and V).
-  [[nodiscard]] static std::size_t bytes_per_token(const ModelConfig& config);
+  [[nodiscard]] static std::size_t bytes_per_token(const ModelConfig& config, KvType type);
 
-  // Key / value vector ([kv_dim] floats) of `layer` at slot `slot` of block `block`.
-  [[nodiscard]] float* key(std::int32_t layer, std::int32_t block, std::int32_t slot) {
+  // Key / value vector ([kv_dim] elements of type()) of `layer` at slot `slot` of `block`.
+  [[nodiscard]] void* key(std::int32_t layer, std::int32_t block, std::int32_t slot) {
     return storage_.data() + offset(layer, block, slot);
   }
-  [[nodiscard]] float* value(std::int32_t layer, std::int32_t block, std::int32_t slot) {
-    return storage_.data() + offset(layer, block, slot) + kv_dim_;
+  [[nodiscard]] void* value(std::int32_t layer, std::int32_t block, std::int32_t slot) {
+    return storage_.data() + offset(layer, block, slot) + vector_bytes_;
   }
-  [[nodiscard]] const float* key(std::int32_t layer, std::int32_t block, std::int32_t slot) const {
+  [[nodiscard]] const void* key(std::int32_t layer, std::int32_t block, std::int32_t slot) const {
     return storage_.data() + offset(layer, block, slot);
   }
-  [[nodiscard]] const float* value(std::int32_t layer, std::int32_t block,
-                                   std::int32_t slot) const {
-    return storage_.data() + offset(layer, block, slot) + kv_dim_;
+  [[nodiscard]] const void* value(std::int32_t layer, std::int32_t block,
+                                  std::int32_t slot) const {
+    return storage_.data() + offset(layer, block, slot) + vector_bytes_;
   }
 
  private:
   KvCache() = default;
   // Layout [layer][block][slot][K | V]: one block of one layer is contiguous, so attention over
   // a sequence reads long runs.
-  [[nodiscard]] std::size_t offset(std::int32_t layer, std::int32_t block,
-                                   std::int32_t slot) const {
+  [[nodiscard]] std::size_t offset(std::int32_t layer, std::int32_t block, std::int32_t slot) const {
     return ((static_cast<std::size_t>(layer) * num_blocks_ + block) * block_tokens_ + slot) *
-           (2 * static_cast<std::size_t>(kv_dim_));
+           (2 * vector_bytes_);
   }
 
   std::int32_t block_tokens_ = 0;
   std::int32_t num_blocks_ = 0;
-  std::int32_t kv_dim_ = 0;
-  std::vector<float> storage_;
+  KvType type_ = KvType::kF16;
+  std::size_t vector_bytes_ = 0;  // kv_dim elements.
+  std::vector<std::byte> storage_;
 };
 
 // Hands out block ids with reference counts. Not thread-safe.

@@ -258,18 +258,8 @@ void quantize_q6_k(const float* x, BlockQ6_K* blocks, std::int64_t nb) {
 }  // namespace
 
 bool can_dequantize(GgmlType type) {
-  switch (type) {
-    case GgmlType::kF32:
-    case GgmlType::kF16:
-    case GgmlType::kBF16:
-    case GgmlType::kQ8_0:
-    case GgmlType::kQ4_0:
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ6_K:
-      return true;
-    default:
-      return false;
-  }
+  // The one list of computable types is ggml_type.cc's table.
+  return ggml_type_info(type).supported;
 }
 
 bool can_quantize(GgmlType type) {

@@ -10,6 +10,7 @@
 //     -8 or Q4_K's mins). This catches any indexing or scale mistake.
 //   2. Against dot_row with the original float activations: the int8 quantization of the
 //     activations adds at most sum_i |w_i| * d_x(i) / 2 (d_x = block amax / 127), on top of 1.
+#include "engine/half.h"
 #include "engine/kernels.h"
 
 #include <gtest/gtest.h>
@@ -237,6 +238,33 @@ TEST(KernelsTest, QuantizersAreBitIdenticalAcrossLevels) {
     EXPECT_EQ(0, std::memcmp(q_ref, q, sizeof q));
     EXPECT_EQ(0, std::memcmp(d_ref, d, kCols / 256 * sizeof(float)));
     EXPECT_EQ(0, std::memcmp(s16_ref, s16, sizeof s16));
+  }
+}
+
+// The F16 KV-cache kernels against plain fp16 arithmetic, on lengths around the vector widths.
+TEST(KernelsTest, F16AttentionKernelsMatchScalar) {
+  for (IsaLevel level : supported_levels()) {
+    const KernelTable& k = kernel_table(level);
+    SCOPED_TRACE(static_cast<int>(level));
+    for (std::int64_t n : {1, 7, 8, 15, 16, 17, 64, 100}) {
+      std::vector<float> x(static_cast<std::size_t>(n)), y(static_cast<std::size_t>(n));
+      std::vector<std::uint16_t> h(static_cast<std::size_t>(n));
+      for (std::int64_t i = 0; i < n; ++i) {
+        x[i] = std::sin(0.7f * static_cast<float>(i) + 0.3f);
+        y[i] = std::cos(1.3f * static_cast<float>(i));
+      }
+      // to_f16 rounds exactly as the scalar conversion (round to nearest even).
+      k.to_f16(y.data(), h.data(), n);
+      for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(h[i], fp32_to_fp16(y[i])) << i;
+      double ref = 0;
+      for (std::int64_t i = 0; i < n; ++i) ref += double(x[i]) * fp16_to_fp32(h[i]);
+      EXPECT_NEAR(k.dot_f16(x.data(), h.data(), n), ref, 1e-5 * static_cast<double>(n));
+      std::vector<float> acc = x;
+      k.axpy_f16(0.5f, h.data(), acc.data(), n);
+      for (std::int64_t i = 0; i < n; ++i) {
+        EXPECT_NEAR(acc[i], x[i] + 0.5f * fp16_to_fp32(h[i]), 1e-6) << i;
+      }
+    }
   }
 }
 

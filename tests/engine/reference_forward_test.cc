@@ -121,8 +121,9 @@ Vec reference_logits(const Model& m, const std::vector<std::int32_t>& tokens) {
   return matvec(m.output(), rmsnorm(x[n - 1], norm, c.rms_eps));
 }
 
-std::vector<float> engine_logits(const Model& m, const std::vector<std::int32_t>& tokens) {
-  auto cache = KvCache::create(m.config(), {16, 4});
+std::vector<float> engine_logits(const Model& m, const std::vector<std::int32_t>& tokens,
+                                 KvType kv_type) {
+  auto cache = KvCache::create(m.config(), {16, 4, kv_type});
   ThreadPool pool(2);
   ForwardPass fwd(m, *cache, pool, 8);
   std::vector<std::int32_t> table = {3, 0, 2, 1};
@@ -141,9 +142,10 @@ std::vector<float> engine_logits(const Model& m, const std::vector<std::int32_t>
   return logits;
 }
 
-void expect_close(const Model& m, const std::vector<std::int32_t>& tokens, double rel_tol) {
+void expect_close(const Model& m, const std::vector<std::int32_t>& tokens, double rel_tol,
+                  KvType kv_type = KvType::kF32) {
   const Vec ref = reference_logits(m, tokens);
-  const std::vector<float> got = engine_logits(m, tokens);
+  const std::vector<float> got = engine_logits(m, tokens, kv_type);
   double max_ref = 0, max_err = 0;
   for (std::size_t i = 0; i < ref.size(); ++i) {
     max_ref = std::max(max_ref, std::fabs(ref[i]));
@@ -180,6 +182,16 @@ TEST(ReferenceForward, TinyQwen2F32) {
   ASSERT_EQ(m->config().rope_mode, RopeMode::kNeox);
   ASSERT_FALSE(m->layers()[0].bq.empty());
   expect_close(*m, kTokens, 1e-4);
+}
+
+// An F16 KV cache rounds keys and values to 11 significant bits.
+TEST(ReferenceForward, F16KvCache) {
+  SPW_REQUIRE_SHARED_FILE(spillway::testing::vocab_gguf());
+  auto m = spillway::testing::load_model_or_die({spillway::testing::tiny_model_path(GgmlType::kF32), ""});
+  expect_close(*m, kTokens, 2e-3, KvType::kF16);
+  auto q = spillway::testing::load_model_or_die(
+      {spillway::testing::tiny_model_path(GgmlType::kF32, 7, "qwen2"), ""});
+  expect_close(*q, kTokens, 2e-3, KvType::kF16);
 }
 
 // Quantized weights: the kernels quantize activations to int8, so the tolerance is wider.

@@ -54,9 +54,9 @@ std::vector<std::int32_t> random_tokens(std::int32_t n, std::int32_t vocab, std:
 struct Sequences {
   Sequences(const Model& m, ThreadPool& pool, std::int32_t count, std::int32_t tokens_each,
             std::int32_t max_batch, KvType kv_type)
-      : cache(std::move(KvCache::create(m.config(),
-                                        {16, count * ((tokens_each + 15) / 16), kv_type}))
-                  .value()),
+      : cache(
+            std::move(KvCache::create(m.config(), {16, count * ((tokens_each + 15) / 16), kv_type}))
+                .value()),
         forward(m, cache, pool, max_batch),
         tables(static_cast<std::size_t>(count)),
         logits(static_cast<std::size_t>(count) * m.config().n_vocab) {

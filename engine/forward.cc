@@ -127,7 +127,8 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
           kernels_.axpy_f16(a, static_cast<const std::uint16_t*>(v) + head, out, c.head_dim);
         } else {
           const float* vf = static_cast<const float*>(v) + head;
-          for (std::int32_t i = 0; i < c.head_dim; ++i) out[i] += a * vf[i];
+          for (std::int32_t i = 0; i < c.head_dim; ++i)
+            out[i] += a * vf[i];
         }
       }
     }

@@ -2,6 +2,7 @@
 // 8-float vectors; int8 dot products with maddubs (u8 x s8 -> s16 pairs) and madd (-> s32).
 #include <immintrin.h>
 
+#include "engine/half.h"
 #include "engine/kernels.h"
 #include "engine/kernels_x86_shared.h"
 #include "engine/quant_blocks.h"
@@ -172,7 +173,8 @@ float dot_f16(const float* x, const std::uint16_t* y, std::int64_t n) {
     acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), yv, acc);
   }
   float sum = hsum(acc);
-  for (; i < n; ++i) sum += x[i] * _cvtsh_ss(y[i]);
+  for (; i < n; ++i)
+    sum += x[i] * fp16_to_fp32(y[i]);
   return sum;
 }
 
@@ -183,7 +185,8 @@ void axpy_f16(float a, const std::uint16_t* x, float* y, std::int64_t n) {
     const __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
     _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, xv, _mm256_loadu_ps(y + i)));
   }
-  for (; i < n; ++i) y[i] += a * _cvtsh_ss(x[i]);
+  for (; i < n; ++i)
+    y[i] += a * fp16_to_fp32(x[i]);
 }
 
 void to_f16(const float* x, std::uint16_t* y, std::int64_t n) {
@@ -192,7 +195,8 @@ void to_f16(const float* x, std::uint16_t* y, std::int64_t n) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
                      _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
   }
-  for (; i < n; ++i) y[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+  for (; i < n; ++i)
+    y[i] = fp32_to_fp16(x[i]);
 }
 
 constexpr KernelTable kTable{IsaLevel::kAvx2,

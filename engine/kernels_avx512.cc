@@ -25,7 +25,6 @@ inline float hsum512(__m512 v) {
   return hsum(half);
 }
 
-
 // Single-token decode reads a tile's R rows side by side, R short streams that hardware
 // prefetchers pick up late. The rows of a tile are contiguous, and so is the next tile: while
 // this tile's block pair b is consumed, prefetch the matching share of the next tile, so the
@@ -84,14 +83,12 @@ struct FloatKernel {
 };
 
 struct WidenF32 {
-  static constexpr int kBytes = 4;
   static __m512 load(const std::byte* row, std::int64_t i, __mmask16 mask) {
     return _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(row) + i);
   }
 };
 
 struct WidenF16 {
-  static constexpr int kBytes = 2;
   static __m512 load(const std::byte* row, std::int64_t i, __mmask16 mask) {
     return _mm512_cvtph_ps(
         _mm256_maskz_loadu_epi16(mask, reinterpret_cast<const std::uint16_t*>(row) + i));
@@ -99,7 +96,6 @@ struct WidenF16 {
 };
 
 struct WidenBF16 {
-  static constexpr int kBytes = 2;
   static __m512 load(const std::byte* row, std::int64_t i, __mmask16 mask) {
     const __m256i h =
         _mm256_maskz_loadu_epi16(mask, reinterpret_cast<const std::uint16_t*>(row) + i);

@@ -57,8 +57,7 @@ class KvCache {
   [[nodiscard]] const void* key(std::int32_t layer, std::int32_t block, std::int32_t slot) const {
     return storage_.data() + offset(layer, block, slot);
   }
-  [[nodiscard]] const void* value(std::int32_t layer, std::int32_t block,
-                                  std::int32_t slot) const {
+  [[nodiscard]] const void* value(std::int32_t layer, std::int32_t block, std::int32_t slot) const {
     return storage_.data() + offset(layer, block, slot) + vector_bytes_;
   }
 
@@ -66,7 +65,8 @@ class KvCache {
   KvCache() = default;
   // Layout [layer][block][slot][K | V]: one block of one layer is contiguous, so attention over
   // a sequence reads long runs.
-  [[nodiscard]] std::size_t offset(std::int32_t layer, std::int32_t block, std::int32_t slot) const {
+  [[nodiscard]] std::size_t offset(std::int32_t layer, std::int32_t block,
+                                   std::int32_t slot) const {
     return ((static_cast<std::size_t>(layer) * num_blocks_ + block) * block_tokens_ + slot) *
            (2 * vector_bytes_);
   }

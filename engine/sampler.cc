@@ -65,6 +65,12 @@ void Sampler::apply_penalties(std::span<float> logits) const {
 
 SampledToken Sampler::sample(std::span<float> logits) {
   SampledToken out;
+  // Most likely first; lower id first on ties, so results never depend on sort stability.
+  const auto by_logit = [&](std::int32_t a, std::int32_t b) {
+    const float la = logits[static_cast<std::size_t>(a)];
+    const float lb = logits[static_cast<std::size_t>(b)];
+    return la > lb || (la == lb && a < b);
+  };
   // Raw log-softmax for reported log-probabilities.
   const float max_raw = *std::max_element(logits.begin(), logits.end());
   double z = 0.0;
@@ -76,10 +82,7 @@ SampledToken Sampler::sample(std::span<float> logits) {
     std::iota(order_.begin(), order_.end(), 0);
     const auto k = static_cast<std::ptrdiff_t>(
         std::min<std::size_t>(static_cast<std::size_t>(params_.top_logprobs), order_.size()));
-    std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), [&](int a, int b) {
-      return logits[static_cast<std::size_t>(a)] > logits[static_cast<std::size_t>(b)] ||
-             (logits[static_cast<std::size_t>(a)] == logits[static_cast<std::size_t>(b)] && a < b);
-    });
+    std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), by_logit);
     for (std::ptrdiff_t i = 0; i < k; ++i) {
       const std::int32_t t = order_[static_cast<std::size_t>(i)];
       out.top.push_back({t, logits[static_cast<std::size_t>(t)] - log_z});
@@ -101,10 +104,6 @@ SampledToken Sampler::sample(std::span<float> logits) {
     std::size_t keep = order_.size();
     if (params_.top_k > 0)
       keep = std::min<std::size_t>(keep, static_cast<std::size_t>(params_.top_k));
-    auto by_logit = [&](int a, int b) {
-      return logits[static_cast<std::size_t>(a)] > logits[static_cast<std::size_t>(b)] ||
-             (logits[static_cast<std::size_t>(a)] == logits[static_cast<std::size_t>(b)] && a < b);
-    };
     if (keep < order_.size()) {
       std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(keep),
                         order_.end(), by_logit);

@@ -10,7 +10,6 @@
 //     -8 or Q4_K's mins). This catches any indexing or scale mistake.
 //   2. Against dot_row with the original float activations: the int8 quantization of the
 //     activations adds at most sum_i |w_i| * d_x(i) / 2 (d_x = block amax / 127), on top of 1.
-#include "engine/half.h"
 #include "engine/kernels.h"
 
 #include <gtest/gtest.h>
@@ -25,6 +24,7 @@
 
 #include "engine/cpu_features.h"
 #include "engine/ggml_type.h"
+#include "engine/half.h"
 #include "engine/matmul.h"
 #include "engine/quant.h"
 #include "engine/thread_pool.h"
@@ -255,9 +255,11 @@ TEST(KernelsTest, F16AttentionKernelsMatchScalar) {
       }
       // to_f16 rounds exactly as the scalar conversion (round to nearest even).
       k.to_f16(y.data(), h.data(), n);
-      for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(h[i], fp32_to_fp16(y[i])) << i;
+      for (std::int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(h[i], fp32_to_fp16(y[i])) << i;
       double ref = 0;
-      for (std::int64_t i = 0; i < n; ++i) ref += double(x[i]) * fp16_to_fp32(h[i]);
+      for (std::int64_t i = 0; i < n; ++i)
+        ref += double(x[i]) * fp16_to_fp32(h[i]);
       EXPECT_NEAR(k.dot_f16(x.data(), h.data(), n), ref, 1e-5 * static_cast<double>(n));
       std::vector<float> acc = x;
       k.axpy_f16(0.5f, h.data(), acc.data(), n);

@@ -187,7 +187,8 @@ TEST(ReferenceForward, TinyQwen2F32) {
 // An F16 KV cache rounds keys and values to 11 significant bits.
 TEST(ReferenceForward, F16KvCache) {
   SPW_REQUIRE_SHARED_FILE(spillway::testing::vocab_gguf());
-  auto m = spillway::testing::load_model_or_die({spillway::testing::tiny_model_path(GgmlType::kF32), ""});
+  auto m = spillway::testing::load_model_or_die(
+      {spillway::testing::tiny_model_path(GgmlType::kF32), ""});
   expect_close(*m, kTokens, 2e-3, KvType::kF16);
   auto q = spillway::testing::load_model_or_die(
       {spillway::testing::tiny_model_path(GgmlType::kF32, 7, "qwen2"), ""});

@@ -135,6 +135,18 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
   });
 }
 
+void ForwardPass::project(const float* x, std::int64_t n,
+                          std::initializer_list<MatmulTarget> targets) {
+  const std::span<const MatmulTarget> all(targets.begin(), targets.size());
+  if (can_share_input(all)) {
+    matmul_shared_input(pool_, scratch_, all, x, n);
+    return;
+  }
+  // Mixed weight types (e.g. a Q4_K_M file's Q6_K attn_v beside Q4_K attn_q): one at a time.
+  for (const MatmulTarget& t : all)
+    matmul(pool_, scratch_, *t.w, x, n, t.y);
+}
+
 Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
   SPW_TRY(validate(batch, logits.size()));
   const ModelConfig& c = model_.config();
@@ -153,9 +165,7 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
     for (std::int64_t t = 0; t < n; ++t) {
       rms_norm(x_.data() + t * d, w.attn_norm.data(), c.rms_eps, d, xn_.data() + t * d);
     }
-    matmul(pool_, scratch_, w.wq, xn_.data(), n, q_.data());
-    matmul(pool_, scratch_, w.wk, xn_.data(), n, k_.data());
-    matmul(pool_, scratch_, w.wv, xn_.data(), n, v_.data());
+    project(xn_.data(), n, {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}});
     for (std::int64_t t = 0; t < n; ++t) {
       float* q = q_.data() + t * c.q_dim();
       float* k = k_.data() + t * c.kv_dim();
@@ -191,8 +201,7 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
     for (std::int64_t t = 0; t < n; ++t) {
       rms_norm(x_.data() + t * d, w.ffn_norm.data(), c.rms_eps, d, xn_.data() + t * d);
     }
-    matmul(pool_, scratch_, w.ffn_gate, xn_.data(), n, gate_.data());
-    matmul(pool_, scratch_, w.ffn_up, xn_.data(), n, up_.data());
+    project(xn_.data(), n, {{&w.ffn_gate, gate_.data()}, {&w.ffn_up, up_.data()}});
     swiglu(gate_.data(), up_.data(), n * c.n_ff, gate_.data());
     matmul(pool_, scratch_, w.ffn_down, gate_.data(), n, xn_.data());
     for (std::int64_t i = 0; i < n * d; ++i)

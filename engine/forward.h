@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <span>
 #include <vector>
 
@@ -38,6 +39,8 @@ class ForwardPass {
  private:
   [[nodiscard]] Status validate(const ForwardBatch& batch, std::size_t logits_size) const;
   void attention(const ForwardBatch& batch, std::int32_t layer);
+  // y_i = W_i x for products that share their input x ([n][cols]).
+  void project(const float* x, std::int64_t n, std::initializer_list<MatmulTarget> targets);
 
   const Model& model_;
   KvCache& cache_;

@@ -1,6 +1,7 @@
 #include "engine/matmul.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 
@@ -65,36 +66,74 @@ void matmul(ThreadPool& pool, MatmulScratch& scratch, const Matrix& w, const flo
 
 void matmul(ThreadPool& pool, MatmulScratch& scratch, const KernelTable& kernels, const Matrix& w,
             const float* x, std::int64_t n, float* y) {
-  if (w.cols > scratch.max_cols()) {
+  const MatmulTarget target{&w, y};
+  matmul_shared_input(pool, scratch, kernels, std::span(&target, 1), x, n);
+}
+
+bool can_share_input(std::span<const MatmulTarget> targets) {
+  if (targets.empty() || targets.size() > kMaxSharedTargets) return false;
+  for (const MatmulTarget& t : targets) {
+    if (t.w->cols != targets[0].w->cols || t.w->type != targets[0].w->type) return false;
+  }
+  return true;
+}
+
+void matmul_shared_input(ThreadPool& pool, MatmulScratch& scratch,
+                         std::span<const MatmulTarget> targets, const float* x, std::int64_t n) {
+  matmul_shared_input(pool, scratch, kernel_table(selected_isa()), targets, x, n);
+}
+
+void matmul_shared_input(ThreadPool& pool, MatmulScratch& scratch, const KernelTable& kernels,
+                         std::span<const MatmulTarget> targets, const float* x, std::int64_t n) {
+  if (!can_share_input(targets)) {
+    std::fprintf(stderr, "spillway: matmul_shared_input: %zu targets of unequal shape or type\n",
+                 targets.size());
+    std::abort();
+  }
+  const Matrix& first = *targets[0].w;
+  if (first.cols > scratch.max_cols()) {
     std::fprintf(stderr, "spillway: matmul(%s): %lld columns; scratch planned for %lld\n",
-                 w.name.c_str(), static_cast<long long>(w.cols),
+                 first.name.c_str(), static_cast<long long>(first.cols),
                  static_cast<long long>(scratch.max_cols()));
     std::abort();
   }
-  const RowsKernel kernel = rows_kernel(kernels, w.type);
-  const ActFormat format = act_format(w.type);
+  const RowsKernel kernel = rows_kernel(kernels, first.type);
+  const ActFormat format = act_format(first.type);
+  std::int64_t total_rows = 0;
+  for (const MatmulTarget& t : targets)
+    total_rows += t.w->rows;
   for (std::int64_t t0 = 0; t0 < n; t0 += scratch.max_tokens()) {
-    MatmulArgs args;
-    args.w = w.data;
-    args.row_bytes = w.row_bytes;
-    args.cols = w.cols;
-    args.n = std::min(scratch.max_tokens(), n - t0);
-    args.x = x + t0 * w.cols;
-    args.y = y + t0 * w.rows;
-    args.y_stride = w.rows;
-    if (format != ActFormat::kFloat) {
-      args.xq = scratch.quantize(kernels, format, args.x, args.n, w.cols);
+    const std::int64_t chunk = std::min(scratch.max_tokens(), n - t0);
+    const float* xc = x + t0 * first.cols;
+    // The activations are quantized once for every target.
+    QuantizedActs xq;
+    if (format != ActFormat::kFloat) xq = scratch.quantize(kernels, format, xc, chunk, first.cols);
+    std::array<MatmulArgs, kMaxSharedTargets> args;
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      const Matrix& w = *targets[i].w;
+      args[i].w = w.data;
+      args[i].row_bytes = w.row_bytes;
+      args[i].cols = w.cols;
+      args[i].n = chunk;
+      args[i].x = xc;
+      args[i].xq = xq;
+      args[i].y = targets[i].y + t0 * w.rows;
+      args[i].y_stride = w.rows;
     }
-    const std::int64_t rows = w.rows;
-    if (rows * w.cols * args.n < kMinParallelWork || pool.size() == 1) {
-      kernel(args, 0, rows);
+    if (total_rows * first.cols * chunk < kMinParallelWork || pool.size() == 1) {
+      for (std::size_t i = 0; i < targets.size(); ++i)
+        kernel(args[i], 0, targets[i].w->rows);
       continue;
     }
+    // One job for all targets: each thread takes its share of every matrix's rows.
     pool.run([&](int thread, int threads) {
-      const std::int64_t units = (rows + kRowGrain - 1) / kRowGrain;
-      const std::int64_t begin = std::min(rows, units * thread / threads * kRowGrain);
-      const std::int64_t end = std::min(rows, units * (thread + 1) / threads * kRowGrain);
-      if (begin < end) kernel(args, begin, end);
+      for (std::size_t i = 0; i < targets.size(); ++i) {
+        const std::int64_t rows = targets[i].w->rows;
+        const std::int64_t units = (rows + kRowGrain - 1) / kRowGrain;
+        const std::int64_t begin = std::min(rows, units * thread / threads * kRowGrain);
+        const std::int64_t end = std::min(rows, units * (thread + 1) / threads * kRowGrain);
+        if (begin < end) kernel(args[i], begin, end);
+      }
     });
   }
 }

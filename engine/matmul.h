@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "engine/kernels.h"
@@ -51,6 +52,22 @@ class MatmulScratch {
 // x and y do not overlap.
 void matmul(ThreadPool& pool, MatmulScratch& scratch, const Matrix& w, const float* x,
             std::int64_t n, float* y);
+
+// Several products of one input: y_i = W_i x (Q, K and V of a layer; gate and up). The input is
+// quantized once and the products run as one job on the pool, which halves the per-product
+// overhead of a decode step.
+inline constexpr std::size_t kMaxSharedTargets = 4;
+struct MatmulTarget {
+  const Matrix* w;
+  float* y;  // y[t * w->rows + r].
+};
+// True when `targets` (1 to kMaxSharedTargets) share column count and weight type.
+[[nodiscard]] bool can_share_input(std::span<const MatmulTarget> targets);
+// REQUIRES: can_share_input(targets); the other requirements of matmul for each target.
+void matmul_shared_input(ThreadPool& pool, MatmulScratch& scratch,
+                         std::span<const MatmulTarget> targets, const float* x, std::int64_t n);
+void matmul_shared_input(ThreadPool& pool, MatmulScratch& scratch, const KernelTable& kernels,
+                         std::span<const MatmulTarget> targets, const float* x, std::int64_t n);
 
 // The same with an explicit kernel table (tests, benchmarks).
 // REQUIRES: kernels is the table of a level the machine supports.

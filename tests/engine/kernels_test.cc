@@ -199,6 +199,39 @@ TEST(KernelsTest, SingleThreadPoolMatchesToo) {
   }
 }
 
+// Products sharing one input give exactly what separate products give (same quantized
+// activations, same kernels), for matrices of different heights.
+TEST(KernelsTest, SharedInputMatchesSeparateProducts) {
+  ThreadPool pool(2);
+  for (IsaLevel level : supported_levels()) {
+    for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kF16}) {
+      SCOPED_TRACE(::testing::Message() << isa_name(level) << " " << ggml_type_info(type).name);
+      std::mt19937 rng(5);
+      const std::int64_t cols = 512, n = 5;
+      TestMatrix a = random_matrix(type, 300, cols, rng), b = random_matrix(type, 37, cols, rng);
+      std::vector<float> x(static_cast<std::size_t>(n * cols));
+      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+      for (float& v : x)
+        v = u(rng);
+      MatmulScratch scratch(pool.size(), cols, 16);
+      std::vector<float> ya(300 * n), yb(37 * n), sa(300 * n), sb(37 * n);
+      const MatmulTarget targets[] = {{&a.m, ya.data()}, {&b.m, yb.data()}};
+      ASSERT_TRUE(can_share_input(targets));
+      matmul_shared_input(pool, scratch, kernel_table(level), targets, x.data(), n);
+      matmul(pool, scratch, kernel_table(level), a.m, x.data(), n, sa.data());
+      matmul(pool, scratch, kernel_table(level), b.m, x.data(), n, sb.data());
+      EXPECT_EQ(ya, sa);
+      EXPECT_EQ(yb, sb);
+    }
+  }
+  std::mt19937 rng(6);
+  TestMatrix q8 = random_matrix(GgmlType::kQ8_0, 4, 256, rng);
+  TestMatrix q4 = random_matrix(GgmlType::kQ4_K, 4, 256, rng);
+  std::vector<float> y(16);
+  const MatmulTarget mixed[] = {{&q8.m, y.data()}, {&q4.m, y.data()}};
+  EXPECT_FALSE(can_share_input(mixed));
+}
+
 TEST(KernelsTest, LongBatchesMatchToo) {
   // More tokens than one kernel pass over the rows takes (32), in one matmul call.
   ThreadPool pool(2);

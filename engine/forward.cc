@@ -50,6 +50,14 @@ Status ForwardPass::validate(const ForwardBatch& batch, std::size_t logits_size)
     return make_error(ErrorCode::kInvalidArgument, "batch has {} tokens; the limit is {}", n,
                       max_tokens_);
   }
+  // Every block table once, not once per token that uses it.
+  for (const auto& table : batch.block_tables) {
+    for (std::int32_t block : table) {
+      if (block < 0 || block >= cache_.num_blocks()) {
+        return make_error(ErrorCode::kInvalidArgument, "cache block {} does not exist", block);
+      }
+    }
+  }
   std::size_t wanted = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     const BatchToken& b = batch.tokens[static_cast<std::size_t>(i)];
@@ -66,11 +74,6 @@ Status ForwardPass::validate(const ForwardBatch& batch, std::size_t logits_size)
       return make_error(ErrorCode::kInvalidArgument,
                         "position {} of sequence {} is not covered by its {} cache blocks", b.pos,
                         b.seq, table.size());
-    }
-    for (std::int32_t block : table) {
-      if (block < 0 || block >= cache_.num_blocks()) {
-        return make_error(ErrorCode::kInvalidArgument, "cache block {} does not exist", block);
-      }
     }
     // Positions of one sequence must be consecutive within the batch.
     for (std::int64_t j = i - 1; j >= 0; --j) {

@@ -84,7 +84,7 @@ int run_generate(const GenerateFlags& f) {
   const auto n_gen = result->tokens.size();
   log_info("generate finished",
            {kv("prompt_tokens", result->prompt_tokens.size()), kv("generated_tokens", n_gen),
-            kv("finish", result->finish == engine::FinishReason::kStop ? "stop" : "length"),
+            kv("finish", engine::finish_reason_name(result->finish)),
             kv("seconds", fmt::format("{:.3f}", total_s)),
             kv("tokens_per_second", fmt::format("{:.1f}", n_gen / std::max(total_s, 1e-9))),
             kv("seed", request.sampling.seed)});

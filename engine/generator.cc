@@ -90,14 +90,14 @@ Result<GenerateResult> Generator::generate(const GenerateRequest& request,
     result.text += s;
     if (on_text) on_text(s);
   };
-  const std::int32_t eos = model_.vocab().eos_id;
+  const Vocab& vocab = model_.vocab();
   std::int32_t pos = n_prompt;
   for (;;) {
     SampledToken s = sampler.sample(logits_);
     result.tokens.push_back(s.token);
     result.samples.push_back(std::move(s));
     const std::int32_t token = result.tokens.back();
-    if (token == eos) {
+    if (vocab.is_eog(token)) {
       result.finish = FinishReason::kStop;
       break;
     }

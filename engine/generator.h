@@ -15,6 +15,7 @@
 
 #include "core/status.h"
 
+#include "engine/finish_reason.h"
 #include "engine/forward.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
@@ -39,11 +40,10 @@ struct GenerateRequest {
   bool parse_special = false;  // Recognize control-token text such as "<s>" in the prompt.
 };
 
-enum class FinishReason { kStop, kLength };
-
 struct GenerateResult {
   std::vector<std::int32_t> prompt_tokens;
-  std::vector<std::int32_t> tokens;   // Generated, including a final EOS if one was sampled.
+  std::vector<std::int32_t> tokens;   // Generated, including a final end-of-generation token (EOS,
+                                      // EOT, ...) if one was sampled.
   std::vector<SampledToken> samples;  // Per generated token (log-probabilities).
   std::string text;                   // Generated text, stop string excluded.
   FinishReason finish = FinishReason::kLength;

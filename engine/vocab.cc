@@ -1,5 +1,6 @@
 #include "engine/vocab.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -113,6 +114,34 @@ std::int32_t Vocab::find(std::string_view text) const {
   return it == token_to_id.end() ? -1 : it->second;
 }
 
+namespace {
+
+// End-of-turn markers of the chat formats in use (Llama 3, ChatML/Qwen, Phi-3, Gemma, GPT-2
+// style, Llama 3.1 tool calls, DeepSeek/others); only control or user-defined tokens count, so
+// ordinary text that happens to spell one is never an end.
+constexpr std::string_view kEogTexts[] = {
+    "<|eot_id|>",    "<|im_end|>", "<|end|>", "<end_of_turn>",
+    "<|endoftext|>", "<|eom_id|>", "<EOT>",   "<|end_of_text|>",
+};
+
+void collect_eog_ids(Vocab& vocab) {
+  vocab.eog_ids.clear();
+  for (const std::int32_t id : {vocab.eos_id, vocab.eot_id, vocab.eom_id}) {
+    if (id >= 0) vocab.eog_ids.push_back(id);
+  }
+  for (const std::string_view text : kEogTexts) {
+    const auto it = vocab.token_to_id.find(text);
+    if (it == vocab.token_to_id.end()) continue;
+    const TokenType t = vocab.types[static_cast<std::size_t>(it->second)];
+    if (t == TokenType::kControl || t == TokenType::kUserDefined)
+      vocab.eog_ids.push_back(it->second);
+  }
+  std::sort(vocab.eog_ids.begin(), vocab.eog_ids.end());
+  vocab.eog_ids.erase(std::unique(vocab.eog_ids.begin(), vocab.eog_ids.end()), vocab.eog_ids.end());
+}
+
+}  // namespace
+
 Status finalize_vocab(Vocab& vocab) {
   const std::size_t n = vocab.tokens.size();
   if (n == 0) return make_error(ErrorCode::kInvalidArgument, "vocabulary has no tokens");
@@ -155,8 +184,9 @@ Status finalize_vocab(Vocab& vocab) {
       vocab.types[i] = TokenType::kUndefined;
     }
   }
-  const std::pair<const char*, std::int32_t> ids[] = {
-      {"bos", vocab.bos_id}, {"eos", vocab.eos_id}, {"unk", vocab.unk_id}, {"pad", vocab.pad_id}};
+  const std::pair<const char*, std::int32_t> ids[] = {{"bos", vocab.bos_id}, {"eos", vocab.eos_id},
+                                                      {"unk", vocab.unk_id}, {"pad", vocab.pad_id},
+                                                      {"eot", vocab.eot_id}, {"eom", vocab.eom_id}};
   for (const auto& [name, id] : ids) {
     if (id != -1 && !vocab.contains(id)) {
       return make_error(ErrorCode::kInvalidArgument,
@@ -169,7 +199,12 @@ Status finalize_vocab(Vocab& vocab) {
   if (vocab.add_eos && vocab.eos_id == -1) {
     return make_error(ErrorCode::kInvalidArgument, "add_eos is set but there is no EOS token");
   }
+  collect_eog_ids(vocab);
   return Status();
+}
+
+bool Vocab::is_eog(std::int32_t id) const {
+  return std::binary_search(eog_ids.begin(), eog_ids.end(), id);
 }
 
 Result<Vocab> vocab_from_gguf(const GgufFile& file) {
@@ -272,6 +307,8 @@ Result<Vocab> vocab_from_gguf(const GgufFile& file) {
       {"tokenizer.ggml.eos_token_id", &vocab.eos_id},
       {"tokenizer.ggml.unknown_token_id", &vocab.unk_id},
       {"tokenizer.ggml.padding_token_id", &vocab.pad_id},
+      {"tokenizer.ggml.eot_token_id", &vocab.eot_id},
+      {"tokenizer.ggml.eom_token_id", &vocab.eom_id},
   };
   for (const auto& [key, id] : special) {
     if (*id >= 0 && static_cast<std::uint64_t>(*id) >= n) *id = -1;

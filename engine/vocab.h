@@ -82,6 +82,13 @@ struct Vocab {
   std::int32_t eos_id = -1;
   std::int32_t unk_id = -1;
   std::int32_t pad_id = -1;
+  std::int32_t eot_id = -1;  // End of turn (tokenizer.ggml.eot_token_id), e.g. Llama 3 <|eot_id|>.
+  std::int32_t eom_id = -1;  // End of message (tokenizer.ggml.eom_token_id).
+
+  // End-of-generation ids, sorted: eos, eot, eom, and control tokens whose text is a known
+  // end-of-turn marker (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>, ...),
+  // as llama.cpp collects them. Built by finalize_vocab().
+  std::vector<std::int32_t> eog_ids;
 
   bool add_bos = false;           // encode(add_special=true) prepends BOS.
   bool add_eos = false;           // encode(add_special=true) appends EOS.
@@ -100,6 +107,8 @@ struct Vocab {
   // The id of the token whose text is exactly `text`, or -1.
   [[nodiscard]] std::int32_t find(std::string_view text) const;
   [[nodiscard]] TokenType type(std::int32_t id) const { return types[id]; }
+  // True for ids in eog_ids: generation stops after sampling one.
+  [[nodiscard]] bool is_eog(std::int32_t id) const;
 };
 
 // Validates a vocabulary and builds its index: sizes within the limits above, scores/types

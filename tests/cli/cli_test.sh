@@ -96,6 +96,24 @@ assert r["pp_tps"] > 0 and r["tg_tps"] > 0 and r["read_bandwidth_gbs"] > 0
 PY
 check "bench --json keys" $?
 
+# Trace replay against the serving core: every replayed request completes.
+json=$("$bin" bench -m "$models/stories260K.gguf" --threads 1 \
+  --trace "$shared/traces/AzureLLMInferenceTrace_conv.csv" --rate 20 --duration 3 --max-requests 30 \
+  --length-scale 0.1 --shared-prefix 32 --json 2>/dev/null)
+python3 - "$json" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["requests"] >= 5 and r["completed"] == r["requests"] and r["rejected"] == 0, r
+for k in ("ttft_s", "tpot_s", "e2e_s"):
+    assert 0 < r[k]["p50"] <= r[k]["p90"] <= r[k]["p99"], r
+assert 0 < r["prefix_hit_rate"] < 1 and r["output_tps"] > 0, r
+PY
+check "bench --trace replays every request" $?
+expect_error "bench --trace without times needs --rate" 2 "--rate" -- \
+  bench -m "$models/stories260K.gguf" --trace "$shared/traces/sharegpt_8k_filtered_stats_llama2_tokenizer.csv"
+expect_error "bench --trace missing file" 1 "cannot open" -- \
+  bench -m "$models/stories260K.gguf" --trace "$tmp/nope.csv"
+
 "$bin" --version | grep -q "^spillway "
 check "--version" $?
 "$bin" --help | grep -q "generate"

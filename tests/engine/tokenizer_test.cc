@@ -322,6 +322,26 @@ Result<Vocab> vocab_from_writer(const GgufWriter& writer, std::vector<std::byte>
   return vocab_from_gguf(file);
 }
 
+TEST(VocabFromGgufTest, EndOfGenerationTokens) {
+  const std::vector<std::string> tokens = {"<unk>", "<s>",       "</s>",        "<|eot_id|>",
+                                           "a",     "<|im_end|>", "<|end|>",    "<eom>"};
+  std::vector<std::byte> storage;
+  GgufWriter w;
+  w.add_string("tokenizer.ggml.model", "llama");
+  w.add_string_array("tokenizer.ggml.tokens", tokens);
+  // <|eot_id|> is a control token, <|im_end|> only plain text (not an end), <|end|>
+  // user-defined; <eom> is named by tokenizer.ggml.eom_token_id.
+  w.add_i32_array("tokenizer.ggml.token_type", std::vector<std::int32_t>{2, 3, 3, 3, 1, 1, 4, 3});
+  w.add_u32("tokenizer.ggml.eom_token_id", 7);
+  auto v = vocab_from_writer(w, &storage);
+  ASSERT_TRUE(v.ok()) << v.error().to_string();
+  EXPECT_EQ(v->eom_id, 7);
+  EXPECT_EQ(v->eog_ids, (std::vector<std::int32_t>{2, 3, 6, 7}));
+  EXPECT_TRUE(v->is_eog(2));
+  EXPECT_FALSE(v->is_eog(5));
+  EXPECT_FALSE(v->is_eog(4));
+}
+
 TEST(VocabFromGgufTest, DefaultsValidationAndErrors) {
   const std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", "a", "b", "ab"};
   std::vector<std::byte> storage;

@@ -1,0 +1,28 @@
+// Bodies of the error responses the server produces itself (404, 405, 408, 413, 414, 431, 400,
+// 500 for an abandoned or throwing handler). An API layer plugs in its own renderer, e.g. serve
+// emits OpenAI-style `{"error":{...}}` bodies; the server always adds the framing headers and,
+// for 405, the Allow header.
+//
+// A renderer is called on an I/O thread: it must be fast, must not block and must not throw.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "net/http_response.h"
+
+namespace spillway::net {
+
+// `status` is the HTTP status to send; `message` says what went wrong in one line.
+using ErrorRenderer = std::function<HttpResponse(int status, std::string_view message)>;
+
+// {"error":{"code":404,"status":"Not Found","message":"no route for GET /x"}} as
+// application/json.
+[[nodiscard]] HttpResponse render_default_error(int status, std::string_view message);
+
+// `text` as the contents of a JSON string (quotes not included): escapes '"', '\\' and
+// control characters; bytes >= 0x80 pass through unchanged.
+[[nodiscard]] std::string json_escape(std::string_view text);
+
+}  // namespace spillway::net

@@ -1,0 +1,607 @@
+#include "net/http_connection.h"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include "core/log.h"
+
+#include "net/url.h"
+#include "net/wire_format.h"
+
+namespace spillway::net::internal {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t kRawReadBytes = 4096;
+constexpr std::size_t kMaxRequestIdBytes = 128;
+
+bool is_valid_request_id(std::string_view id) {
+  return !id.empty() && id.size() <= kMaxRequestIdBytes &&
+         std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+bool is_http_parse_error(const error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_method).category();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Lifetime and cross-thread entry points
+
+HttpConnection::HttpConnection(std::shared_ptr<ServerContext> ctx, asio::ip::tcp::socket socket,
+                               std::uint64_t id)
+    : ctx_(std::move(ctx)),
+      id_(id),
+      socket_(std::move(socket)),
+      strand_(socket_.get_executor()),
+      read_timer_(strand_),
+      write_timer_(strand_) {
+  ctx_->open_connections.fetch_add(1);
+  if (ctx_->metrics) ctx_->metrics->connection_opened();
+  error_code ec;
+  const auto endpoint = socket_.remote_endpoint(ec);
+  remote_ = ec ? std::string("unknown")
+               : fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
+}
+
+HttpConnection::~HttpConnection() {
+  if (ctx_->metrics) ctx_->metrics->connection_closed();
+  // Decrement before remove_connection notifies, so a waiter sees the new count.
+  ctx_->open_connections.fetch_sub(1);
+  ctx_->remove_connection(id_);
+}
+
+void HttpConnection::start() {
+  ctx_->add_connection(id_, weak_from_this());
+  asio::post(strand_, [self = shared_from_this()] {
+    error_code ec;
+    self->socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    if (self->ctx_->draining.load()) {
+      self->close("server draining");
+      return;
+    }
+    self->arm_read_timer(TimerKind::kHeader, self->ctx_->options.header_timeout);
+    self->read_header();
+  });
+}
+
+void HttpConnection::drain() {
+  asio::post(strand_, [self = shared_from_this()] {
+    if (self->closed_) return;
+    self->keep_alive_ = false;
+    self->close_after_response_ = true;
+    if (!self->request_active_ && !self->writing_ && self->pending_.empty()) {
+      self->close("server draining");
+    }
+  });
+}
+
+void HttpConnection::shutdown() {
+  asio::post(strand_, [self = shared_from_this()] { self->close("server stopping"); });
+}
+
+void HttpConnection::post_response(const Exchange* exchange, HttpResponse response) {
+  asio::post(strand_, [self = shared_from_this(), exchange, r = std::move(response)]() mutable {
+    if (self->is_current(exchange) && self->response_ == Response::kNone) {
+      self->queue_response(std::move(r));
+    }
+  });
+}
+
+void HttpConnection::post_stream_start(const Exchange* exchange, int status, HttpHeaders headers) {
+  asio::post(strand_, [self = shared_from_this(), exchange, status, h = std::move(headers)] {
+    self->on_stream_start(exchange, status, h);
+  });
+}
+
+void HttpConnection::post_stream_chunk(const Exchange* exchange, std::string chunk) {
+  asio::post(strand_, [self = shared_from_this(), exchange, c = std::move(chunk)] {
+    self->on_stream_chunk(exchange, c);
+  });
+}
+
+void HttpConnection::post_stream_end(const Exchange* exchange) {
+  asio::post(strand_, [self = shared_from_this(), exchange] { self->on_stream_end(exchange); });
+}
+
+void HttpConnection::post_abandoned(const Exchange* exchange) {
+  asio::post(strand_, [self = shared_from_this(), exchange] { self->on_abandoned(exchange); });
+}
+
+void HttpConnection::post_abort(const Exchange* exchange, std::string_view reason) {
+  asio::post(strand_, [self = shared_from_this(), exchange, r = std::string(reason)] {
+    if (self->is_current(exchange)) self->close(r);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading requests
+
+void HttpConnection::read_header() {
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(ctx_->options.max_header_bytes));
+  parser_->body_limit(ctx_->options.max_body_bytes);
+  read_in_flight_ = true;
+  http::async_read_header(
+      socket_, buffer_, *parser_,
+      [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+}
+
+void HttpConnection::on_header(error_code ec) {
+  read_in_flight_ = false;
+  if (closed_) return;
+  if (closing_) {
+    start_raw_read();  // Keep discarding input until the linger limits.
+    return;
+  }
+  if (ec) {
+    on_read_error(ec);
+    return;
+  }
+  cancel_read_timer();
+  const auto& req = parser_->get();
+  const auto client_id = req["X-Request-Id"];
+  request_id_ = is_valid_request_id(client_id) ? std::string(client_id) : new_request_id();
+  begin_request();
+  keep_alive_ = req.keep_alive();
+  http10_ = req.version() == 10;
+  head_request_ = req.method() == http::verb::head;
+
+  if (req.target().size() > ctx_->options.max_url_bytes) {
+    error_and_close(414, fmt::format("request target of {} bytes exceeds the limit of {}",
+                                     req.target().size(), ctx_->options.max_url_bytes));
+    return;
+  }
+  if (req.version() != 10 && req.version() != 11) {
+    error_and_close(505, "only HTTP/1.0 and HTTP/1.1 are supported");
+    return;
+  }
+  if (parser_->is_done()) {
+    dispatch();
+    return;
+  }
+  if (!http10_ && header_list_contains(req[http::field::expect], "100-continue")) {
+    pending_ += kContinue;
+    pump();
+  }
+  arm_read_timer(TimerKind::kBody, ctx_->options.body_timeout);
+  read_in_flight_ = true;
+  http::async_read(socket_, buffer_, *parser_,
+                   [self = shared_from_this()](error_code e, std::size_t) { self->on_body(e); });
+}
+
+void HttpConnection::on_body(error_code ec) {
+  read_in_flight_ = false;
+  if (closed_) return;
+  if (closing_) {
+    start_raw_read();
+    return;
+  }
+  cancel_read_timer();
+  if (ec) {
+    on_read_error(ec);
+    return;
+  }
+  dispatch();
+}
+
+void HttpConnection::on_read_error(error_code ec) {
+  const auto& o = ctx_->options;
+  if (ec == http::error::header_limit) {
+    // Beast consumes the request line once it is complete; then the parsed target tells.
+    // Otherwise the line is still at the front of the buffer, cut off somewhere.
+    const std::string_view parsed_target = parser_->get().target();
+    const auto data = buffer_.cdata();
+    const std::string_view head(static_cast<const char*>(data.data()), data.size());
+    const bool target_too_long = parsed_target.empty()
+                                     ? request_target_exceeds(head, o.max_url_bytes)
+                                     : parsed_target.size() > o.max_url_bytes;
+    if (target_too_long) {
+      error_and_close(414,
+                      fmt::format("request target exceeds the limit of {} bytes", o.max_url_bytes));
+    } else {
+      error_and_close(431, fmt::format("request header fields exceed the limit of {} bytes",
+                                       o.max_header_bytes));
+    }
+  } else if (ec == http::error::body_limit) {
+    error_and_close(413,
+                    fmt::format("request body exceeds the limit of {} bytes", o.max_body_bytes));
+  } else if (is_http_parse_error(ec) && ec != http::error::end_of_stream &&
+             ec != http::error::partial_message) {
+    error_and_close(400, fmt::format("malformed request: {}", ec.message()));
+  } else {
+    // The peer closed or reset the connection, possibly midway through a request.
+    close(ec.message());
+  }
+}
+
+void HttpConnection::dispatch() {
+  http::request<http::string_body> msg = parser_->release();
+  parser_.reset();
+
+  HttpRequest request;
+  request.method = std::string(msg.method_string());
+  request.target = std::string(msg.target());
+  const TargetParts parts = split_target(request.target);
+  request.path = std::string(parts.path);
+  request.query = std::string(parts.query);
+  request.version_major = static_cast<int>(msg.version() / 10);
+  request.version_minor = static_cast<int>(msg.version() % 10);
+  for (const auto& field : msg) {
+    request.headers.add(std::string(field.name_string()), std::string(field.value()));
+  }
+  request.body = std::move(msg.body());
+  request.remote_address = remote_;
+  request.request_id = request_id_;
+  if (ctx_->draining.load()) keep_alive_ = false;
+
+  Router::Match match = ctx_->router.match(request.method, request.path);
+  switch (match.kind) {
+    case Router::Match::Kind::kNotFound:
+      send_error(404, fmt::format("no route for {} {}", request.method, request.path));
+      return;
+    case Router::Match::Kind::kMethodNotAllowed:
+      send_error(405, fmt::format("method {} not allowed for {}", request.method, request.path),
+                 match.allow);
+      return;
+    case Router::Match::Kind::kBadRequest:
+      send_error(400, match.message);
+      return;
+    case Router::Match::Kind::kFound:
+      break;
+  }
+  request.path_params = std::move(match.params);
+  exchange_ = std::make_shared<Exchange>(weak_from_this(), ctx_->gate,
+                                         ctx_->options.max_pending_write_bytes);
+  start_raw_read();  // Detects a peer that leaves while the handler works.
+  try {
+    (*match.handler)(std::move(request), ResponseWriter(exchange_));
+  } catch (const std::exception& e) {
+    // The writer the handler held is gone by now; if it did not respond, the abandon path
+    // answers 500.
+    log_error("http handler threw", {kv("request_id", request_id_), kv("error", e.what())});
+  } catch (...) {
+    log_error("http handler threw", {kv("request_id", request_id_)});
+  }
+}
+
+void HttpConnection::start_raw_read() {
+  if (read_in_flight_ || closed_) return;
+  if (!closing_ && buffer_.size() >= ctx_->options.max_header_bytes) return;  // Read-ahead cap.
+  read_in_flight_ = true;
+  socket_.async_read_some(
+      buffer_.prepare(kRawReadBytes),
+      [self = shared_from_this()](error_code ec, std::size_t n) { self->on_raw_read(ec, n); });
+}
+
+void HttpConnection::on_raw_read(error_code ec, std::size_t n) {
+  read_in_flight_ = false;
+  if (closed_) return;
+  if (!ec) buffer_.commit(n);
+  if (closing_) {
+    linger_bytes_ += n;
+    buffer_.consume(buffer_.size());
+    if (ec || linger_bytes_ >= ctx_->options.linger_max_bytes) {
+      close("linger done");
+    } else {
+      start_raw_read();
+    }
+    return;
+  }
+  if (ec && ec != asio::error::operation_aborted) {
+    if (request_active_ && end_queued_) {
+      // A half-close after the request; the complete response is on its way.
+      close_after_response_ = true;
+      return;
+    }
+    close(request_active_ ? "peer closed during the response" : "peer closed");
+    return;
+  }
+  if (request_active_) {
+    if (!ec) start_raw_read();
+    return;
+  }
+  if (ec && !restart_after_cancel_) return;
+  // The next request is arriving (or is already buffered).
+  restart_after_cancel_ = false;
+  arm_read_timer(TimerKind::kHeader, ctx_->options.header_timeout);
+  read_header();
+}
+
+void HttpConnection::next_request() {
+  if (read_in_flight_) {  // The raw read that watched the response.
+    if (buffer_.size() > 0) {
+      restart_after_cancel_ = true;
+      error_code ec;
+      socket_.cancel(ec);  // No write is in flight here, only that read.
+    } else {
+      arm_read_timer(TimerKind::kIdle, ctx_->options.idle_timeout);
+    }
+    return;
+  }
+  if (buffer_.size() > 0) {
+    arm_read_timer(TimerKind::kHeader, ctx_->options.header_timeout);
+    read_header();
+  } else {
+    arm_read_timer(TimerKind::kIdle, ctx_->options.idle_timeout);
+    start_raw_read();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+void HttpConnection::arm_read_timer(TimerKind kind, std::chrono::milliseconds timeout) {
+  timer_kind_ = kind;
+  const std::uint64_t gen = ++read_timer_gen_;
+  read_timer_.expires_after(timeout);
+  read_timer_.async_wait([self = shared_from_this(), gen](error_code ec) {
+    if (ec || gen != self->read_timer_gen_ || self->closed_) return;
+    self->on_read_timer();
+  });
+}
+
+void HttpConnection::cancel_read_timer() {
+  ++read_timer_gen_;
+  read_timer_.cancel();
+}
+
+void HttpConnection::on_read_timer() {
+  switch (timer_kind_) {
+    case TimerKind::kHeader:
+      if (buffer_.size() > 0) {
+        error_and_close(408, "request headers not received within header_timeout");
+      } else {
+        close("header timeout");
+      }
+      return;
+    case TimerKind::kBody:
+      error_and_close(408, "request body not received within body_timeout");
+      return;
+    case TimerKind::kIdle:
+      close("idle timeout");
+      return;
+    case TimerKind::kLinger:
+      close("linger timeout");
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+void HttpConnection::begin_request() {
+  if (request_active_) return;
+  request_active_ = true;
+  request_start_ = SteadyClock::instance().now();
+  response_status_ = 0;
+  response_ = Response::kNone;
+  end_queued_ = false;
+  if (request_id_.empty()) request_id_ = new_request_id();
+  ctx_->request_started();
+}
+
+void HttpConnection::end_request() {
+  if (!request_active_) return;
+  request_active_ = false;
+  if (ctx_->metrics) {
+    ctx_->metrics->request_finished(response_status_,
+                                    to_seconds(SteadyClock::instance().now() - request_start_));
+  }
+  request_id_.clear();
+  ctx_->request_ended();
+}
+
+void HttpConnection::send_error(int status, std::string_view message, std::string_view allow) {
+  HttpResponse response = ctx_->error_response(status, message);
+  if (!allow.empty()) response.headers.set("Allow", std::string(allow));
+  queue_response(std::move(response));
+}
+
+void HttpConnection::error_and_close(int status, std::string_view message) {
+  if (closed_) return;
+  if (response_ != Response::kNone || closing_) {
+    close(message);  // A response is already under way; it cannot be replaced.
+    return;
+  }
+  log_debug("http request rejected",
+            {kv("status", status), kv("remote", remote_), kv("reason", message)});
+  begin_request();
+  close_after_response_ = true;
+  send_error(status, message);
+}
+
+void HttpConnection::queue_head(int status, const HttpHeaders& headers, Framing framing,
+                                std::size_t content_length) {
+  response_status_ = status;
+  framing_ = framing;
+  append_status_line(pending_, status);
+  for (const auto& [name, value] : headers) {
+    if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") ||
+        iequals(name, "Connection") || !is_valid_header_name(name) ||
+        !is_valid_header_value(value)) {
+      continue;
+    }
+    append_header(pending_, name, value);
+  }
+  if (!headers.contains("X-Request-Id") && !request_id_.empty()) {
+    append_header(pending_, "X-Request-Id", request_id_);
+  }
+  if (!headers.contains("Date")) append_header(pending_, "Date", http_date(std::time(nullptr)));
+  switch (framing) {
+    case Framing::kLength:
+      append_header(pending_, "Content-Length", fmt::format("{}", content_length));
+      break;
+    case Framing::kChunked:
+      append_header(pending_, "Transfer-Encoding", "chunked");
+      break;
+    case Framing::kUntilClose:
+      close_after_response_ = true;
+      break;
+    case Framing::kNoBody:
+      break;
+  }
+  if (!keep_alive_ || ctx_->draining.load()) close_after_response_ = true;
+  if (close_after_response_) {
+    append_header(pending_, "Connection", "close");
+  } else if (http10_) {
+    append_header(pending_, "Connection", "keep-alive");
+  }
+  pending_ += "\r\n";
+}
+
+void HttpConnection::queue_response(HttpResponse response) {
+  const bool has_body = !status_forbids_body(response.status);
+  queue_head(response.status, response.headers, has_body ? Framing::kLength : Framing::kNoBody,
+             response.body.size());
+  if (has_body && !head_request_) pending_ += response.body;
+  response_ = Response::kEnded;
+  end_queued_ = true;
+  pump();
+}
+
+void HttpConnection::on_stream_start(const Exchange* exchange, int status,
+                                     const HttpHeaders& headers) {
+  if (!is_current(exchange) || response_ != Response::kNone) return;
+  Framing framing = Framing::kChunked;
+  if (status_forbids_body(status)) {
+    framing = Framing::kNoBody;
+  } else if (http10_) {
+    framing = Framing::kUntilClose;  // HTTP/1.0 has no chunked encoding.
+  }
+  queue_head(status, headers, framing, 0);
+  response_ = Response::kStreaming;
+  pump();
+}
+
+void HttpConnection::on_stream_chunk(const Exchange* exchange, std::string_view chunk) {
+  if (!is_current(exchange) || response_ != Response::kStreaming) return;
+  if (head_request_ || framing_ == Framing::kNoBody) {
+    exchange_->bytes_written(chunk.size());
+    return;
+  }
+  if (framing_ == Framing::kChunked) {
+    append_chunk(pending_, chunk);
+  } else {
+    pending_ += chunk;
+  }
+  pending_payload_ += chunk.size();
+  pump();
+}
+
+void HttpConnection::on_stream_end(const Exchange* exchange) {
+  if (!is_current(exchange) || response_ != Response::kStreaming) return;
+  if (framing_ == Framing::kChunked && !head_request_) pending_ += kLastChunk;
+  response_ = Response::kEnded;
+  end_queued_ = true;
+  pump();
+}
+
+void HttpConnection::on_abandoned(const Exchange* exchange) {
+  if (!is_current(exchange) || response_ != Response::kNone) return;
+  log_warn("http handler dropped its writer without responding", {kv("request_id", request_id_)});
+  send_error(500, "the handler completed without a response");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing and closing
+
+void HttpConnection::pump() {
+  if (closed_ || writing_) return;
+  if (!pending_.empty()) {
+    inflight_.swap(pending_);
+    pending_.clear();
+    inflight_payload_ = std::exchange(pending_payload_, 0);
+    writing_ = true;
+    const std::uint64_t gen = ++write_timer_gen_;
+    write_timer_.expires_after(ctx_->options.write_timeout);
+    write_timer_.async_wait([self = shared_from_this(), gen](error_code ec) {
+      if (ec || gen != self->write_timer_gen_ || self->closed_) return;
+      self->close("write timeout");
+    });
+    asio::async_write(
+        socket_, asio::buffer(inflight_),
+        [self = shared_from_this()](error_code ec, std::size_t) { self->on_write(ec); });
+    return;
+  }
+  if (end_queued_) complete_response();
+}
+
+void HttpConnection::on_write(error_code ec) {
+  writing_ = false;
+  ++write_timer_gen_;
+  write_timer_.cancel();
+  if (closed_) return;
+  if (ec) {
+    close(fmt::format("write failed: {}", ec.message()));
+    return;
+  }
+  if (exchange_ && inflight_payload_ > 0) exchange_->bytes_written(inflight_payload_);
+  inflight_payload_ = 0;
+  inflight_.clear();
+  pump();
+}
+
+void HttpConnection::complete_response() {
+  end_queued_ = false;
+  response_ = Response::kNone;
+  if (exchange_) {
+    exchange_->delivered();
+    exchange_.reset();
+  }
+  end_request();
+  if (close_after_response_ || !keep_alive_ || ctx_->draining.load()) {
+    graceful_close();
+    return;
+  }
+  next_request();
+}
+
+void HttpConnection::graceful_close() {
+  if (closed_ || closing_) return;
+  closing_ = true;
+  error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (ec) {
+    close("shutdown failed");
+    return;
+  }
+  linger_bytes_ = 0;
+  arm_read_timer(TimerKind::kLinger, ctx_->options.linger_timeout);
+  // A parser read may still be in flight (a 408 sent while headers trickled in); it owns
+  // buffer_ until it completes, and its handler then continues the linger.
+  if (read_in_flight_) return;
+  buffer_.consume(buffer_.size());
+  start_raw_read();
+}
+
+void HttpConnection::close(std::string_view reason) {
+  if (closed_) return;
+  closed_ = true;
+  log_debug("http connection closed", {kv("remote", remote_), kv("reason", reason)});
+  ++read_timer_gen_;
+  ++write_timer_gen_;
+  read_timer_.cancel();
+  write_timer_.cancel();
+  error_code ec;
+  socket_.close(ec);
+  if (exchange_) {
+    exchange_->closed();  // Fires the handler's on_close callbacks.
+    exchange_.reset();
+  }
+  end_request();
+}
+
+}  // namespace spillway::net::internal

@@ -1,0 +1,147 @@
+// Internal to net/ (includes Asio and Beast; include only from net/*.cc): one accepted TCP
+// connection of an HttpServer.
+//
+// Concurrency: every member of HttpConnection is touched only on the connection's strand
+// (handlers of its socket and timers, and work posted by start/drain/shutdown and by
+// ResponseWriters through the ExchangeSink interface).
+//
+// A connection reads one request at a time: headers (header_timeout), body (body_timeout),
+// then dispatches it. While the response is in progress it keeps reading raw bytes into its
+// buffer, at most max_header_bytes of them, which both detects a peer that goes away and
+// buffers pipelined requests; those are parsed only after the response is complete, so
+// responses leave in request order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "core/clock.h"
+
+#include "net/exchange.h"
+#include "net/server_context.h"
+
+namespace spillway::net::internal {
+
+class HttpConnection final : public ExchangeSink,
+                             public std::enable_shared_from_this<HttpConnection> {
+ public:
+  // `socket` is connected and bound to a strand of the server's io_context.
+  HttpConnection(std::shared_ptr<ServerContext> ctx, boost::asio::ip::tcp::socket socket,
+                 std::uint64_t id);
+  ~HttpConnection() override;
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
+
+  // Safe from any thread; each posts onto the strand.
+  void start();
+  // Server drain: an idle connection closes now; one with a request in progress closes after
+  // its response.
+  void drain();
+  // Server stop: close now.
+  void shutdown();
+
+  // ExchangeSink (any thread).
+  void post_response(const Exchange* exchange, HttpResponse response) override;
+  void post_stream_start(const Exchange* exchange, int status, HttpHeaders headers) override;
+  void post_stream_chunk(const Exchange* exchange, std::string chunk) override;
+  void post_stream_end(const Exchange* exchange) override;
+  void post_abandoned(const Exchange* exchange) override;
+  void post_abort(const Exchange* exchange, std::string_view reason) override;
+
+ private:
+  enum class TimerKind { kHeader, kBody, kIdle, kLinger };
+  enum class Response { kNone, kStreaming, kEnded };
+  enum class Framing { kLength, kChunked, kUntilClose, kNoBody };
+
+  // Reading.
+  void read_header();
+  void on_header(boost::system::error_code ec);
+  void on_body(boost::system::error_code ec);
+  void on_read_error(boost::system::error_code ec);
+  void dispatch();
+  void start_raw_read();
+  void on_raw_read(boost::system::error_code ec, std::size_t n);
+  void next_request();
+
+  // Timers.
+  void arm_read_timer(TimerKind kind, std::chrono::milliseconds timeout);
+  void cancel_read_timer();
+  void on_read_timer();
+
+  // Requests and responses.
+  void begin_request();
+  void end_request();
+  void send_error(int status, std::string_view message, std::string_view allow = {});
+  void error_and_close(int status, std::string_view message);
+  void queue_head(int status, const HttpHeaders& headers, Framing framing,
+                  std::size_t content_length);
+  void queue_response(HttpResponse response);
+  void on_stream_start(const Exchange* exchange, int status, const HttpHeaders& headers);
+  void on_stream_chunk(const Exchange* exchange, std::string_view chunk);
+  void on_stream_end(const Exchange* exchange);
+  void on_abandoned(const Exchange* exchange);
+
+  // Writing and closing.
+  void pump();
+  void on_write(boost::system::error_code ec);
+  void complete_response();
+  void graceful_close();
+  void close(std::string_view reason);
+  [[nodiscard]] bool is_current(const Exchange* exchange) const {
+    return !closed_ && exchange_ != nullptr && exchange_.get() == exchange;
+  }
+
+  const std::shared_ptr<ServerContext> ctx_;
+  const std::uint64_t id_;
+  boost::asio::ip::tcp::socket socket_;
+  const boost::asio::any_io_executor strand_;
+  boost::asio::steady_timer read_timer_;
+  boost::asio::steady_timer write_timer_;
+  std::string remote_;
+
+  boost::beast::flat_buffer buffer_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  bool read_in_flight_ = false;
+  bool restart_after_cancel_ = false;  // A raw read was cancelled to parse a buffered request.
+  TimerKind timer_kind_ = TimerKind::kHeader;
+  std::uint64_t read_timer_gen_ = 0;
+  std::uint64_t write_timer_gen_ = 0;
+
+  // The request in progress (from its headers to its last response byte).
+  bool request_active_ = false;
+  TimePoint request_start_{};
+  std::string request_id_;
+  bool keep_alive_ = true;
+  bool head_request_ = false;
+  bool http10_ = false;
+  int response_status_ = 0;  // 0 until a response head is queued.
+  Response response_ = Response::kNone;
+  Framing framing_ = Framing::kLength;
+  bool end_queued_ = false;  // The response's last byte is in pending_ or inflight_.
+  std::shared_ptr<Exchange> exchange_;
+
+  // Output: pending_ collects bytes while inflight_ is being written.
+  std::string pending_;
+  std::string inflight_;
+  std::size_t pending_payload_ = 0;  // Chunk payload bytes in pending_ (for backpressure).
+  std::size_t inflight_payload_ = 0;
+  bool writing_ = false;
+
+  bool close_after_response_ = false;
+  bool closing_ = false;  // Sent FIN; discarding input until EOF or the linger limits.
+  bool closed_ = false;
+  std::size_t linger_bytes_ = 0;
+};
+
+}  // namespace spillway::net::internal

@@ -1,0 +1,62 @@
+// Maps a presented API key to its tenant.
+//
+// A key is checked against every stored salted hash (fleet/api_key.h) the first time it is
+// seen; the result is then cached under the key's unsalted SHA-256, so a repeated request costs
+// one hash and one map lookup. Plaintext keys are never stored. Unknown keys are cached too
+// (a misconfigured client retrying a bad key stays cheap); the cache holds at most
+// `max_cached_keys` entries and is cleared when full.
+//
+// Cost of a key not in the cache: one salted SHA-256 per stored hash in the fleet, bounded
+// by FleetLimits::max_api_keys.
+//
+// Thread-safety: safe for concurrent use. The directory copies what it needs from the spec;
+// build a new one when the fleet file changes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "fleet/fleet_spec.h"
+
+namespace spillway::fleet {
+
+class TenantDirectory {
+ public:
+  explicit TenantDirectory(const FleetSpec& spec, std::size_t max_cached_keys = 65536);
+
+  // The tenant's name, or nullopt for an unknown (or over-long) key. Never logs the key.
+  [[nodiscard]] std::optional<std::string> find(std::string_view api_key) const;
+
+  // Adds a stored hash for `tenant` at run time (e.g. `spillway up --api-key`) and clears the
+  // cache. kNotFound for an unknown tenant, kInvalidArgument for a malformed hash.
+  [[nodiscard]] Status add_key(std::string_view tenant, std::string stored_hash);
+
+  // Entries currently cached (for tests and metrics).
+  [[nodiscard]] std::size_t cached_keys() const;
+
+ private:
+  struct StoredKey {
+    std::string hash;  // Stored form.
+    std::size_t tenant;
+  };
+  using KeyList = std::vector<StoredKey>;
+
+  const std::vector<std::string> tenants_;  // Index = tenant number.
+  const std::size_t max_cached_keys_;
+
+  mutable std::mutex mutex_;
+  // Replaced (never modified) by add_key, so find() can verify against a snapshot unlocked.
+  std::shared_ptr<const KeyList> keys_;  // Guarded by mutex_.
+  std::uint64_t generation_ = 0;         // Guarded by mutex_; bumped by add_key.
+  // Raw SHA-256 of a presented key -> tenant number, or -1 for an unknown key.
+  mutable std::unordered_map<std::string, long> cache_;  // Guarded by mutex_.
+};
+
+}  // namespace spillway::fleet

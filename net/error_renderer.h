@@ -22,7 +22,9 @@ using ErrorRenderer = std::function<HttpResponse(int status, std::string_view me
 [[nodiscard]] HttpResponse render_default_error(int status, std::string_view message);
 
 // `text` as the contents of a JSON string (quotes not included): escapes '"', '\\' and
-// control characters; bytes >= 0x80 pass through unchanged.
+// control characters; well-formed UTF-8 passes through unchanged, and each byte that is not
+// part of a well-formed sequence becomes \ufffd (so untrusted bytes, such as a request path
+// quoted in a message, still give valid JSON).
 [[nodiscard]] std::string json_escape(std::string_view text);
 
 }  // namespace spillway::net

@@ -1,17 +1,16 @@
 #include "net/http_connection.h"
 
-#include <algorithm>
 #include <exception>
 #include <utility>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
 
 #include "core/log.h"
 
-#include "net/url.h"
+#include "net/request_parser.h"
 #include "net/wire_format.h"
 
 namespace spillway::net::internal {
@@ -24,16 +23,7 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::size_t kRawReadBytes = 4096;
-constexpr std::size_t kMaxRequestIdBytes = 128;
-
-bool is_valid_request_id(std::string_view id) {
-  return !id.empty() && id.size() <= kMaxRequestIdBytes &&
-         std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f; });
-}
-
-bool is_http_parse_error(const error_code& ec) {
-  return ec.category() == http::make_error_code(http::error::bad_method).category();
-}
+constexpr std::size_t kMaxParseReadBytes = 65536;  // One read while parsing, as Beast's reads.
 
 }  // namespace
 
@@ -130,13 +120,40 @@ void HttpConnection::post_abort(const Exchange* exchange, std::string_view reaso
 // Reading requests
 
 void HttpConnection::read_header() {
-  parser_.emplace();
-  parser_->header_limit(static_cast<std::uint32_t>(ctx_->options.max_header_bytes));
-  parser_->body_limit(ctx_->options.max_body_bytes);
+  reset_request_parser(parser_, read_state_, ctx_->options);
+  read_goal_ = ReadGoal::kHead;
   read_in_flight_ = true;
-  http::async_read_header(
-      socket_, buffer_, *parser_,
-      [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+  parse_buffered();
+}
+
+void HttpConnection::parse_buffered() {
+  const error_code ec =
+      parse_buffered_request(*parser_, buffer_, read_goal_, read_state_, ctx_->options);
+  if (ec != http::error::need_more) {
+    finish_read(ec);
+    return;
+  }
+  socket_.async_read_some(
+      buffer_.prepare(beast::read_size(buffer_, kMaxParseReadBytes)),
+      [self = shared_from_this()](error_code e, std::size_t n) { self->on_parse_read(e, n); });
+}
+
+void HttpConnection::on_parse_read(error_code ec, std::size_t n) {
+  buffer_.commit(n);
+  if (!ec && !closed_ && !closing_) {
+    parse_buffered();
+    return;
+  }
+  if (ec == asio::error::eof) ec = parse_request_eof(*parser_);
+  finish_read(ec);
+}
+
+void HttpConnection::finish_read(error_code ec) {
+  if (read_goal_ == ReadGoal::kHead) {
+    on_header(ec);
+  } else {
+    on_body(ec);
+  }
 }
 
 void HttpConnection::on_header(error_code ec) {
@@ -152,34 +169,28 @@ void HttpConnection::on_header(error_code ec) {
   }
   cancel_read_timer();
   const auto& req = parser_->get();
-  const auto client_id = req["X-Request-Id"];
-  request_id_ = is_valid_request_id(client_id) ? std::string(client_id) : new_request_id();
+  request_id_ = request_id_for(req["X-Request-Id"]);
   begin_request();
   keep_alive_ = req.keep_alive();
   http10_ = req.version() == 10;
   head_request_ = req.method() == http::verb::head;
 
-  if (req.target().size() > ctx_->options.max_url_bytes) {
-    error_and_close(414, fmt::format("request target of {} bytes exceeds the limit of {}",
-                                     req.target().size(), ctx_->options.max_url_bytes));
-    return;
-  }
-  if (req.version() != 10 && req.version() != 11) {
-    error_and_close(505, "only HTTP/1.0 and HTTP/1.1 are supported");
+  if (auto reply = check_request_head(req, ctx_->options)) {
+    error_and_close(reply->status, reply->message);
     return;
   }
   if (parser_->is_done()) {
     dispatch();
     return;
   }
-  if (!http10_ && header_list_contains(req[http::field::expect], "100-continue")) {
+  if (expects_continue(req)) {
     pending_ += kContinue;
     pump();
   }
   arm_read_timer(TimerKind::kBody, ctx_->options.body_timeout);
+  read_goal_ = ReadGoal::kMessage;
   read_in_flight_ = true;
-  http::async_read(socket_, buffer_, *parser_,
-                   [self = shared_from_this()](error_code e, std::size_t) { self->on_body(e); });
+  parse_buffered();
 }
 
 void HttpConnection::on_body(error_code ec) {
@@ -198,69 +209,26 @@ void HttpConnection::on_body(error_code ec) {
 }
 
 void HttpConnection::on_read_error(error_code ec) {
-  const auto& o = ctx_->options;
-  if (ec == http::error::header_limit) {
-    // Beast consumes the request line once it is complete; then the parsed target tells.
-    // Otherwise the line is still at the front of the buffer, cut off somewhere.
-    const std::string_view parsed_target = parser_->get().target();
-    const auto data = buffer_.cdata();
-    const std::string_view head(static_cast<const char*>(data.data()), data.size());
-    const bool target_too_long = parsed_target.empty()
-                                     ? request_target_exceeds(head, o.max_url_bytes)
-                                     : parsed_target.size() > o.max_url_bytes;
-    if (target_too_long) {
-      error_and_close(414,
-                      fmt::format("request target exceeds the limit of {} bytes", o.max_url_bytes));
-    } else {
-      error_and_close(431, fmt::format("request header fields exceed the limit of {} bytes",
-                                       o.max_header_bytes));
-    }
-  } else if (ec == http::error::body_limit) {
-    error_and_close(413,
-                    fmt::format("request body exceeds the limit of {} bytes", o.max_body_bytes));
-  } else if (is_http_parse_error(ec) && ec != http::error::end_of_stream &&
-             ec != http::error::partial_message) {
-    error_and_close(400, fmt::format("malformed request: {}", ec.message()));
+  const auto data = buffer_.cdata();
+  const std::string_view buffered(static_cast<const char*>(data.data()), data.size());
+  if (auto reply = classify_read_error(ec, *parser_, buffered, ctx_->options)) {
+    error_and_close(reply->status, reply->message);
   } else {
-    // The peer closed or reset the connection, possibly midway through a request.
-    close(ec.message());
+    close(ec.message());  // The peer closed or reset the connection, possibly midway.
   }
 }
 
 void HttpConnection::dispatch() {
-  http::request<http::string_body> msg = parser_->release();
+  HttpRequest request = to_http_request(parser_->release(), read_state_.head_fields);
   parser_.reset();
-
-  HttpRequest request;
-  request.method = std::string(msg.method_string());
-  request.target = std::string(msg.target());
-  const TargetParts parts = split_target(request.target);
-  request.path = std::string(parts.path);
-  request.query = std::string(parts.query);
-  request.version_major = static_cast<int>(msg.version() / 10);
-  request.version_minor = static_cast<int>(msg.version() % 10);
-  for (const auto& field : msg) {
-    request.headers.add(std::string(field.name_string()), std::string(field.value()));
-  }
-  request.body = std::move(msg.body());
   request.remote_address = remote_;
   request.request_id = request_id_;
   if (ctx_->draining.load()) keep_alive_ = false;
 
   Router::Match match = ctx_->router.match(request.method, request.path);
-  switch (match.kind) {
-    case Router::Match::Kind::kNotFound:
-      send_error(404, fmt::format("no route for {} {}", request.method, request.path));
-      return;
-    case Router::Match::Kind::kMethodNotAllowed:
-      send_error(405, fmt::format("method {} not allowed for {}", request.method, request.path),
-                 match.allow);
-      return;
-    case Router::Match::Kind::kBadRequest:
-      send_error(400, match.message);
-      return;
-    case Router::Match::Kind::kFound:
-      break;
+  if (auto reply = route_error(match, request)) {
+    send_error(reply->status, reply->message, reply->allow);
+    return;
   }
   request.path_params = std::move(match.params);
   exchange_ = std::make_shared<Exchange>(weak_from_this(), ctx_->gate,

@@ -6,10 +6,10 @@
 // ResponseWriters through the ExchangeSink interface).
 //
 // A connection reads one request at a time: headers (header_timeout), body (body_timeout),
-// then dispatches it. While the response is in progress it keeps reading raw bytes into its
-// buffer, at most max_header_bytes of them, which both detects a peer that goes away and
-// buffers pipelined requests; those are parsed only after the response is complete, so
-// responses leave in request order.
+// then dispatches it; the parsing steps and their limits are in net/request_parser.h. While the
+// response is in progress it keeps reading raw bytes into its buffer, at most max_header_bytes of
+// them, which both detects a peer that goes away and buffers pipelined requests; those are parsed
+// only after the response is complete, so responses leave in request order.
 #pragma once
 
 #include <cstddef>
@@ -23,12 +23,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 
 #include "core/clock.h"
 
 #include "net/exchange.h"
+#include "net/request_parser.h"
 #include "net/server_context.h"
 
 namespace spillway::net::internal {
@@ -66,6 +65,11 @@ class HttpConnection final : public ExchangeSink,
 
   // Reading.
   void read_header();
+  // With read_in_flight_ set: parses what buffer_ holds, reading more until read_goal_ is
+  // reached, then calls on_header or on_body (possibly before it returns).
+  void parse_buffered();
+  void on_parse_read(boost::system::error_code ec, std::size_t n);
+  void finish_read(boost::system::error_code ec);
   void on_header(boost::system::error_code ec);
   void on_body(boost::system::error_code ec);
   void on_read_error(boost::system::error_code ec);
@@ -111,7 +115,9 @@ class HttpConnection final : public ExchangeSink,
   std::string remote_;
 
   boost::beast::flat_buffer buffer_;
-  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  std::optional<RequestParser> parser_;
+  RequestReadState read_state_;
+  ReadGoal read_goal_ = ReadGoal::kHead;
   bool read_in_flight_ = false;
   bool restart_after_cancel_ = false;  // A raw read was cancelled to parse a buffered request.
   TimerKind timer_kind_ = TimerKind::kHeader;

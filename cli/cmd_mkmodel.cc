@@ -69,8 +69,8 @@ Command add_mkmodel_command(CLI::App& root) {
   app->add_option("--arch", f->arch, "llama, or qwen2 (attention biases, NeoX RoPE)")
       ->capture_default_str();
   app->add_option("--vocab", f->vocab,
-                  "GGUF whose tokenizer to copy, e.g. ggml-vocab-llama-spm.gguf")
-      ->required()
+                  "GGUF whose tokenizer to copy, e.g. ggml-vocab-llama-spm.gguf (default: a "
+                  "built-in byte-level vocabulary)")
       ->check(CLI::ExistingFile);
   app->add_option("--seed", f->seed, "Seed for the weights")->capture_default_str();
   app->add_option("-o,--out", f->out, "Output .gguf path")->required();

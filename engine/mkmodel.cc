@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "core/random.h"
 
@@ -40,6 +43,28 @@ std::uint32_t file_type(GgmlType t) {
     default:
       return 0;
   }
+}
+
+// A self-contained SentencePiece vocabulary of <unk>, <s>, </s>, the space piece U+2581 and
+// the 256 byte tokens <0x00>..<0xFF>: any text tokenizes (spaces as one token, everything else
+// byte by byte) and decodes exactly, with no file needed.
+void add_byte_tokenizer(GgufWriter& w, std::int32_t* n_vocab) {
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", "\u2581"};
+  std::vector<std::int32_t> types = {2, 3, 3, 1};  // Unknown, control, control, normal.
+  std::vector<float> scores = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int b = 0; b < 256; ++b) {
+    tokens.push_back(fmt::format("<0x{:02X}>", b));
+    types.push_back(6);  // Byte.
+    scores.push_back(0.0f);
+  }
+  w.add_string("tokenizer.ggml.model", "llama");
+  w.add_string_array("tokenizer.ggml.tokens", tokens);
+  w.add_f32_array("tokenizer.ggml.scores", scores);
+  w.add_i32_array("tokenizer.ggml.token_type", types);
+  w.add_u32("tokenizer.ggml.bos_token_id", 1);
+  w.add_u32("tokenizer.ggml.eos_token_id", 2);
+  w.add_u32("tokenizer.ggml.unknown_token_id", 0);
+  *n_vocab = static_cast<std::int32_t>(tokens.size());
 }
 
 // Copies every tokenizer.* key of the vocabulary file.
@@ -173,7 +198,10 @@ Status write_random_model(const MkModelOptions& o) {
     return make_error(ErrorCode::kInvalidArgument, "unknown architecture '{}' (llama, qwen2)",
                       o.arch);
   }
-  SPW_ASSIGN_OR_RETURN(GgufFile vocab, GgufFile::open(o.vocab_path));
+  std::optional<GgufFile> vocab;
+  if (!o.vocab_path.empty()) {
+    SPW_ASSIGN_OR_RETURN(vocab, GgufFile::open(o.vocab_path));
+  }
 
   GgufWriter w;
   const std::string a = o.arch + ".";
@@ -190,7 +218,11 @@ Status write_random_model(const MkModelOptions& o) {
   w.add_f32(a + "rope.freq_base", 10000.0f);
   w.add_f32(a + "attention.layer_norm_rms_epsilon", 1e-5f);
   std::int32_t n_vocab = 0;
-  SPW_TRY(copy_tokenizer(vocab, w, &n_vocab));
+  if (vocab) {
+    SPW_TRY(copy_tokenizer(*vocab, w, &n_vocab));
+  } else {
+    add_byte_tokenizer(w, &n_vocab);
+  }
   w.add_u32(a + "vocab_size", static_cast<std::uint32_t>(n_vocab));
 
   std::uint64_t tensor_index = 0;

@@ -1,7 +1,8 @@
 // Writes Llama-architecture GGUF files with random weights in realistic shapes, for
 // benchmarks of realistic size and for tests of every tensor type end to end. The tokenizer is
 // copied from a vocabulary GGUF (e.g. ggml-vocab-llama-spm.gguf), so the files load and
-// tokenize like real models; their output is of course meaningless text.
+// tokenize like real models, or is a built-in byte vocabulary when none is given; their output
+// is of course meaningless text.
 //
 // The files follow the format's reference layout: llama.cpp tensor names, metadata keys,
 // ggml block layouts, alignment 32, so any conforming reader loads them.
@@ -37,7 +38,10 @@ struct MkModelOptions {
   ModelShape shape;
   std::string arch = "llama";       // "llama", or "qwen2" (adds Q/K/V biases, NeoX RoPE).
   GgmlType type = GgmlType::kQ8_0;  // Of every matrix; norms stay F32.
-  std::string vocab_path;           // GGUF holding tokenizer.* metadata.
+  // GGUF holding tokenizer.* metadata; empty: a built-in byte-level vocabulary (260 tokens:
+  // <unk>, <s>, </s>, the space piece and one token per byte), for self-contained smoke-test
+  // models.
+  std::string vocab_path;
   std::uint64_t seed = 0;
   std::string out_path;
 };

@@ -186,5 +186,27 @@ TEST(MkModel, SameSeedSameBytesAndLoadable) {
   EXPECT_TRUE(ba == bb);
 }
 
+// Without a vocabulary file, mkmodel writes a self-contained byte-level tokenizer (the
+// smoke-test model of `spillway up`): any text encodes byte by byte and decodes exactly.
+TEST(MkModel, BuiltInByteVocabularyRoundTrips) {
+  MkModelOptions o;
+  o.shape = *named_model_shape("tiny");
+  o.type = GgmlType::kQ8_0;
+  o.out_path = (spillway::testing::temp_dir("mkmodel_bytes") / "smoke.gguf").string();
+  ASSERT_TRUE(write_random_model(o).ok());
+  auto m = spillway::testing::load_model_or_die({o.out_path, ""});
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->config().n_vocab, 260);
+  const std::string text = "Hi \xc3\xa9!";  // Includes a two-byte character.
+  auto ids = m->tokenizer().encode(text, true, false);
+  ASSERT_TRUE(ids.ok());
+  // BOS, the space prefix, then a token per byte except for the space, which is one piece.
+  ASSERT_EQ(ids->size(), 1u + 1u + text.size());
+  EXPECT_EQ((*ids)[0], 1);
+  std::string decoded;
+  for (std::size_t i = 1; i < ids->size(); ++i) decoded += m->tokenizer().token_to_piece((*ids)[i]);
+  EXPECT_EQ(decoded, " " + text);
+}
+
 }  // namespace
 }  // namespace spillway::engine

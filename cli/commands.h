@@ -19,5 +19,6 @@ struct Command {
 Command add_generate_command(CLI::App& root);
 Command add_bench_command(CLI::App& root);
 Command add_mkmodel_command(CLI::App& root);
+Command add_serve_command(CLI::App& root);
 
 }  // namespace spillway::cli

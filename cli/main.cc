@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
       spillway::cli::add_generate_command(app),
       spillway::cli::add_bench_command(app),
       spillway::cli::add_mkmodel_command(app),
+      spillway::cli::add_serve_command(app),
   };
 
   try {

@@ -264,6 +264,14 @@ EngineStats ServingEngine::stats() const {
   return stats_;
 }
 
+void ServingEngine::cancel_all() {
+  {
+    std::lock_guard lock(mu_);
+    cancel_all_ = true;
+  }
+  wake_.notify_one();
+}
+
 void ServingEngine::stop_accepting() {
   std::lock_guard lock(mu_);
   accepting_ = false;
@@ -351,6 +359,17 @@ void ServingEngine::admit(const std::shared_ptr<Active>& a) {
 }
 
 void ServingEngine::sweep_cancelled(TimePoint now) {
+  bool everything = false;
+  {
+    std::lock_guard lock(mu_);
+    everything = std::exchange(cancel_all_, false);
+  }
+  if (everything) {
+    const Status why = make_error(ErrorCode::kUnavailable, "the server is shutting down");
+    for (auto& a : active_) {
+      for (auto& c : a->choices) finish_choice(*c, FinishReason::kCancelled, why, "");
+    }
+  }
   for (auto& a : active_) {
     if (a->open == 0) continue;
     Status why;

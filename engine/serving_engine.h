@@ -109,6 +109,10 @@ class ServingEngine {
 
   // New submissions fail with kUnavailable; in-flight requests continue.
   void stop_accepting();
+  // Ends every request in flight at the next step: each open choice finishes with kCancelled
+  // and a kUnavailable status ("shutting down"). Submissions after this still work unless
+  // stop_accepting() was called.
+  void cancel_all();
   // Waits until no request is in flight and stats() and the metrics show it, or until
   // `timeout` passes; true if idle.
   [[nodiscard]] bool wait_idle(std::chrono::nanoseconds timeout);
@@ -150,6 +154,7 @@ class ServingEngine {
   std::int32_t in_flight_ = 0;            // Requests submitted and not finished.
   std::int32_t published_in_flight_ = 0;  // in_flight_ as of the last update_gauges().
   bool accepting_ = true;
+  bool cancel_all_ = false;
   bool stopping_ = false;
   EngineStats stats_;
 

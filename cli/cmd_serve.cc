@@ -1,0 +1,128 @@
+// spillway serve: one model replica behind the OpenAI-compatible HTTP API.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "core/log.h"
+
+#include "engine/kv_cache.h"
+
+#include "serve/model_server.h"
+
+#include "cli/commands.h"
+
+namespace spillway::cli {
+namespace {
+
+struct ServeFlags {
+  serve::ServeOptions options;
+  std::string chat_template;
+  std::string kv_type = "f16";
+  std::int64_t shutdown_timeout_ms = 30'000;
+};
+
+int run_serve(ServeFlags& f) {
+  auto fail = [](const Error& e) {
+    std::fprintf(stderr, "spillway serve: %s\n", e.message().c_str());
+    return e.code() == ErrorCode::kInvalidArgument ? 2 : 1;
+  };
+  auto kv_type = engine::parse_kv_type(f.kv_type);
+  if (!kv_type.ok()) return fail(kv_type.error());
+  f.options.engine.kv_type = *kv_type;
+  if (!f.chat_template.empty()) f.options.chat_template_path = f.chat_template;
+  if (f.options.engine.threads == 0) {
+    f.options.engine.threads =
+        static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  f.options.shutdown_timeout = std::chrono::milliseconds(f.shutdown_timeout_ms);
+
+  // Every thread started from here on inherits this mask, so SIGINT/SIGTERM reach only the
+  // sigwait below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = serve::ModelServer::start(f.options);
+  if (!server.ok()) return fail(server.error());
+  const auto& e = (*server)->engine();
+  log_info("ready",
+           {kv("url", fmt::format("http://{}:{}/v1", f.options.http.host, (*server)->port())),
+            kv("model", (*server)->model_name()), kv("context", e.context()),
+            kv("kv_cache_mib", e.kv_cache_bytes() >> 20), kv("threads", f.options.engine.threads),
+            kv("auth", f.options.api_keys.empty() ? "none" : "api-key"),
+            kv("chat_template", (*server)->uses_fallback_template() ? "fallback" : "model")});
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log_info("shutting down", {kv("signal", sig == SIGINT ? "SIGINT" : "SIGTERM")});
+  const bool clean = (*server)->shutdown();
+  log_info("stopped", {kv("clean", clean)});
+  return 0;
+}
+
+}  // namespace
+
+Command add_serve_command(CLI::App& root) {
+  auto f = std::make_shared<ServeFlags>();
+  serve::ServeOptions& o = f->options;
+  o.http.port = 8000;
+  CLI::App* app = root.add_subcommand(
+      "serve", "Serve one model over the OpenAI-compatible HTTP API (chat, completions, SSE)");
+  app->add_option("-m,--model", o.model_path, "GGUF model file")->required();
+  app->add_option("--tokenizer", o.tokenizer_path,
+                  "llama2.c tokenizer file (llama2.c models only)");
+  app->add_option("--model-name", o.model_name,
+                  "Name clients use as `model` (default: the file name without extension)");
+  app->add_option("--chat-template", f->chat_template,
+                  "Jinja chat template file overriding the model's tokenizer.chat_template");
+  app->add_option("--host", o.http.host, "Address to listen on")->capture_default_str();
+  app->add_option("--port", o.http.port, "Port (0: any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  app->add_option("--api-key", o.api_keys,
+                  "Require 'Authorization: Bearer KEY' (repeat for several keys)");
+  app->add_option("--trusted-key", o.trusted_keys,
+                  "API key of a gateway allowed to set X-Spillway-Tenant/-Priority headers");
+  app->add_option("--threads", o.engine.threads, "Engine threads (default: all cores)")
+      ->check(CLI::Range(1, 512));
+  app->add_option("--kv-cache-mib", o.engine.kv_cache_mib, "KV cache size, allocated at start")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 22));
+  app->add_option("--block-tokens", o.engine.block_tokens, "Positions per KV-cache block")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  app->add_option("--kv-type", f->kv_type, "KV cache element type: f16 or f32")
+      ->capture_default_str();
+  app->add_option("--ctx-size", o.engine.context,
+                  "Tokens per sequence (0: the model's training context)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 24));
+  app->add_option("--max-batch-tokens", o.engine.max_batch_tokens, "Tokens per engine step")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 16));
+  app->add_option("--max-running", o.engine.max_running, "Sequences batched together")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  app->add_option("--max-waiting", o.engine.max_waiting, "Requests queued before answering 429")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app->add_option("--max-connections", o.http.max_connections)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app->add_option("--max-body-bytes", o.http.max_body_bytes)->capture_default_str();
+  app->add_option("--io-threads", o.http.io_threads, "HTTP event-loop threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app->add_option("--shutdown-timeout-ms", f->shutdown_timeout_ms,
+                  "On SIGINT/SIGTERM, time in-flight requests get to finish")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3'600'000));
+  return {app, [f] { return run_serve(*f); }};
+}
+
+}  // namespace spillway::cli

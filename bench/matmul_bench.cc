@@ -1,5 +1,7 @@
 // Matmul kernel throughput for a TinyLlama-sized FFN matrix (cols 2048, rows 5632: ggml shape
-// {2048, 5632}) per weight type, kernel level, batch size and thread count.
+// {2048, 5632}) per weight type, kernel level (with "-panels": on the repacked layout of
+// engine/quant_repack.h), batch size (1: decode, 16: a decode batch, 128: a prompt) and thread
+// count.
 //   GB (shown as GB/s): weight bytes streamed per second (n = 1 is a pure streaming read).
 //   tok (shown as tok/s): input vectors per second through this one matrix.
 // Enough copies of the matrix are cycled that the weights never sit in cache (>= 256 MB),
@@ -19,6 +21,7 @@
 #include "engine/kernels.h"
 #include "engine/matmul.h"
 #include "engine/quant.h"
+#include "engine/quant_repack.h"
 #include "engine/thread_pool.h"
 
 namespace spillway::engine {
@@ -31,6 +34,7 @@ constexpr std::size_t kMinBytes = std::size_t{256} << 20;
 struct Weights {
   std::vector<std::byte> bytes;
   std::vector<Matrix> copies;
+  std::vector<PanelBuffer> panels;  // One per copy, for types with a panel layout.
 };
 
 // Random weights of `type`, replicated to at least kMinBytes.
@@ -63,13 +67,19 @@ const Weights& weights(GgmlType type) {
     m.row_bytes = row_bytes;
     m.data = slot->bytes.data() + c * matrix_bytes;
     m.name = "bench";
+    if (has_panel_layout(type)) {
+      slot->panels.push_back(PanelBuffer::allocate(panel_layout_bytes(type, kCols, kRows)));
+      repack_to_panels(type, m.data, kCols, kRows, slot->panels.back().data());
+      m.panels = slot->panels.back().data();
+    }
     slot->copies.push_back(m);
   }
   return *slot;
 }
 
-void run_matmul(benchmark::State& state, GgmlType type, IsaLevel level, std::int64_t n,
-                int threads) {
+// `panels`: the repacked layout (engine/quant_repack.h) instead of the file's row layout.
+void run_matmul(benchmark::State& state, GgmlType type, IsaLevel level, std::int64_t n, int threads,
+                bool panels) {
   const Weights& w = weights(type);
   ThreadPool pool(threads);
   MatmulScratch scratch(threads, kCols, n);
@@ -82,7 +92,9 @@ void run_matmul(benchmark::State& state, GgmlType type, IsaLevel level, std::int
   const KernelTable& kernels = kernel_table(level);
   std::size_t next = 0;
   for (auto _ : state) {
-    matmul(pool, scratch, kernels, w.copies[next], x.data(), n, y.data());
+    Matrix m = w.copies[next];
+    if (!panels) m.panels = nullptr;
+    matmul(pool, scratch, kernels, m, x.data(), n, y.data());
     next = (next + 1) % w.copies.size();
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
@@ -145,16 +157,25 @@ void register_all() {
                         GgmlType::kF32, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     for (IsaLevel level : {IsaLevel::kAvx512, IsaLevel::kAvx2, IsaLevel::kScalar}) {
       if (static_cast<int>(level) > static_cast<int>(top)) continue;
-      for (std::int64_t n : {1, 16}) {
-        for (int threads : {2, 1}) {
-          const std::string name = "matmul/" + std::string(ggml_type_info(type).name) + "/" +
-                                   std::string(isa_name(level)) + "/n:" + std::to_string(n) +
-                                   "/threads:" + std::to_string(threads);
-          benchmark::RegisterBenchmark(
-              name.c_str(),
-              [=](benchmark::State& state) { run_matmul(state, type, level, n, threads); })
-              ->UseRealTime()
-              ->Unit(benchmark::kMicrosecond);
+      for (bool panels : {true, false}) {
+        if (panels &&
+            (!has_panel_layout(type) || panel_kernel(kernel_table(level), type) == nullptr)) {
+          continue;
+        }
+        for (std::int64_t n : {1, 16, 128}) {
+          if (n > 16 && level == IsaLevel::kScalar) continue;  // Minutes per case.
+          for (int threads : {2, 1}) {
+            const std::string name = "matmul/" + std::string(ggml_type_info(type).name) + "/" +
+                                     std::string(isa_name(level)) + (panels ? "-panels" : "") +
+                                     "/n:" + std::to_string(n) +
+                                     "/threads:" + std::to_string(threads);
+            benchmark::RegisterBenchmark(name.c_str(),
+                                         [=](benchmark::State& state) {
+                                           run_matmul(state, type, level, n, threads, panels);
+                                         })
+                ->UseRealTime()
+                ->Unit(benchmark::kMicrosecond);
+          }
         }
       }
     }

@@ -57,4 +57,17 @@ RowsKernel rows_kernel(const KernelTable& t, GgmlType type) {
   }
 }
 
+RowsKernel panel_kernel(const KernelTable& t, GgmlType type) {
+  switch (type) {
+    case GgmlType::kF16:
+      return t.f16_x16;
+    case GgmlType::kQ8_0:
+      return t.q8_0_x16;
+    case GgmlType::kQ4_0:
+      return t.q4_0_x16;
+    default:
+      return nullptr;
+  }
+}
+
 }  // namespace spillway::engine

@@ -80,6 +80,11 @@ struct KernelTable {
   QuantizeQ8_32 quantize_q8_32;
   QuantizeQ8_256 quantize_q8_256;
   RowsKernel f32, f16, bf16, q8_0, q4_0, q4_k, q6_k;
+  // Kernels over the panel layout of engine/quant_repack.h (nullptr where a level has none):
+  // MatmulArgs::w points at the panels, row_bytes is the type's row size (as for the row
+  // layout); row_begin is a multiple of kPanelRows; only rows [row_begin, row_end) of y are
+  // written. Same numerics as the row-layout kernels.
+  RowsKernel f16_x16, q8_0_x16, q4_0_x16;
   DotF16 dot_f16;
   AxpyF16 axpy_f16;
   ToF16 to_f16;
@@ -93,6 +98,8 @@ struct KernelTable {
 // REQUIRES: has_kernel(type).
 [[nodiscard]] ActFormat act_format(GgmlType type);
 [[nodiscard]] RowsKernel rows_kernel(const KernelTable& table, GgmlType type);
+// The panel-layout kernel of `type`, or nullptr when the table has none.
+[[nodiscard]] RowsKernel panel_kernel(const KernelTable& table, GgmlType type);
 
 // The per-level tables, defined in the per-level files.
 [[nodiscard]] const KernelTable& scalar_kernels();

@@ -209,6 +209,9 @@ constexpr KernelTable kTable{IsaLevel::kAvx2,
                              drive<Q40Kernel>,
                              drive<Q4KKernel>,
                              drive<Q6KKernel>,
+                             nullptr,  // No panel kernels at this level: the row layout.
+                             nullptr,
+                             nullptr,
                              dot_f16,
                              axpy_f16,
                              to_f16};

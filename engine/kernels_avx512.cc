@@ -8,9 +8,12 @@
 // -offset * sum(x) per block, from the activation sums.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "engine/kernels.h"
 #include "engine/kernels_x86_shared.h"
 #include "engine/quant_blocks.h"
+#include "engine/quant_repack.h"
 
 namespace spillway::engine {
 namespace {
@@ -217,6 +220,183 @@ inline __mmask16 tail_mask(std::int64_t left) {
   return left >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << left) - 1u);
 }
 
+// Panel kernels (engine/quant_repack.h): lane i of every vector is row i of the panel, so a
+// tile of one panel and T tokens keeps T accumulators of 16 rows and never reduces across lanes;
+// each thread streams its panels as one contiguous region.
+
+// Tiles of up to kTokens tokens, over one panel at a time. A pass takes as many tokens as keep
+// their activations within kPassActivationBytes (in L2 beside the panel, which stays in L1/L2
+// for all of the pass's token tiles), so the weights stream from memory once per pass: once
+// per call for decode batches and most prompts.
+inline constexpr std::int64_t kPassActivationBytes = std::int64_t{512} << 10;
+template <typename K, int T>
+void panel_tail(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
+                std::int64_t t, std::int64_t left) {
+  if constexpr (T >= 1) {
+    if (left == T) {
+      K::template tile<T>(a, panel, r, r_end, t);
+      return;
+    }
+    panel_tail<K, T - 1>(a, panel, r, r_end, t, left);
+  }
+}
+
+template <typename K>
+void drive_panels(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
+  const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
+  const std::int64_t per_pass =
+      std::max<std::int64_t>(K::kTokens, kPassActivationBytes / K::activation_bytes(a));
+  for (std::int64_t t0 = 0; t0 < a.n; t0 += per_pass) {
+    const std::int64_t t1 = std::min(a.n, t0 + per_pass);
+    for (std::int64_t r = r0; r < r1; r += kPanelRows) {
+      const std::byte* panel = a.w + static_cast<std::size_t>(r / kPanelRows) * panel_bytes;
+      std::int64_t t = t0;
+      for (; t + K::kTokens <= t1; t += K::kTokens)
+        K::template tile<K::kTokens>(a, panel, r, r1, t);
+      panel_tail<K, K::kTokens - 1>(a, panel, r, r1, t, t1 - t);
+    }
+  }
+}
+
+// Stores the 16 rows of v that lie below r_end as token t's outputs.
+inline void store_panel(const MatmulArgs& a, std::int64_t r, std::int64_t r_end, std::int64_t t,
+                        __m512 v) {
+  const std::int64_t valid = std::min(kPanelRows, r_end - r);
+  const auto mask = static_cast<__mmask16>(valid >= 16 ? 0xFFFFu : (1u << valid) - 1u);
+  _mm512_mask_storeu_ps(a.y + t * a.y_stride + r, mask, v);
+}
+
+// Four int8 activations broadcast to all lanes (a broadcast load, no shuffle).
+inline __m512i broadcast4(const std::int8_t* p) {
+  std::int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+struct F16Panel {
+  static constexpr int kTokens = 8;
+  static std::int64_t activation_bytes(const MatmulArgs& a) {
+    return a.cols * static_cast<std::int64_t>(sizeof(float));
+  }
+  template <int T>
+  static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
+                   std::int64_t t) {
+    // Enough independent FMA chains to cover the FMA latency even for one token.
+    constexpr int kChains = T <= 2 ? 4 : 2;
+    const auto* w = reinterpret_cast<const __m256i*>(panel);
+    const float* x[T];
+    __m512 acc[T][kChains];
+    for (int j = 0; j < T; ++j) {
+      x[j] = a.x + (t + j) * a.cols;
+      for (int c = 0; c < kChains; ++c)
+        acc[j][c] = _mm512_setzero_ps();
+    }
+    std::int64_t k = 0;
+    for (; k + kChains <= a.cols; k += kChains) {
+      __m512 wv[kChains];
+      for (int c = 0; c < kChains; ++c)
+        wv[c] = _mm512_cvtph_ps(_mm256_loadu_si256(w + k + c));
+      for (int j = 0; j < T; ++j) {
+        for (int c = 0; c < kChains; ++c)
+          acc[j][c] = _mm512_fmadd_ps(wv[c], _mm512_set1_ps(x[j][k + c]), acc[j][c]);
+      }
+    }
+    for (; k < a.cols; ++k) {
+      const __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256(w + k));
+      for (int j = 0; j < T; ++j)
+        acc[j][0] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[j][k]), acc[j][0]);
+    }
+    for (int j = 0; j < T; ++j) {
+      __m512 sum = acc[j][0];
+      for (int c = 1; c < kChains; ++c)
+        sum = _mm512_add_ps(sum, acc[j][c]);
+      store_panel(a, r, r_end, t + j, sum);
+    }
+  }
+};
+
+// Q8_0 (weights stored as w + 128) and Q4_0 (nibbles) panels. Per block and token: eight
+// vpdpbusd of the block's 16 x 32 weights with broadcast groups of four activations, started
+// at -offset * sum(x), then one convert and one FMA with the 16 rows' scales times the token's.
+template <typename Weights>
+struct QuantPanel {
+  static constexpr int kTokens = 4;
+  static constexpr std::int64_t kBlockBytes = Weights::kQuantBytes * kPanelRows;
+  static std::int64_t activation_bytes(const MatmulArgs& a) { return a.xq.q_stride; }
+  template <int T>
+  static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
+                   std::int64_t t) {
+    // Fewer than four tokens leave too few dependency chains; split each in two.
+    constexpr int kChains = T < 4 ? 2 : 1;
+    const std::int64_t nb = a.cols / 32;
+    const std::byte* scales = panel + nb * kBlockBytes;
+    const std::int8_t* q[T];
+    const float* d[T];
+    const std::int32_t* sums[T];
+    __m512 acc[T];
+    for (int j = 0; j < T; ++j) {
+      q[j] = a.xq.q + (t + j) * a.xq.q_stride;
+      d[j] = a.xq.d + (t + j) * a.xq.d_stride;
+      sums[j] = static_cast<const std::int32_t*>(a.xq.sums) + (t + j) * a.xq.sums_stride;
+      acc[j] = _mm512_setzero_ps();
+    }
+    for (std::int64_t b = 0; b < nb; ++b) {
+      __m512i wv[8];
+      Weights::load(panel + b * kBlockBytes, wv);
+      const __m512 dw =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
+      // Tokens interleaved, so their dependency chains overlap.
+      __m512i dot[T][kChains];
+      for (int j = 0; j < T; ++j) {
+        dot[j][0] = _mm512_set1_epi32(-Weights::kOffset * sums[j][b]);
+        for (int c = 1; c < kChains; ++c)
+          dot[j][c] = _mm512_setzero_si512();
+      }
+      for (int g = 0; g < 8; ++g) {
+        for (int j = 0; j < T; ++j) {
+          dot[j][g % kChains] = _mm512_dpbusd_epi32(
+              dot[j][g % kChains], wv[g], broadcast4(q[j] + 32 * b + Weights::x_offset(g)));
+        }
+      }
+      for (int j = 0; j < T; ++j) {
+        for (int c = 1; c < kChains; ++c)
+          dot[j][0] = _mm512_add_epi32(dot[j][0], dot[j][c]);
+        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[j][0]),
+                                 _mm512_mul_ps(dw, _mm512_set1_ps(d[j][b])), acc[j]);
+      }
+    }
+    for (int j = 0; j < T; ++j)
+      store_panel(a, r, r_end, t + j, acc[j]);
+  }
+};
+
+// Q8_0: group g holds columns 4g..4g+3 of every row.
+struct Q80PanelWeights {
+  static constexpr std::int64_t kQuantBytes = 32;
+  static constexpr std::int32_t kOffset = 128;
+  static void load(const std::byte* p, __m512i* wv) {
+    for (int g = 0; g < 8; ++g)
+      wv[g] = _mm512_loadu_si512(p + 64 * g);
+  }
+  static constexpr int x_offset(int g) { return 4 * g; }
+};
+
+// Q4_0: stored group g holds columns 4g..4g+3 (low nibbles) and 16+4g.. (high nibbles);
+// unpacked group g < 4 is the low nibbles of stored group g, g >= 4 the high nibbles of g - 4.
+struct Q40PanelWeights {
+  static constexpr std::int64_t kQuantBytes = 16;
+  static constexpr std::int32_t kOffset = 8;
+  static void load(const std::byte* p, __m512i* wv) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int g = 0; g < 4; ++g) {
+      const __m512i v = _mm512_loadu_si512(p + 64 * g);
+      wv[g] = _mm512_and_si512(v, low4);
+      wv[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+    }
+  }
+  static constexpr int x_offset(int g) { return g < 4 ? 4 * g : 16 + 4 * (g - 4); }
+};
+
 float dot_f16(const float* x, const std::uint16_t* y, std::int64_t n) {
   __m512 acc = _mm512_setzero_ps();
   for (std::int64_t i = 0; i < n; i += 16) {
@@ -255,6 +435,9 @@ constexpr KernelTable kTable{IsaLevel::kAvx512,
                              drive<Q32Kernel<Q40Weights>>,
                              drive<Q4KKernel>,
                              drive<Q6KKernel>,
+                             drive_panels<F16Panel>,
+                             drive_panels<QuantPanel<Q80PanelWeights>>,
+                             drive_panels<QuantPanel<Q40PanelWeights>>,
                              dot_f16,
                              axpy_f16,
                              to_f16};

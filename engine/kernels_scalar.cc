@@ -7,6 +7,7 @@
 #include "engine/half.h"
 #include "engine/kernels.h"
 #include "engine/quant_blocks.h"
+#include "engine/quant_repack.h"
 
 namespace spillway::engine {
 namespace {
@@ -186,24 +187,107 @@ void q6_k_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
   });
 }
 
+// The panel layouts (engine/quant_repack.h), computed exactly as the row kernels above compute
+// the same rows: these give bit-identical results, which the tests use to check the repacking.
+// Calls row_dot(panel, lane, t) for every valid row and token.
+template <typename RowDot>
+void panel_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1, RowDot row_dot) {
+  const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::byte* panel = a.w + static_cast<std::size_t>(r / kPanelRows) * panel_bytes;
+    for (std::int64_t t = 0; t < a.n; ++t)
+      a.y[t * a.y_stride + r] = row_dot(panel, r % kPanelRows, t);
+  }
+}
+
+void f16_x16_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
+  panel_rows(a, r0, r1, [&](const std::byte* panel, std::int64_t lane, std::int64_t t) {
+    const auto* w = reinterpret_cast<const std::uint16_t*>(panel) + lane;
+    const float* x = a.x + t * a.cols;
+    float acc[8] = {};
+    for (std::int64_t i = 0; i < a.cols; i += 8) {
+      for (int l = 0; l < 8 && i + l < a.cols; ++l)
+        acc[l] += fp16_to_fp32(w[(i + l) * kPanelRows]) * x[i + l];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  });
+}
+
+// Q8_0 and Q4_0 panels: quant group g of block b for `lane` starts at byte
+// b * 16 * kQuantBytes + 64 g + 4 lane; the scales follow all quants.
+template <int kQuantBytes>
+struct QuantPanel {
+  const std::uint8_t* quants;
+  const std::uint16_t* scales;
+  QuantPanel(const std::byte* panel, std::int64_t nb)
+      : quants(reinterpret_cast<const std::uint8_t*>(panel)),
+        scales(reinterpret_cast<const std::uint16_t*>(panel + nb * kPanelRows * kQuantBytes)) {}
+  [[nodiscard]] std::uint8_t byte(std::int64_t b, std::int64_t lane, int k) const {
+    return quants[b * kPanelRows * kQuantBytes + 64 * (k / 4) + 4 * lane + k % 4];
+  }
+  [[nodiscard]] float scale(std::int64_t b, std::int64_t lane) const {
+    return fp16_to_fp32(scales[b * kPanelRows + lane]);
+  }
+};
+
+void q8_0_x16_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
+  const std::int64_t nb = a.cols / kQK8_0;
+  panel_rows(a, r0, r1, [&](const std::byte* panel, std::int64_t lane, std::int64_t t) {
+    const QuantPanel<kQK8_0> p(panel, nb);
+    const std::int8_t* q = a.xq.q + t * a.xq.q_stride;
+    const float* d = a.xq.d + t * a.xq.d_stride;
+    float acc = 0.0f;
+    for (std::int64_t b = 0; b < nb; ++b, q += kQK8_0) {
+      std::int32_t dot = 0;
+      for (int i = 0; i < kQK8_0; ++i)
+        dot += static_cast<std::int8_t>(p.byte(b, lane, i) ^ 0x80) * q[i];
+      acc += p.scale(b, lane) * d[b] * static_cast<float>(dot);
+    }
+    return acc;
+  });
+}
+
+void q4_0_x16_rows(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
+  const std::int64_t nb = a.cols / kQK4_0;
+  panel_rows(a, r0, r1, [&](const std::byte* panel, std::int64_t lane, std::int64_t t) {
+    const QuantPanel<kQK4_0 / 2> p(panel, nb);
+    const std::int8_t* q = a.xq.q + t * a.xq.q_stride;
+    const float* d = a.xq.d + t * a.xq.d_stride;
+    const auto* sums = static_cast<const std::int32_t*>(a.xq.sums) + t * a.xq.sums_stride;
+    float acc = 0.0f;
+    for (std::int64_t b = 0; b < nb; ++b, q += kQK4_0) {
+      std::int32_t dot = 0;
+      for (int i = 0; i < 16; ++i) {
+        const std::uint8_t v = p.byte(b, lane, i);
+        dot += (v & 0xF) * q[i] + (v >> 4) * q[i + 16];
+      }
+      acc += p.scale(b, lane) * d[b] * static_cast<float>(dot - 8 * sums[b]);
+    }
+    return acc;
+  });
+}
+
 float dot_f16(const float* x, const std::uint16_t* y, std::int64_t n) {
   float acc = 0.0f;
-  for (std::int64_t i = 0; i < n; ++i) acc += x[i] * fp16_to_fp32(y[i]);
+  for (std::int64_t i = 0; i < n; ++i)
+    acc += x[i] * fp16_to_fp32(y[i]);
   return acc;
 }
 
 void axpy_f16(float a, const std::uint16_t* x, float* y, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
+  for (std::int64_t i = 0; i < n; ++i)
+    y[i] += a * fp16_to_fp32(x[i]);
 }
 
 void to_f16(const float* x, std::uint16_t* y, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+  for (std::int64_t i = 0; i < n; ++i)
+    y[i] = fp32_to_fp16(x[i]);
 }
 
 constexpr KernelTable kTable{IsaLevel::kScalar, quantize_q8_32, quantize_q8_256, f32_rows,
                              f16_rows,          bf16_rows,      q8_0_rows,       q4_0_rows,
-                             q4_k_rows,         q6_k_rows,      dot_f16,         axpy_f16,
-                             to_f16};
+                             q4_k_rows,         q6_k_rows,      f16_x16_rows,    q8_0_x16_rows,
+                             q4_0_x16_rows,     dot_f16,        axpy_f16,        to_f16};
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "engine/quant_blocks.h"
+#include "engine/quant_repack.h"
 
 namespace spillway::engine {
 
@@ -73,7 +74,10 @@ void matmul(ThreadPool& pool, MatmulScratch& scratch, const KernelTable& kernels
 bool can_share_input(std::span<const MatmulTarget> targets) {
   if (targets.empty() || targets.size() > kMaxSharedTargets) return false;
   for (const MatmulTarget& t : targets) {
-    if (t.w->cols != targets[0].w->cols || t.w->type != targets[0].w->type) return false;
+    if (t.w->cols != targets[0].w->cols || t.w->type != targets[0].w->type ||
+        (t.w->panels == nullptr) != (targets[0].w->panels == nullptr)) {
+      return false;
+    }
   }
   return true;
 }
@@ -97,7 +101,10 @@ void matmul_shared_input(ThreadPool& pool, MatmulScratch& scratch, const KernelT
                  static_cast<long long>(scratch.max_cols()));
     std::abort();
   }
-  const RowsKernel kernel = rows_kernel(kernels, first.type);
+  // Repacked weights go to the level's panel kernel when it has one, else the row layout.
+  const RowsKernel panel = first.panels != nullptr ? panel_kernel(kernels, first.type) : nullptr;
+  const RowsKernel kernel = panel != nullptr ? panel : rows_kernel(kernels, first.type);
+  const std::int64_t grain = panel != nullptr ? kPanelRows : kRowGrain;
   const ActFormat format = act_format(first.type);
   std::int64_t total_rows = 0;
   for (const MatmulTarget& t : targets)
@@ -111,7 +118,7 @@ void matmul_shared_input(ThreadPool& pool, MatmulScratch& scratch, const KernelT
     std::array<MatmulArgs, kMaxSharedTargets> args;
     for (std::size_t i = 0; i < targets.size(); ++i) {
       const Matrix& w = *targets[i].w;
-      args[i].w = w.data;
+      args[i].w = panel != nullptr ? w.panels : w.data;
       args[i].row_bytes = w.row_bytes;
       args[i].cols = w.cols;
       args[i].n = chunk;
@@ -129,9 +136,9 @@ void matmul_shared_input(ThreadPool& pool, MatmulScratch& scratch, const KernelT
     pool.run([&](int thread, int threads) {
       for (std::size_t i = 0; i < targets.size(); ++i) {
         const std::int64_t rows = targets[i].w->rows;
-        const std::int64_t units = (rows + kRowGrain - 1) / kRowGrain;
-        const std::int64_t begin = std::min(rows, units * thread / threads * kRowGrain);
-        const std::int64_t end = std::min(rows, units * (thread + 1) / threads * kRowGrain);
+        const std::int64_t units = (rows + grain - 1) / grain;
+        const std::int64_t begin = std::min(rows, units * thread / threads * grain);
+        const std::int64_t end = std::min(rows, units * (thread + 1) / threads * grain);
         if (begin < end) kernel(args[i], begin, end);
       }
     });

@@ -48,8 +48,9 @@ class MatmulScratch {
 };
 
 // y[t * w.rows + r] = dot(row r of w, x[t * w.cols ...]) for t in [0, n), with the kernels of
-// selected_isa(). REQUIRES: has_kernel(w.type); scratch sized for at least w.cols columns;
-// x and y do not overlap.
+// selected_isa(); from w.panels when set and the level has a panel kernel for w.type, else from
+// w.data. REQUIRES: has_kernel(w.type); scratch sized for at least w.cols columns; x and y do
+// not overlap.
 void matmul(ThreadPool& pool, MatmulScratch& scratch, const Matrix& w, const float* x,
             std::int64_t n, float* y);
 
@@ -61,7 +62,8 @@ struct MatmulTarget {
   const Matrix* w;
   float* y;  // y[t * w->rows + r].
 };
-// True when `targets` (1 to kMaxSharedTargets) share column count and weight type.
+// True when `targets` (1 to kMaxSharedTargets) share column count, weight type and layout
+// (all repacked into panels or none).
 [[nodiscard]] bool can_share_input(std::span<const MatmulTarget> targets);
 // REQUIRES: can_share_input(targets); the other requirements of matmul for each target.
 void matmul_shared_input(ThreadPool& pool, MatmulScratch& scratch,

@@ -1,11 +1,15 @@
 #include "engine/model.h"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
+#include "engine/cpu_features.h"
+#include "engine/kernels.h"
 #include "engine/quant.h"
 
 namespace spillway::engine {
@@ -126,6 +130,11 @@ Result<std::unique_ptr<Model>> Model::load(const ModelLoadOptions& options) {
         !s.ok()) {
       return fail(s.error());
     }
+    if (options.repack_weights) {
+      if (Status s = m->repack_weights(/*release_file_pages=*/true); !s.ok()) {
+        return fail(s.error());
+      }
+    }
   } else {
     if (options.tokenizer_path.empty()) {
       return fail(Error(ErrorCode::kInvalidArgument,
@@ -146,8 +155,61 @@ Result<std::unique_ptr<Model>> Model::load(const ModelLoadOptions& options) {
         !s.ok()) {
       return fail(s.error());
     }
+    if (options.repack_weights) {
+      if (Status s = m->repack_weights(/*release_file_pages=*/false); !s.ok()) {
+        return fail(s.error());
+      }
+    }
   }
   return m;
+}
+
+Status Model::repack_weights(bool release_file_pages) {
+  const KernelTable& kernels = kernel_table(selected_isa());
+  std::vector<Matrix*> todo;
+  for (LayerWeights& l : layers_) {
+    for (Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down})
+      todo.push_back(w);
+  }
+  todo.push_back(&output_);
+  std::erase_if(todo, [&](const Matrix* w) {
+    return !has_panel_layout(w->type) || panel_kernel(kernels, w->type) == nullptr;
+  });
+  if (todo.empty()) return Status();
+  // One buffer for all panels (each matrix 64-byte aligned in it): one contiguous region to
+  // stream, and no per-matrix rounding to huge pages.
+  const auto aligned_size = [](const Matrix* w) {
+    return (panel_layout_bytes(w->type, w->cols, w->rows) + 63) / 64 * 64;
+  };
+  std::size_t total = 0;
+  for (const Matrix* w : todo)
+    total += aligned_size(w);
+  panels_ = PanelBuffer::allocate(total);
+  if (panels_.empty()) {
+    return make_error(ErrorCode::kResourceExhausted,
+                      "cannot allocate {} bytes to repack the weights into panels", total);
+  }
+  // A tied output matrix is the embedding, whose rows the forward pass still reads.
+  const bool tied = output_.data == token_embd_.data;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  std::byte* next = panels_.data();
+  for (Matrix* w : todo) {
+    repack_to_panels(w->type, w->data, w->cols, w->rows, next);
+    w->panels = next;
+    next += aligned_size(w);
+    if (release_file_pages && !(w == &output_ && tied)) {
+      // Drop the whole pages of the copied bytes from this process; a later read of `data`
+      // (none in the forward pass) faults them back in from the file.
+      const auto begin = reinterpret_cast<std::uintptr_t>(w->data);
+      const std::uintptr_t first = (begin + page - 1) / page * page;
+      const std::uintptr_t last =
+          (begin + w->row_bytes * static_cast<std::size_t>(w->rows)) / page * page;
+      if (first < last) {
+        (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+      }
+    }
+  }
+  return Status();
 }
 
 Status Model::attach_vocab(Result<Vocab> vocab) {

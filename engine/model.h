@@ -2,7 +2,11 @@
 //
 // The weights stay in the memory-mapped file (GGUF or llama2.c); the model only holds views
 // into it, plus small F32 copies of the 1-D tensors (norms, biases, RoPE frequency factors),
-// which the forward pass reads as plain floats whatever type the file stores them in.
+// which the forward pass reads as plain floats whatever type the file stores them in. The
+// exception: with ModelLoadOptions::repack_weights, F16, Q8_0 and Q4_0 matrices are copied once,
+// at load, into the panel layout of engine/quant_repack.h (Matrix::panels), which the kernels
+// stream faster; the file pages they came from are then released, so resident memory stays
+// about one copy of the weights.
 //
 // Thread-safety: immutable after load(); safe to share between threads.
 #pragma once
@@ -20,6 +24,7 @@
 #include "engine/gguf.h"
 #include "engine/llama2c.h"
 #include "engine/model_config.h"
+#include "engine/quant_repack.h"
 #include "engine/tokenizer.h"
 #include "engine/vocab.h"
 
@@ -34,6 +39,9 @@ struct Matrix {
   std::size_t row_bytes = 0;
   const std::byte* data = nullptr;
   std::string name;
+  // The same weights in the panel layout of engine/quant_repack.h (nullptr when not repacked);
+  // matmul prefers it where the kernel level has a panel kernel. `data` stays valid either way.
+  const std::byte* panels = nullptr;
 
   [[nodiscard]] const std::byte* row(std::int64_t r) const {
     return data + static_cast<std::size_t>(r) * row_bytes;
@@ -51,6 +59,9 @@ struct LayerWeights {
 struct ModelLoadOptions {
   std::string path;            // A .gguf file, or a llama2.c checkpoint.
   std::string tokenizer_path;  // llama2.c only: the tokenizer .bin (e.g. tok512.bin).
+  // Repack F16, Q8_0 and Q4_0 matrices into panels when the selected kernel level
+  // (selected_isa()) has panel kernels for them. Costs a pass over those weights at load.
+  bool repack_weights = true;
 };
 
 class Model {
@@ -87,6 +98,10 @@ class Model {
  private:
   Status bind_weights(const TensorLookup& find);
   Status attach_vocab(Result<Vocab> vocab);
+  // Fills Matrix::panels for the matrices the forward pass multiplies (not token_embd, which
+  // is read by row); release_file_pages: the weights come from a private read-only file
+  // mapping whose pages may be dropped once copied.
+  Status repack_weights(bool release_file_pages);
 
   std::string path_;
   std::variant<std::monostate, GgufFile, Llama2cCheckpoint> source_;
@@ -98,6 +113,7 @@ class Model {
   Matrix output_;
   std::vector<float> rope_freq_factors_;
   std::optional<std::string> chat_template_;
+  PanelBuffer panels_;  // Holds every Matrix::panels.
 };
 
 }  // namespace spillway::engine

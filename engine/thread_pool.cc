@@ -1,49 +1,76 @@
 #include "engine/thread_pool.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <chrono>
-
-#include <immintrin.h>
 
 namespace spillway::engine {
 namespace {
 
 // How long an idle worker spins before it sleeps.
 constexpr auto kSpinFor = std::chrono::microseconds(2000);
+// Spinning past this long (a job's share or a wake-up is late, most likely because the other
+// thread is not running: more runnable threads than cores) yields the core between polls, so
+// the thread being waited for can run sooner.
+constexpr auto kYieldAfter = std::chrono::microseconds(50);
+constexpr int kPollsPerClockRead = 64;
 
-inline void cpu_relax() { _mm_pause(); }
+inline void cpu_relax() {
+  _mm_pause();
+}
+
+// Waits until done() holds: pause-spins first, then yields between polls.
+template <typename Done>
+void spin_until(Done done) {
+  int polls = 0;
+  std::chrono::steady_clock::time_point yield_from{};
+  while (!done()) {
+    cpu_relax();
+    if (++polls % kPollsPerClockRead != 0) continue;
+    const auto now = std::chrono::steady_clock::now();
+    if (polls == kPollsPerClockRead) {
+      yield_from = now + kYieldAfter;
+    } else if (now > yield_from) {
+      std::this_thread::yield();
+    }
+  }
+}
 
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   const int extra = std::max(threads, 1) - 1;
   workers_.reserve(static_cast<std::size_t>(extra));
-  for (int i = 0; i < extra; ++i) workers_.emplace_back([this, i] { worker_loop(i + 1); });
+  for (int i = 0; i < extra; ++i)
+    workers_.emplace_back([this, i] { worker_loop(i + 1); });
 }
 
 ThreadPool::~ThreadPool() {
   stopping_.store(true);
-  {
-    std::lock_guard lock(mu_);
-  }
+  { std::lock_guard lock(mu_); }
   wake_cv_.notify_all();
-  for (std::thread& t : workers_) t.join();
+  for (std::thread& t : workers_)
+    t.join();
 }
 
 void ThreadPool::worker_loop(int index) {
   std::uint64_t seen = 0;
   for (;;) {
     // Spin briefly for the next job, then sleep until run() wakes us.
-    const auto spin_until = std::chrono::steady_clock::now() + kSpinFor;
+    const auto start = std::chrono::steady_clock::now();
+    const auto sleep_at = start + kSpinFor;
+    const auto yield_at = start + kYieldAfter;
     int polls = 0;
     while (generation_.load(std::memory_order_acquire) == seen && !stopping_.load()) {
       cpu_relax();
-      if (++polls % 256 == 0 && std::chrono::steady_clock::now() > spin_until) {
+      if (++polls % kPollsPerClockRead != 0) continue;
+      const auto now = std::chrono::steady_clock::now();
+      if (now > yield_at) std::this_thread::yield();
+      if (now > sleep_at) {
         std::unique_lock lock(mu_);
         sleepers_.fetch_add(1);  // seq_cst: pairs with run()'s bump-then-check.
-        wake_cv_.wait(lock, [&] {
-          return generation_.load() != seen || stopping_.load();
-        });
+        wake_cv_.wait(lock, [&] { return generation_.load() != seen || stopping_.load(); });
         sleepers_.fetch_sub(1);
         break;
       }
@@ -68,7 +95,7 @@ void ThreadPool::run(const std::function<void(int, int)>& job) {
     wake_cv_.notify_all();
   }
   job(0, size());
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
 }
 
 void ThreadPool::parallel_for(std::int64_t n, std::int64_t grain,

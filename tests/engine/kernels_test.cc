@@ -27,6 +27,8 @@
 #include "engine/half.h"
 #include "engine/matmul.h"
 #include "engine/quant.h"
+#include "engine/quant_blocks.h"
+#include "engine/quant_repack.h"
 #include "engine/thread_pool.h"
 
 namespace spillway::engine {
@@ -43,8 +45,19 @@ std::vector<IsaLevel> supported_levels() {
 
 struct TestMatrix {
   std::vector<std::byte> bytes;
+  std::vector<std::byte> panel_bytes;
   Matrix m;
 };
+
+// Adds the panel layout to t (t.m.panels), 2 bytes off 64-byte alignment so kernels may not
+// assume more than the layout's contract (2-byte alignment).
+void add_panels(TestMatrix& t) {
+  t.panel_bytes.assign(panel_layout_bytes(t.m.type, t.m.cols, t.m.rows) + 64, std::byte{0x5A});
+  const auto address = reinterpret_cast<std::uintptr_t>(t.panel_bytes.data());
+  std::byte* start = t.panel_bytes.data() + (64 - address % 64) % 64 + 2;
+  repack_to_panels(t.m.type, t.m.data, t.m.cols, t.m.rows, start);
+  t.m.panels = start;
+}
 
 TestMatrix random_matrix(GgmlType type, std::int64_t rows, std::int64_t cols, std::mt19937& rng) {
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -107,11 +120,13 @@ std::vector<float> effective_x(GgmlType type, const std::vector<float>& x, std::
 
 void check_matmul(IsaLevel level, GgmlType type, std::int64_t rows, std::int64_t cols,
                   std::int64_t n, ThreadPool& pool, std::uint32_t seed,
-                  std::int64_t max_tokens = 16) {
-  SCOPED_TRACE(::testing::Message() << isa_name(level) << " " << ggml_type_info(type).name
-                                    << " rows=" << rows << " cols=" << cols << " n=" << n);
+                  std::int64_t max_tokens = 16, bool panels = false) {
+  SCOPED_TRACE(::testing::Message()
+               << isa_name(level) << " " << ggml_type_info(type).name << " rows=" << rows
+               << " cols=" << cols << " n=" << n << (panels ? " panels" : ""));
   std::mt19937 rng(seed);
   TestMatrix w = random_matrix(type, rows, cols, rng);
+  if (panels) add_panels(w);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> x(static_cast<std::size_t>(n * cols));
   for (float& v : x)
@@ -172,11 +187,15 @@ TEST_P(KernelsTest, MatchesReferenceOnAwkwardShapes) {
   ThreadPool pool(2);
   std::uint32_t seed = 1;
   for (IsaLevel level : supported_levels()) {
-    for (std::int64_t rows : {1, 6, 133}) {
+    for (std::int64_t rows : {1, 6, 48, 133}) {
       for (std::int64_t cols : col_sizes) {
         for (std::int64_t n : {1, 3, 5, 17}) {
           check_matmul(level, type, rows, cols, n, pool, seed++);
           if (HasFatalFailure()) return;
+          if (has_panel_layout(type)) {
+            check_matmul(level, type, rows, cols, n, pool, seed++, 16, /*panels=*/true);
+            if (HasFatalFailure()) return;
+          }
         }
       }
     }
@@ -238,8 +257,65 @@ TEST(KernelsTest, LongBatchesMatchToo) {
   for (IsaLevel level : supported_levels()) {
     for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ6_K}) {
       check_matmul(level, type, 21, 512, 70, pool, 77, /*max_tokens=*/128);
+      if (has_panel_layout(type)) {
+        check_matmul(level, type, 37, 512, 70, pool, 78, /*max_tokens=*/128, /*panels=*/true);
+      }
     }
   }
+}
+
+// The scalar panel kernels compute exactly what the scalar row kernels compute, so any
+// misplaced byte of the repacking shows up as a difference; the SIMD panel kernels are checked
+// against the reference bounds above.
+TEST(KernelsTest, ScalarPanelKernelsEqualRowKernels) {
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    for (std::int64_t rows : {1, 17, 70}) {
+      SCOPED_TRACE(::testing::Message() << ggml_type_info(type).name << " rows=" << rows);
+      std::mt19937 rng(static_cast<std::uint32_t>(rows));
+      const std::int64_t cols = 96, n = 3;
+      TestMatrix rowwise = random_matrix(type, rows, cols, rng);
+      TestMatrix panelled = rowwise;
+      panelled.m.data = panelled.bytes.data();
+      add_panels(panelled);
+      std::vector<float> x(static_cast<std::size_t>(n * cols));
+      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+      for (float& v : x)
+        v = u(rng);
+      MatmulScratch scratch(pool.size(), cols, n);
+      std::vector<float> y_rows(static_cast<std::size_t>(n * rows));
+      std::vector<float> y_panels(static_cast<std::size_t>(n * rows));
+      matmul(pool, scratch, scalar_kernels(), rowwise.m, x.data(), n, y_rows.data());
+      matmul(pool, scratch, scalar_kernels(), panelled.m, x.data(), n, y_panels.data());
+      EXPECT_EQ(y_rows, y_panels);
+    }
+  }
+}
+
+TEST(KernelsTest, PanelLayoutPadsAndPlacesRows) {
+  std::mt19937 rng(3);
+  // 17 rows: one full panel and one with 15 zero rows of padding.
+  TestMatrix t = random_matrix(GgmlType::kF16, 17, 5, rng);
+  ASSERT_EQ(panel_layout_bytes(GgmlType::kF16, 5, 17), std::size_t{2 * 16 * 5 * 2});
+  std::vector<std::byte> out(panel_layout_bytes(GgmlType::kF16, 5, 17), std::byte{0x77});
+  repack_to_panels(GgmlType::kF16, t.m.data, 5, 17, out.data());
+  const auto* p = reinterpret_cast<const std::uint16_t*>(out.data());
+  const auto* w = reinterpret_cast<const std::uint16_t*>(t.m.data);
+  EXPECT_EQ(p[3 * 16 + 2], w[2 * 5 + 3]);               // Row 2, column 3.
+  EXPECT_EQ(p[16 * 5 + 4 * 16 + 0], w[16 * 5 + 4]);     // Row 16, column 4.
+  EXPECT_EQ(p[16 * 5 + 4 * 16 + 1], std::uint16_t{0});  // Padding row 17.
+  // Q8_0 stores each quant flipped to unsigned (q + 128), its scales after the quants.
+  TestMatrix q = random_matrix(GgmlType::kQ8_0, 3, 64, rng);
+  std::vector<std::byte> qp(panel_layout_bytes(GgmlType::kQ8_0, 64, 3));
+  repack_to_panels(GgmlType::kQ8_0, q.m.data, 64, 3, qp.data());
+  const auto* blocks = reinterpret_cast<const BlockQ8_0*>(q.m.row(2));
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(qp.data());
+  // Row 2, block 1, element 4 * 5 + 3: group 5, lane 2, byte 3.
+  EXPECT_EQ(bytes[512 + 64 * 5 + 4 * 2 + 3],
+            static_cast<std::uint8_t>(static_cast<std::uint8_t>(blocks[1].qs[23]) ^ 0x80));
+  std::uint16_t scale = 0;
+  std::memcpy(&scale, bytes + 2 * 512 + 32 + 2 * 2, 2);
+  EXPECT_EQ(scale, blocks[1].d);
 }
 
 TEST(KernelsTest, QuantizersAreBitIdenticalAcrossLevels) {

@@ -154,6 +154,7 @@ class Evaluator {
     return Flow::kNormal;
   }
 
+  // As eval(): one out-of-line function per kind of statement keeps each frame small.
   Result<Flow> exec(const Stmt& s) {
     Depth depth(&budget_);
     SPW_TRY(at(s.pos, depth.enter()));
@@ -162,40 +163,16 @@ class Evaluator {
       case StmtKind::kText:
         SPW_TRY(at(s.pos, emit(s.text)));
         return Flow::kNormal;
-      case StmtKind::kOutput: {
-        SPW_ASSIGN_OR_RETURN(const Value v, eval(*s.expr));
-        if (v.is_string()) {
-          SPW_TRY(at(s.pos, emit(v.as_string())));
-        } else {
-          std::string text;
-          SPW_TRY(at(s.pos, append_str(v, &text, budget_.limits().max_output_bytes)));
-          SPW_TRY(at(s.pos, emit(text)));
-        }
-        return Flow::kNormal;
-      }
+      case StmtKind::kOutput:
+        return exec_output(s);
       case StmtKind::kIf:
-        for (const IfBranch& branch : s.branches) {
-          SPW_ASSIGN_OR_RETURN(const Value c, eval(*branch.condition));
-          if (truthy(c)) return exec_body(branch.body);
-        }
-        return exec_body(s.else_body);
+        return exec_if(s);
       case StmtKind::kFor:
         return exec_for(s);
-      case StmtKind::kSet: {
-        SPW_ASSIGN_OR_RETURN(Value v, eval(*s.expr));
-        SPW_TRY(assign(s, std::move(v)));
-        return Flow::kNormal;
-      }
-      case StmtKind::kSetBlock: {
-        std::string text;
-        {
-          Capture capture(&out_);
-          SPW_TRY(exec_body(s.body).status());
-          text = capture.take();
-        }
-        SPW_TRY(assign(s, Value::string(std::move(text))));
-        return Flow::kNormal;
-      }
+      case StmtKind::kSet:
+        return exec_set(s);
+      case StmtKind::kSetBlock:
+        return exec_set_block(s);
       case StmtKind::kMacro: {
         Callable c;
         c.kind = Callable::Kind::kMacro;
@@ -208,22 +185,62 @@ class Evaluator {
         return Flow::kBreak;
       case StmtKind::kContinue:
         return Flow::kContinue;
-      case StmtKind::kFilterBlock: {
-        std::string text;
-        {
-          Capture capture(&out_);
-          SPW_TRY(exec_body(s.body).status());
-          text = capture.take();
-        }
-        SPW_ASSIGN_OR_RETURN(const Value v, apply_filter_chain(*s.expr, Value::string(text)));
-        SPW_ASSIGN_OR_RETURN(const std::string rendered,
-                             at(s.pos, to_str(v, budget_.limits().max_output_bytes)));
-        SPW_TRY(at(s.pos, emit(rendered)));
-        return Flow::kNormal;
-      }
+      case StmtKind::kFilterBlock:
+        return exec_filter_block(s);
       case StmtKind::kScope:
         return exec_body(s.body);
     }
+    return Flow::kNormal;
+  }
+
+  [[gnu::noinline]] Result<Flow> exec_output(const Stmt& s) {
+    SPW_ASSIGN_OR_RETURN(const Value v, eval(*s.expr));
+    if (v.is_string()) {
+      SPW_TRY(at(s.pos, emit(v.as_string())));
+    } else {
+      std::string text;
+      SPW_TRY(at(s.pos, append_str(v, &text, budget_.limits().max_output_bytes)));
+      SPW_TRY(at(s.pos, emit(text)));
+    }
+    return Flow::kNormal;
+  }
+
+  [[gnu::noinline]] Result<Flow> exec_if(const Stmt& s) {
+    for (const IfBranch& branch : s.branches) {
+      SPW_ASSIGN_OR_RETURN(const Value c, eval(*branch.condition));
+      if (truthy(c)) return exec_body(branch.body);
+    }
+    return exec_body(s.else_body);
+  }
+
+  [[gnu::noinline]] Result<Flow> exec_set(const Stmt& s) {
+    SPW_ASSIGN_OR_RETURN(Value v, eval(*s.expr));
+    SPW_TRY(assign(s, std::move(v)));
+    return Flow::kNormal;
+  }
+
+  [[gnu::noinline]] Result<Flow> exec_set_block(const Stmt& s) {
+    std::string text;
+    {
+      Capture capture(&out_);
+      SPW_TRY(exec_body(s.body).status());
+      text = capture.take();
+    }
+    SPW_TRY(assign(s, Value::string(std::move(text))));
+    return Flow::kNormal;
+  }
+
+  [[gnu::noinline]] Result<Flow> exec_filter_block(const Stmt& s) {
+    std::string text;
+    {
+      Capture capture(&out_);
+      SPW_TRY(exec_body(s.body).status());
+      text = capture.take();
+    }
+    SPW_ASSIGN_OR_RETURN(const Value v, apply_filter_chain(*s.expr, Value::string(text)));
+    SPW_ASSIGN_OR_RETURN(const std::string rendered,
+                         at(s.pos, to_str(v, budget_.limits().max_output_bytes)));
+    SPW_TRY(at(s.pos, emit(rendered)));
     return Flow::kNormal;
   }
 
@@ -291,7 +308,7 @@ class Evaluator {
     return Value::dict(std::move(fields));
   }
 
-  Result<Flow> exec_for(const Stmt& s) {
+  [[gnu::noinline]] Result<Flow> exec_for(const Stmt& s) {
     SPW_ASSIGN_OR_RETURN(const Value iterable, eval(*s.expr));
     SPW_ASSIGN_OR_RETURN(std::vector<Value> items, at(s.pos, iterate(iterable, budget_)));
     if (s.condition) {
@@ -328,6 +345,9 @@ class Evaluator {
 
   // --- Expressions --------------------------------------------------------------------------
 
+  // eval() dispatches to one function per kind of expression, kept out of line so that the
+  // frame of each level of recursion holds only what that level needs (with sanitizers, a
+  // single large function would need kilobytes of stack per level).
   Result<Value> eval(const Expr& e) {
     Depth depth(&budget_);
     SPW_TRY(at(e.pos, depth.enter()));
@@ -338,89 +358,118 @@ class Evaluator {
       case ExprKind::kName:
         return lookup(e.name);
       case ExprKind::kList:
-      case ExprKind::kTuple: {
-        std::vector<Value> items;
-        items.reserve(e.children.size());
-        for (const ExprPtr& c : e.children) {
-          SPW_ASSIGN_OR_RETURN(Value v, eval(*c));
-          items.push_back(std::move(v));
-        }
-        SPW_TRY(at(e.pos, budget_.items(items.size())));
-        Value list = Value::list(std::move(items),
-                                 e.kind == ExprKind::kTuple ? ListKind::kTuple : ListKind::kList);
-        SPW_TRY(at(e.pos, budget_.nesting(list)));
-        return list;
-      }
+      case ExprKind::kTuple:
+        return eval_sequence(e);
       case ExprKind::kDict:
         return eval_dict(e);
-      case ExprKind::kGetAttr: {
-        SPW_ASSIGN_OR_RETURN(const Value obj, eval(*e.children[0]));
-        return at(e.pos, get_attribute(obj, e.name));
-      }
-      case ExprKind::kGetItem: {
-        SPW_ASSIGN_OR_RETURN(const Value obj, eval(*e.children[0]));
-        SPW_ASSIGN_OR_RETURN(const Value key, eval(*e.children[1]));
-        return at(e.pos, get_item(obj, key));
-      }
-      case ExprKind::kSlice: {
-        SPW_ASSIGN_OR_RETURN(const Value obj, eval(*e.children[0]));
-        Value bounds[3];
-        const Value* present[3] = {nullptr, nullptr, nullptr};
-        for (std::size_t k = 0; k < 3; ++k) {
-          if (!e.children[k + 1]) continue;
-          SPW_ASSIGN_OR_RETURN(bounds[k], eval(*e.children[k + 1]));
-          present[k] = &bounds[k];
-        }
-        return at(e.pos, get_slice(obj, present[0], present[1], present[2], budget_));
-      }
+      case ExprKind::kGetAttr:
+        return eval_get_attr(e);
+      case ExprKind::kGetItem:
+        return eval_get_item(e);
+      case ExprKind::kSlice:
+        return eval_slice(e);
       case ExprKind::kCall:
         return eval_call(e);
-      case ExprKind::kFilter: {
-        SPW_ASSIGN_OR_RETURN(const Value operand, eval(*e.children[0]));
-        SPW_ASSIGN_OR_RETURN(CallArgs args, eval_args(e));
-        return at(e.pos, apply_filter(e.name, operand, std::move(args), budget_));
-      }
-      case ExprKind::kTest: {
-        SPW_ASSIGN_OR_RETURN(const Value operand, eval(*e.children[0]));
-        SPW_ASSIGN_OR_RETURN(const CallArgs args, eval_args(e));
-        SPW_ASSIGN_OR_RETURN(const bool passed,
-                             at(e.pos, apply_test(e.name, operand, args, budget_)));
-        return Value::boolean(passed != e.negated);
-      }
-      case ExprKind::kUnary: {
-        SPW_ASSIGN_OR_RETURN(const Value operand, eval(*e.children[0]));
-        if (e.op == Op::kNot) return Value::boolean(!truthy(operand));
-        return at(e.pos, unary_op(e.op, operand));
-      }
-      case ExprKind::kBinary: {
-        SPW_ASSIGN_OR_RETURN(Value left, eval(*e.children[0]));
-        // and/or return an operand, as in Python.
-        if (e.op == Op::kAnd) return truthy(left) ? eval(*e.children[1]) : left;
-        if (e.op == Op::kOr) return truthy(left) ? left : eval(*e.children[1]);
-        SPW_ASSIGN_OR_RETURN(const Value right, eval(*e.children[1]));
-        return at(e.pos, binary_op(e.op, left, right, budget_));
-      }
-      case ExprKind::kCompare: {
-        SPW_ASSIGN_OR_RETURN(Value left, eval(*e.children[0]));
-        for (std::size_t k = 0; k < e.ops.size(); ++k) {
-          SPW_ASSIGN_OR_RETURN(Value right, eval(*e.children[k + 1]));
-          SPW_ASSIGN_OR_RETURN(const bool holds, at(e.pos, compare_op(e.ops[k], left, right)));
-          if (!holds) return Value::boolean(false);
-          left = std::move(right);
-        }
-        return Value::boolean(true);
-      }
-      case ExprKind::kCondition: {
-        SPW_ASSIGN_OR_RETURN(const Value condition, eval(*e.children[1]));
-        if (truthy(condition)) return eval(*e.children[0]);
-        if (!e.children[2]) return Value::undefined("the inline if had no else");
-        return eval(*e.children[2]);
-      }
+      case ExprKind::kFilter:
+        return eval_filter(e);
+      case ExprKind::kTest:
+        return eval_test(e);
+      case ExprKind::kUnary:
+        return eval_unary(e);
+      case ExprKind::kBinary:
+        return eval_binary(e);
+      case ExprKind::kCompare:
+        return eval_compare(e);
+      case ExprKind::kCondition:
+        return eval_condition(e);
     }
     return runtime_error(e.pos, "unknown expression");
   }
 
-  Result<Value> eval_dict(const Expr& e) {
+  [[gnu::noinline]] Result<Value> eval_sequence(const Expr& e) {
+    std::vector<Value> items;
+    items.reserve(e.children.size());
+    for (const ExprPtr& c : e.children) {
+      SPW_ASSIGN_OR_RETURN(Value v, eval(*c));
+      items.push_back(std::move(v));
+    }
+    SPW_TRY(at(e.pos, budget_.items(items.size())));
+    Value list = Value::list(std::move(items),
+                             e.kind == ExprKind::kTuple ? ListKind::kTuple : ListKind::kList);
+    SPW_TRY(at(e.pos, budget_.nesting(list)));
+    return list;
+  }
+
+  [[gnu::noinline]] Result<Value> eval_get_attr(const Expr& e) {
+    SPW_ASSIGN_OR_RETURN(const Value obj, eval(*e.children[0]));
+    return at(e.pos, get_attribute(obj, e.name));
+  }
+
+  [[gnu::noinline]] Result<Value> eval_get_item(const Expr& e) {
+    SPW_ASSIGN_OR_RETURN(const Value obj, eval(*e.children[0]));
+    SPW_ASSIGN_OR_RETURN(const Value key, eval(*e.children[1]));
+    return at(e.pos, get_item(obj, key));
+  }
+
+  [[gnu::noinline]] Result<Value> eval_slice(const Expr& e) {
+    SPW_ASSIGN_OR_RETURN(const Value obj, eval(*e.children[0]));
+    Value bounds[3];
+    const Value* present[3] = {nullptr, nullptr, nullptr};
+    for (std::size_t k = 0; k < 3; ++k) {
+      if (!e.children[k + 1]) continue;
+      SPW_ASSIGN_OR_RETURN(bounds[k], eval(*e.children[k + 1]));
+      present[k] = &bounds[k];
+    }
+    return at(e.pos, get_slice(obj, present[0], present[1], present[2], budget_));
+  }
+
+  [[gnu::noinline]] Result<Value> eval_filter(const Expr& e) {
+    SPW_ASSIGN_OR_RETURN(const Value operand, eval(*e.children[0]));
+    SPW_ASSIGN_OR_RETURN(CallArgs args, eval_args(e));
+    return at(e.pos, apply_filter(e.name, operand, std::move(args), budget_));
+  }
+
+  [[gnu::noinline]] Result<Value> eval_test(const Expr& e) {
+    SPW_ASSIGN_OR_RETURN(const Value operand, eval(*e.children[0]));
+    SPW_ASSIGN_OR_RETURN(const CallArgs args, eval_args(e));
+    SPW_ASSIGN_OR_RETURN(const bool passed, at(e.pos, apply_test(e.name, operand, args, budget_)));
+    return Value::boolean(passed != e.negated);
+  }
+
+  [[gnu::noinline]] Result<Value> eval_unary(const Expr& e) {
+    SPW_ASSIGN_OR_RETURN(const Value operand, eval(*e.children[0]));
+    if (e.op == Op::kNot) return Value::boolean(!truthy(operand));
+    return at(e.pos, unary_op(e.op, operand));
+  }
+
+  [[gnu::noinline]] Result<Value> eval_binary(const Expr& e) {
+    SPW_ASSIGN_OR_RETURN(Value left, eval(*e.children[0]));
+    // and/or return an operand, as in Python.
+    if (e.op == Op::kAnd) return truthy(left) ? eval(*e.children[1]) : left;
+    if (e.op == Op::kOr) return truthy(left) ? left : eval(*e.children[1]);
+    SPW_ASSIGN_OR_RETURN(const Value right, eval(*e.children[1]));
+    return at(e.pos, binary_op(e.op, left, right, budget_));
+  }
+
+  [[gnu::noinline]] Result<Value> eval_compare(const Expr& e) {
+    SPW_ASSIGN_OR_RETURN(Value left, eval(*e.children[0]));
+    for (std::size_t k = 0; k < e.ops.size(); ++k) {
+      SPW_ASSIGN_OR_RETURN(Value right, eval(*e.children[k + 1]));
+      SPW_ASSIGN_OR_RETURN(const bool holds, at(e.pos, compare_op(e.ops[k], left, right)));
+      if (!holds) return Value::boolean(false);
+      left = std::move(right);
+    }
+    return Value::boolean(true);
+  }
+
+  [[gnu::noinline]] Result<Value> eval_condition(const Expr& e) {
+    SPW_ASSIGN_OR_RETURN(const Value condition, eval(*e.children[1]));
+    if (truthy(condition)) return eval(*e.children[0]);
+    if (!e.children[2]) return Value::undefined("the inline if had no else");
+    return eval(*e.children[2]);
+  }
+
+  [[gnu::noinline]] Result<Value> eval_dict(const Expr& e) {
     std::vector<std::pair<Value, Value>> items;
     for (std::size_t k = 0; k + 1 < e.children.size(); k += 2) {
       SPW_ASSIGN_OR_RETURN(Value key, eval(*e.children[k]));
@@ -466,7 +515,7 @@ class Evaluator {
     return at(e.pos, apply_filter(e.name, operand, std::move(args), budget_));
   }
 
-  Result<Value> eval_call(const Expr& e) {
+  [[gnu::noinline]] Result<Value> eval_call(const Expr& e) {
     SPW_ASSIGN_OR_RETURN(const Value callee, eval(*e.children[0]));
     SPW_ASSIGN_OR_RETURN(CallArgs args, eval_args(e));
     if (callee.kind() != Value::Kind::kCallable) {
@@ -491,7 +540,7 @@ class Evaluator {
     return runtime_error(e.pos, "unknown function");
   }
 
-  Result<Value> call_macro(const Stmt& macro, CallArgs args, SourcePos pos) {
+  [[gnu::noinline]] Result<Value> call_macro(const Stmt& macro, CallArgs args, SourcePos pos) {
     if (args.positional.size() > macro.params.size()) {
       return runtime_error(pos, fmt::format("macro '{}' takes not more than {} argument(s)",
                                             macro.name, macro.params.size()));

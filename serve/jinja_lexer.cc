@@ -193,8 +193,14 @@ class Lexer {
 
   Status lex_comment(std::size_t tag, std::size_t content) {
     const std::size_t close = src_.find("#}", content);
-    if (close == std::string::npos)
+    if (close == std::string::npos) {
+      // Jinja's lexer stops quietly at a comment opened at the very end of the template.
+      if (content >= src_.size()) {
+        pos_ = src_.size();
+        return {};
+      }
       return syntax_error(position(tag), "missing end of comment tag");
+    }
     std::size_t end = close + 2;
     const char before = close > content ? src_[close - 1] : 0;
     if (before == '-') {

@@ -229,6 +229,7 @@ TEST(JinjaFilters, Numbers) {
                       "{{ -3 | abs }} {{ 2.567 | round(2) }} {{ 2.5 | round }} {{ 3 | round }} "
                       "{{ 2.1 | round(method='ceil') }}"),
             "43 4 0 3 31 1.5 0.0 3 2.57 2.0 3 3.0");
+  EXPECT_EQ(render_error("{{ missing | int }}").message(), "1:12: 'missing' is undefined");
 }
 
 TEST(JinjaFilters, ToJsonMatchesTransformers) {

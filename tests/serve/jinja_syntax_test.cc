@@ -53,6 +53,7 @@ TEST(JinjaWhitespace, MinusMarkersStripAllWhitespaceIncludingNewlines) {
   EXPECT_EQ(render_ok("a\n  {%- if true -%}\n  b\n  {%- endif %}"), "ab");
   EXPECT_EQ(render_ok("x {#- c -#} y"), "xy");
   EXPECT_EQ(render_ok("{{ 5 -}}   \n\t{{ 3 }}"), "53");
+  EXPECT_EQ(render_ok("a{#"), "a");  // Jinja drops a comment opened at the very end.
 }
 
 TEST(JinjaWhitespace, RawBlocksAreNotInterpreted) {
@@ -141,6 +142,7 @@ TEST(JinjaParser, OperatorPrecedenceFollowsJinja) {
   EXPECT_EQ(render_ok("{{ -3 | abs }} {{ ('a' ~ 'b') | upper }} {{ 'ab' | upper ~ 'c' }}"),
             "3 AB ABc");
   EXPECT_EQ(render_ok("{{ 1 if false else 2 if false else 3 }}"), "3");
+  EXPECT_EQ(render_ok("[{{ d[1, 2] }}]", {{"d", testing::dict({})}}), "[]");  // Tuple keys.
 }
 
 TEST(JinjaParser, UnknownFiltersInsideAnIfFailOnlyWhenEvaluated) {

@@ -71,6 +71,7 @@ Command add_serve_command(CLI::App& root) {
   auto f = std::make_shared<ServeFlags>();
   serve::ServeOptions& o = f->options;
   o.http.port = 8000;
+  o.engine.threads = 0;  // All cores unless --threads says otherwise.
   CLI::App* app = root.add_subcommand(
       "serve", "Serve one model over the OpenAI-compatible HTTP API (chat, completions, SSE)");
   app->add_option("-m,--model", o.model_path, "GGUF model file")->required();

@@ -20,5 +20,6 @@ Command add_generate_command(CLI::App& root);
 Command add_bench_command(CLI::App& root);
 Command add_mkmodel_command(CLI::App& root);
 Command add_serve_command(CLI::App& root);
+Command add_up_command(CLI::App& root);
 
 }  // namespace spillway::cli

@@ -114,6 +114,29 @@ expect_error "bench --trace without times needs --rate" 2 "--rate" -- \
 expect_error "bench --trace missing file" 1 "cannot open" -- \
   bench -m "$models/stories260K.gguf" --trace "$tmp/nope.csv"
 
+# spillway up: gateway + control plane + two local replicas; a chat request through the gateway,
+# then Ctrl-C stops everything with no process left behind.
+"$bin" up --port 0 --api-key sk-cli-test --model "$models/stories260K.gguf" >"$tmp/up.out" 2>"$tmp/up.err" &
+up_pid=$!
+for _ in $(seq 120); do grep -q "^API key: sk-cli-test" "$tmp/up.out" 2>/dev/null && break; sleep 0.5; done
+url=$(sed -n 's|^Spillway is up: \(http://[^ ]*\)/v1.*|\1|p' "$tmp/up.out")
+reply=$(curl -s -m 60 "$url/v1/chat/completions" -H "Authorization: Bearer sk-cli-test" \
+  -d '{"model":"stories260K","messages":[{"role":"user","content":"Hi"}],"max_tokens":8}')
+echo "$reply" | grep -q '"completion_tokens":8'
+check "up: chat through the gateway" $?
+replicas=$(curl -s -m 10 "$url/v1/fleet/replicas")
+echo "$replicas" | grep -q '"provider":"oci"' && echo "$replicas" | grep -q '"provider":"azure"'
+check "up: replicas in both providers" $?
+pids=$(echo "$replicas" | grep -o '"pid":[0-9]*' | cut -d: -f2)
+[ "$(echo "$pids" | wc -w)" -eq 2 ] && kill -0 $pids
+check "up: two live replica processes" $?
+kill -INT "$up_pid"
+wait "$up_pid"
+check "up: exits 0 on SIGINT" $?
+left=0
+for p in $pids; do kill -0 "$p" 2>/dev/null && left=1; done
+check "up: no replica process left" $left
+
 "$bin" --version | grep -q "^spillway "
 check "--version" $?
 "$bin" --help | grep -q "generate"

@@ -1,0 +1,52 @@
+// The last N routing decisions of the gateway, for GET /v1/gateway/decisions and the status
+// page: when, for whom, which replica (and where it is), why, and the replica's load as the
+// policy saw it.
+//
+// Thread-safety: safe for concurrent use (one mutex; add() is O(1)).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace spillway::gateway {
+
+struct RoutingDecision {
+  std::int64_t unix_ms = 0;  // Wall-clock time of the decision.
+  std::string request_id;
+  std::string tenant;
+  std::string model;
+  std::string priority;
+  std::string policy;  // The routing policy's name.
+  std::string replica;
+  std::string provider;
+  std::string pool;
+  std::string capacity;
+  std::int32_t attempt = 1;  // 1 = first choice, 2.. = failover.
+  std::string reason;        // "first choice", or why the previous attempt failed.
+  std::int64_t waiting = 0;  // The load the policy saw (including the gateway's own
+  std::int64_t running = 0;  // outstanding requests to the replica).
+  double kv_usage = 0;
+};
+
+class DecisionLog {
+ public:
+  // REQUIRES: capacity >= 1.
+  explicit DecisionLog(std::size_t capacity) : capacity_(capacity) {}
+
+  void add(RoutingDecision decision);
+  // Newest first.
+  [[nodiscard]] std::vector<RoutingDecision> recent() const;
+  // {"object":"list","data":[{...}, ...]}, newest first.
+  [[nodiscard]] std::string render_json() const;
+
+ private:
+  const std::size_t capacity_;
+  mutable std::mutex mutex_;
+  std::deque<RoutingDecision> decisions_;  // Guarded by mutex_; oldest first.
+};
+
+}  // namespace spillway::gateway

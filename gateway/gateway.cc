@@ -1,0 +1,199 @@
+#include "gateway/gateway.h"
+
+#include <chrono>
+
+#include "openai/api_error.h"
+#include "openai/json_writer.h"
+#include "openai/models_response.h"
+
+#include "gateway/status_page.h"
+
+namespace spillway::gateway {
+namespace {
+
+std::int64_t unix_now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Gateway>> Gateway::create(fleet::FleetSpec spec, GatewayOptions options,
+                                                 ReplicaSource& source, MetricsRegistry& metrics,
+                                                 const Clock& clock) {
+  SPW_TRY(options.validate());
+  SPW_ASSIGN_OR_RETURN(auto policy,
+                       fleet::make_routing_policy(spec.gateway.routing, options.routing));
+  return std::unique_ptr<Gateway>(
+      new Gateway(std::move(spec), std::move(options), source, metrics, clock, std::move(policy)));
+}
+
+Gateway::Gateway(fleet::FleetSpec spec, GatewayOptions options, ReplicaSource& source,
+                 MetricsRegistry& metrics, const Clock& clock,
+                 std::unique_ptr<fleet::RoutingPolicy> policy)
+    : spec_(std::move(spec)),
+      options_(std::move(options)),
+      source_(source),
+      registry_(metrics),
+      clock_(clock),
+      created_unix_s_(unix_now_s()),
+      directory_(spec_),
+      quotas_(spec_, clock),
+      policy_(std::move(policy)),
+      metrics_(metrics),
+      inflight_(metrics.gauge("spillway_gateway_inflight_requests",
+                              "Requests being forwarded to replicas.")),
+      queued_(metrics.gauge("spillway_gateway_queued_requests",
+                            "Requests waiting for a forwarding slot.")),
+      decisions_(options_.decisions_kept),
+      proxy_(options_, source_, *policy_, metrics_, decisions_, clock_,
+             static_cast<std::size_t>(options_.max_inflight)),
+      pool_(static_cast<std::size_t>(options_.max_inflight), options_.max_queued,
+            options_.max_queue_wait, clock_) {}
+
+Gateway::~Gateway() = default;
+
+Status Gateway::add_api_key(std::string_view tenant, std::string stored_hash) {
+  return directory_.add_key(tenant, std::move(stored_hash));
+}
+
+const fleet::TokenQuota* Gateway::quota(std::string_view tenant) const {
+  return quotas_.find(tenant);
+}
+
+Status Gateway::add_routes(net::Router& router) {
+  SPW_TRY(
+      router.add("POST", "/v1/chat/completions", [this](net::HttpRequest r, net::ResponseWriter w) {
+        generate(Endpoint::kChat, std::move(r), std::move(w));
+      }));
+  SPW_TRY(router.add("POST", "/v1/completions", [this](net::HttpRequest r, net::ResponseWriter w) {
+    generate(Endpoint::kCompletions, std::move(r), std::move(w));
+  }));
+  SPW_TRY(router.add("GET", "/v1/models", [this](net::HttpRequest r, net::ResponseWriter w) {
+    models(r, std::move(w));
+  }));
+  SPW_TRY(router.add("GET", "/v1/models/{id}", [this](net::HttpRequest r, net::ResponseWriter w) {
+    models(r, std::move(w));
+  }));
+  SPW_TRY(router.add("GET", "/health", [](net::HttpRequest, net::ResponseWriter w) {
+    w.respond(net::HttpResponse::json(200, R"({"status":"ok"})"));
+  }));
+  SPW_TRY(router.add("GET", "/ready",
+                     [this](net::HttpRequest, net::ResponseWriter w) { ready(std::move(w)); }));
+  SPW_TRY(router.add("GET", "/metrics", [this](net::HttpRequest, net::ResponseWriter w) {
+    w.respond(net::HttpResponse::with_body(200, registry_.render_prometheus(),
+                                           "text/plain; version=0.0.4; charset=utf-8"));
+  }));
+  SPW_TRY(
+      router.add("GET", "/v1/gateway/decisions", [this](net::HttpRequest, net::ResponseWriter w) {
+        w.respond(net::HttpResponse::json(200, decisions_.render_json()));
+      }));
+  SPW_TRY(router.add("GET", "/v1/gateway/replicas",
+                     [this](net::HttpRequest, net::ResponseWriter w) { replicas(std::move(w)); }));
+  SPW_TRY(router.add("GET", "/", [](net::HttpRequest, net::ResponseWriter w) {
+    w.respond(net::HttpResponse::with_body(200, std::string(status_page_html()),
+                                           "text/html; charset=utf-8"));
+  }));
+  return Status();
+}
+
+void Gateway::fail(net::ResponseWriter& writer, std::string_view tenant, std::string_view model,
+                   const Error& error, std::optional<std::string> param,
+                   std::optional<std::string> code, std::optional<std::int64_t> retry_after_s) {
+  openai::ApiError e =
+      param ? openai::to_api_error(error, std::move(param)) : openai::to_api_error(error);
+  if (code) e.code = std::move(code);
+  net::HttpResponse r = net::HttpResponse::json(e.http_status, openai::render_error_body(e));
+  if (retry_after_s) {
+    r.headers.set("Retry-After", std::to_string(*retry_after_s));
+  } else if (e.http_status == 503) {
+    r.headers.set("Retry-After", std::to_string(options_.retry_after_s));
+  }
+  if (e.http_status == 401) r.headers.set("WWW-Authenticate", "Bearer");
+  metrics_.request(tenant, model, e.http_status);
+  writer.respond(std::move(r));
+}
+
+Result<const fleet::TenantSpec*> Gateway::authenticate(const net::HttpRequest& request) const {
+  const auto header = request.headers.get("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!header || header->size() <= kBearer.size() ||
+      !net::iequals(header->substr(0, kBearer.size()), kBearer)) {
+    return make_error(ErrorCode::kUnauthenticated,
+                      "missing API key: send the header 'Authorization: Bearer <key>'");
+  }
+  const auto tenant = directory_.find(header->substr(kBearer.size()));
+  const fleet::TenantSpec* spec = tenant ? spec_.find_tenant(*tenant) : nullptr;
+  if (spec == nullptr) return make_error(ErrorCode::kUnauthenticated, "invalid API key");
+  return spec;
+}
+
+void Gateway::models(const net::HttpRequest& request, net::ResponseWriter writer) {
+  auto tenant = authenticate(request);
+  if (!tenant.ok()) return fail(writer, "unauthenticated", "other", tenant.error());
+  const fleet::TenantSpec& t = **tenant;
+  std::vector<openai::ModelCard> cards;
+  for (const fleet::ModelSpec& m : spec_.models) {
+    if (t.allows_model(m.name)) cards.push_back({m.name, created_unix_s_, "spillway"});
+  }
+  if (const auto id = request.param("id")) {
+    for (const openai::ModelCard& c : cards) {
+      if (c.id == *id) {
+        metrics_.request(t.name, c.id, 200);
+        writer.respond(net::HttpResponse::json(200, openai::render_model(c)));
+        return;
+      }
+    }
+    return fail(writer, t.name, "other",
+                make_error(ErrorCode::kNotFound,
+                           "The model '{}' does not exist or you do not have access to it",
+                           id->substr(0, 256)),
+                "model", "model_not_found");
+  }
+  metrics_.request(t.name, "", 200);
+  writer.respond(net::HttpResponse::json(200, openai::render_model_list(cards)));
+}
+
+void Gateway::ready(net::ResponseWriter writer) const {
+  for (const fleet::ReplicaView& r : source_.replicas()) {
+    if (r.state == fleet::ReplicaState::kReady) {
+      writer.respond(net::HttpResponse::json(200, R"({"status":"ready"})"));
+      return;
+    }
+  }
+  net::HttpResponse r = net::HttpResponse::json(503, R"({"status":"no ready replica"})");
+  r.headers.set("Retry-After", std::to_string(options_.retry_after_s));
+  writer.respond(std::move(r));
+}
+
+void Gateway::replicas(net::ResponseWriter writer) const {
+  std::string out;
+  openai::JsonWriter w(out);
+  w.begin_object();
+  w.field("object", "list");
+  w.key("data");
+  w.begin_array();
+  for (const fleet::ReplicaView& r : proxy_.replicas_with_overlay()) {
+    w.begin_object();
+    w.field("id", r.id);
+    w.field("model", r.model);
+    w.field("provider", r.provider);
+    w.field("region", r.region);
+    w.field("pool", r.pool);
+    w.field("url", r.url);
+    w.field("state", fleet::replica_state_name(r.state));
+    w.field("capacity", fleet::capacity_kind_name(r.capacity));
+    w.field_integer("running", r.running);
+    w.field_integer("waiting", r.waiting);
+    w.key("kv_usage");
+    w.number(r.kv_usage);
+    w.field_integer("gateway_outstanding", proxy_.outstanding(r.id));
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  writer.respond(net::HttpResponse::json(200, std::move(out)));
+}
+
+}  // namespace spillway::gateway

@@ -1,0 +1,411 @@
+#include "gateway/proxy.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <unordered_map>
+
+#include "core/log.h"
+
+#include "net/http_client.h"
+#include "net/sse.h"
+#include "openai/api_error.h"
+#include "openai/chat_response.h"
+
+#include "gateway/openai_rewrite.h"
+#include "gateway/sse_splitter.h"
+#include "gateway/upstream_address.h"
+
+namespace spillway::gateway {
+namespace {
+
+std::int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// 429/5xx: busy or failing. 499: the replica cancelled the work itself (e.g. while shutting
+// down); the gateway's own client is still there, or the attempt would not be judged.
+bool retryable_status(int status) {
+  return status == 429 || status == 499 || status >= 500;
+}
+
+std::string_view failure_kind(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kUnavailable:
+      return "connect";
+    case ErrorCode::kDeadlineExceeded:
+      return "timeout";
+    default:
+      return "broken";
+  }
+}
+
+void respond_error(net::ResponseWriter& writer, const Error& error, std::int32_t retry_after_s) {
+  const openai::ApiError e = openai::to_api_error(error);
+  net::HttpResponse r = net::HttpResponse::json(e.http_status, openai::render_error_body(e));
+  if (e.http_status == 429 || e.http_status == 503) {
+    r.headers.set("Retry-After", std::to_string(retry_after_s));
+  }
+  writer.respond(std::move(r));
+}
+
+// Ends a stream that broke after output began: an error event, then [DONE].
+void end_broken_stream(net::ResponseWriter& writer, const Error& error) {
+  writer.write(net::format_sse_data(openai::render_error_body(openai::to_api_error(error))));
+  writer.write(net::format_sse_data(openai::kStreamDone));
+  writer.finish();
+}
+
+}  // namespace
+
+struct Proxy::Worker {
+  struct Client {
+    net::HttpClient client;
+    bool used = false;
+  };
+  explicit Worker(std::uint64_t seed) : random(seed) {}
+  SeededRandom random;
+  std::unordered_map<std::string, Client> clients;  // By "host:port".
+};
+
+// What one attempt on one replica came to.
+struct Proxy::Attempt {
+  Status transport;  // The HttpClient call's failure, if any.
+  int status = 0;
+  net::HttpHeaders headers;
+  std::string body;  // Non-streaming answers and error answers.
+  bool saw_done = false;
+  bool client_gone = false;
+  bool truncated = false;  // Stream ended inside an event or without [DONE].
+};
+
+Proxy::Proxy(const GatewayOptions& options, ReplicaSource& source, fleet::RoutingPolicy& policy,
+             GatewayMetrics& metrics, DecisionLog& decisions, const Clock& clock,
+             std::size_t workers)
+    : options_(options),
+      source_(source),
+      policy_(policy),
+      metrics_(metrics),
+      decisions_(decisions),
+      clock_(clock) {
+  for (std::size_t i = 0; i < workers; ++i)
+    workers_.push_back(std::make_unique<Worker>(options.seed + i));
+}
+
+Proxy::~Proxy() = default;
+
+std::int64_t Proxy::outstanding(std::string_view replica) const {
+  std::lock_guard lock(mutex_);
+  const auto it = outstanding_.find(replica);
+  return it == outstanding_.end() ? 0 : it->second;
+}
+
+void Proxy::track(const std::string& replica, int delta) {
+  std::lock_guard lock(mutex_);
+  auto& n = outstanding_[replica];
+  n += delta;
+  if (n <= 0) outstanding_.erase(replica);
+}
+
+std::vector<fleet::ReplicaView> Proxy::replicas_with_overlay() const {
+  std::vector<fleet::ReplicaView> replicas = source_.replicas();
+  std::lock_guard lock(mutex_);
+  for (fleet::ReplicaView& r : replicas) {
+    const auto it = outstanding_.find(r.id);
+    if (it == outstanding_.end()) continue;
+    r.waiting = std::max(r.waiting, it->second - r.running);
+  }
+  return replicas;
+}
+
+ProxyOutcome Proxy::run(ProxyCall& call, std::size_t worker_index) {
+  Worker& worker = *workers_.at(worker_index);
+  ProxyOutcome out;
+  bool completed = false;
+  // Fixes the outcome and lets the caller account for it, before the client sees the end.
+  const auto conclude = [&](int status) {
+    out.status = status;
+    if (!completed && call.before_completion) call.before_completion(out);
+    completed = true;
+  };
+  std::vector<std::string> tried;
+  std::string reason = "first choice";
+  std::optional<Attempt> last_answer;  // The last retryable answer (429/5xx) of a replica.
+  std::optional<Error> last_error;
+  for (std::int32_t attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    if (call.writer.is_closed()) {
+      conclude(499);
+      return out;
+    }
+    const std::vector<fleet::ReplicaView> replicas = replicas_with_overlay();
+    call.route.exclude = tried;
+    auto chosen = policy_.choose(call.route, replicas, worker.random);
+    if (!chosen.ok()) {
+      if (!last_error && !last_answer) last_error = chosen.error();
+      break;
+    }
+    const auto view = std::find_if(replicas.begin(), replicas.end(),
+                                   [&](const fleet::ReplicaView& r) { return r.id == *chosen; });
+    if (view == replicas.end()) {
+      last_error = make_error(ErrorCode::kInternal, "routing chose an unknown replica");
+      break;
+    }
+    RoutingDecision d;
+    d.unix_ms = unix_now_ms();
+    d.request_id = call.request_id;
+    d.tenant = call.route.tenant;
+    d.model = call.route.model;
+    d.priority = std::string(fleet::priority_name(call.route.priority));
+    d.policy = std::string(policy_.name());
+    d.replica = view->id;
+    d.provider = view->provider;
+    d.pool = view->pool;
+    d.capacity = std::string(fleet::capacity_kind_name(view->capacity));
+    d.attempt = attempt;
+    d.reason = reason;
+    d.waiting = view->waiting;
+    d.running = view->running;
+    d.kv_usage = view->kv_usage;
+    decisions_.add(std::move(d));
+    tried.push_back(view->id);
+    if (attempt > 1) metrics_.retries.inc();
+    out.replica = view->id;
+
+    track(view->id, +1);
+    Attempt a = attempt_once(call, worker, *view, out);
+    track(view->id, -1);
+
+    if (a.client_gone) {
+      conclude(499);
+      return out;
+    }
+    if (!a.transport.ok() && a.transport.code() == ErrorCode::kPayloadTooLarge &&
+        !out.output_started) {
+      // The replica works; its answer is beyond this gateway's limits. Not worth a retry.
+      conclude(500);
+      respond_error(call.writer,
+                    make_error(ErrorCode::kInternal, "{}", a.transport.error().message()),
+                    options_.retry_after_s);
+      return out;
+    }
+    if (!a.transport.ok() || a.truncated || (call.stream && a.status == 200 && !a.saw_done)) {
+      const Error error = !a.transport.ok()
+                              ? a.transport.error()
+                              : make_error(ErrorCode::kDataLoss, "the stream ended early");
+      metrics_.upstream_failure(failure_kind(error.code()));
+      source_.report_failure(view->id);
+      log_warn("upstream attempt failed",
+               {kv("request_id", call.request_id), kv("replica", view->id),
+                kv("error", error.to_string()), kv("output_started", out.output_started)});
+      if (out.output_started) {
+        conclude(200);
+        end_broken_stream(
+            call.writer, make_error(ErrorCode::kUnavailable,
+                                    "the replica serving this stream failed: {}", error.message()));
+        return out;
+      }
+      reason = fmt::format("{} failed: {}", view->id, error.message());
+      last_error = error;
+      last_answer.reset();
+      continue;
+    }
+    if (retryable_status(a.status) && !out.output_started) {
+      metrics_.upstream_failure("status");
+      reason = fmt::format("{} answered {}", view->id, a.status);
+      last_answer = std::move(a);
+      last_error.reset();
+      continue;
+    }
+    if (attempt > 1) metrics_.failovers.inc();
+    if (call.stream && a.status == 200) {
+      conclude(200);
+      call.writer.finish();
+      return out;
+    }
+    // A complete answer (non-streaming success, or an error the client must see).
+    if (a.status == 200) out.usage = read_usage(a.body);
+    net::HttpResponse response;
+    response.status = a.status;
+    response.headers.set("Content-Type",
+                         std::string(a.headers.get("Content-Type").value_or("application/json")));
+    if (const auto ra = a.headers.get("Retry-After")) {
+      response.headers.set("Retry-After", std::string(*ra));
+    }
+    response.body = std::move(a.body);
+    conclude(a.status);
+    if (!call.writer.respond(std::move(response))) out.status = 499;
+    return out;
+  }
+  if (call.writer.is_closed()) {
+    conclude(499);
+    return out;
+  }
+  if (last_answer) {
+    net::HttpResponse response;
+    response.status = last_answer->status;
+    response.headers.set(
+        "Content-Type",
+        std::string(last_answer->headers.get("Content-Type").value_or("application/json")));
+    response.headers.set("Retry-After",
+                         std::string(last_answer->headers.get("Retry-After")
+                                         .value_or(std::to_string(options_.retry_after_s))));
+    response.body = std::move(last_answer->body);
+    conclude(last_answer->status);
+    if (!call.writer.respond(std::move(response))) out.status = 499;
+    return out;
+  }
+  const Error error =
+      tried.empty()
+          ? make_error(ErrorCode::kUnavailable, "{}",
+                       last_error ? last_error->message() : "no ready replica")
+          : make_error(ErrorCode::kUnavailable, "no replica could serve the request ({} tried): {}",
+                       tried.size(), last_error ? last_error->message() : "unknown error");
+  conclude(503);
+  respond_error(call.writer, error, options_.retry_after_s);
+  return out;
+}
+
+Proxy::Attempt Proxy::attempt_once(ProxyCall& call, Worker& worker,
+                                   const fleet::ReplicaView& replica, ProxyOutcome& out) {
+  Attempt a;
+  auto address = parse_upstream_url(replica.url);
+  if (!address.ok()) {
+    a.transport = address.error();
+    return a;
+  }
+  net::HttpClientRequest request;
+  request.method = "POST";
+  request.target = call.path;
+  request.body = call.body;
+  request.headers.set("Content-Type", "application/json");
+  if (!options_.internal_api_key.empty()) {
+    request.headers.set("Authorization", "Bearer " + options_.internal_api_key);
+  }
+  request.headers.set("X-Request-Id", call.request_id);
+  request.headers.set("X-Spillway-Tenant", call.route.tenant);
+  request.headers.set("X-Spillway-Priority",
+                      std::string(fleet::priority_name(call.route.priority)));
+  if (!call.shared_cache_namespace.empty()) {
+    request.headers.set("X-Spillway-Cache-Namespace", call.shared_cache_namespace);
+  }
+  if (call.stream) request.headers.set("Accept", "text/event-stream");
+
+  const std::string key = fmt::format("{}:{}", address->host, address->port);
+  auto it = worker.clients.find(key);
+  if (it == worker.clients.end()) {
+    if (worker.clients.size() >= 64) worker.clients.clear();  // Bounded: replicas come and go.
+    net::HttpClientOptions o;
+    o.host = address->host;
+    o.port = address->port;
+    o.connect_timeout = options_.connect_timeout;
+    o.io_timeout = options_.io_timeout;
+    o.request_timeout = options_.request_timeout;
+    o.max_body_bytes = options_.max_response_bytes;
+    it = worker.clients.emplace(key, Worker::Client{net::HttpClient(o), false}).first;
+  }
+  Worker::Client& client = it->second;
+
+  std::string scratch;
+  const TimePoint sent = clock_.now();
+  bool body_too_large = false;
+  const auto on_head = [&](int status, const net::HttpHeaders& headers) {
+    metrics_.upstream_latency.observe(to_seconds(clock_.now() - sent));
+    a.status = status;
+    a.headers = headers;
+    if (call.writer.is_closed()) {
+      a.client_gone = true;
+      return false;
+    }
+    return true;
+  };
+  // Waits while the client reads slower than the replica writes (bounded by io_timeout).
+  const auto wait_for_client = [&]() {
+    const TimePoint start = clock_.now();
+    while (call.writer.buffered_bytes() > options_.max_client_buffer_bytes) {
+      if (call.writer.is_closed() || clock_.now() - start > options_.io_timeout) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return !call.writer.is_closed();
+  };
+  const auto on_event = [&](std::string_view data) {
+    if (data == openai::kStreamDone) a.saw_done = true;
+    std::string_view payload = data;
+    if (!a.saw_done) {
+      const ChunkUsage info = inspect_chunk(data);
+      if (info.usage) out.usage = info.usage;
+      if (info.usage_only && !call.client_wants_usage) return true;
+      if (!call.client_wants_usage) payload = without_null_usage(data, scratch);
+    }
+    if (!out.output_started) {
+      if (!call.writer.start(200, net::sse_response_headers())) {
+        a.client_gone = true;
+        return false;
+      }
+      out.output_started = true;
+    }
+    if (!call.writer.write(net::format_sse_data(payload)) || !wait_for_client()) {
+      a.client_gone = true;
+      return false;
+    }
+    if (!a.saw_done) ++out.events;
+    return true;
+  };
+  SseSplitter splitter(options_.max_event_bytes);
+  Status relay_error;
+  const auto on_body = [&](std::string_view piece) {
+    if (call.writer.is_closed()) {
+      a.client_gone = true;
+      return false;
+    }
+    if (!call.stream || a.status != 200) {
+      if (a.body.size() + piece.size() > options_.max_response_bytes) {
+        body_too_large = true;
+        return false;
+      }
+      a.body.append(piece);
+      return true;
+    }
+    if (a.saw_done) return true;  // Nothing follows [DONE].
+    Status s = splitter.feed(piece, on_event);
+    if (!s.ok() && !a.client_gone) relay_error = std::move(s);
+    return s.ok();
+  };
+
+  auto result = client.client.stream(request, on_head, on_body);
+  if (!result.ok() && result.error().code() == ErrorCode::kUnavailable && client.used &&
+      a.status == 0) {
+    // A kept-alive connection the replica had closed while idle: once more, fresh.
+    client.client.close();
+    a = Attempt{};
+    result = client.client.stream(request, on_head, on_body);
+  }
+  client.used = true;
+  if (a.client_gone) {
+    client.client.close();
+    return a;
+  }
+  if (body_too_large) {
+    client.client.close();
+    a.transport = make_error(ErrorCode::kPayloadTooLarge, "the replica's answer exceeds {} bytes",
+                             options_.max_response_bytes);
+    return a;
+  }
+  if (!relay_error.ok()) {
+    client.client.close();
+    a.transport = relay_error;
+    return a;
+  }
+  if (!result.ok()) {
+    client.client.close();
+    a.transport = result.status();
+    return a;
+  }
+  if (call.stream && a.status == 200 && (splitter.partial() || !a.saw_done)) a.truncated = true;
+  return a;
+}
+
+}  // namespace spillway::gateway

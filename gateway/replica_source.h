@@ -1,0 +1,33 @@
+// Where the gateway learns which replicas exist, their state and their live load, and where it
+// reports replicas that failed a request.
+//
+// Implementations: the control plane (replicas it supervises, load from their /metrics), and
+// StaticReplicaSource (static_replica_source.h: a fixed list of upstream URLs, for
+// `spillway gateway --upstream URL` with no control plane).
+//
+// Thread-safety: implementations must be safe for concurrent use; the gateway calls both
+// methods from its worker threads.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "fleet/replica_state.h"
+
+namespace spillway::gateway {
+
+class ReplicaSource {
+ public:
+  virtual ~ReplicaSource() = default;
+
+  // A snapshot of every known replica (any state); the routing policy picks among the ready
+  // ones. Called once per routing attempt, so it must be cheap (no I/O).
+  [[nodiscard]] virtual std::vector<fleet::ReplicaView> replicas() const = 0;
+
+  // The gateway could not reach `replica_id` (connection refused or reset, timeout, broken
+  // response). The source should stop offering it as ready until it passes a health check
+  // again (a circuit breaker). Unknown ids are ignored.
+  virtual void report_failure(const std::string& replica_id) = 0;
+};
+
+}  // namespace spillway::gateway

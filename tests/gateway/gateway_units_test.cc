@@ -1,0 +1,272 @@
+// The gateway's building blocks on their own: SSE splitting, the OpenAI JSON edits, upstream
+// URLs, worst-case token bounds, and the bounded priority pool of forwarding slots.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "core/clock.h"
+
+#include "openai/chat_request.h"
+#include "openai/completion_request.h"
+
+#include "gateway/openai_rewrite.h"
+#include "gateway/proxy_pool.h"
+#include "gateway/sse_splitter.h"
+#include "gateway/static_replica_source.h"
+#include "gateway/tenant_quotas.h"
+#include "gateway/upstream_address.h"
+
+namespace spillway::gateway {
+namespace {
+
+namespace json = boost::json;
+
+std::vector<std::string> split_all(SseSplitter& s, const std::vector<std::string>& pieces) {
+  std::vector<std::string> out;
+  for (const std::string& p : pieces) {
+    EXPECT_TRUE(s.feed(p, [&](std::string_view d) {
+                   out.emplace_back(d);
+                   return true;
+                 }).ok());
+  }
+  return out;
+}
+
+TEST(SseSplitterTest, EventsSurviveAnySplitOfTheBytes) {
+  const std::string wire =
+      "data: {\"a\":1}\n\n: keep-alive comment\n\nevent: x\ndata: line 1\ndata:line 2\n\n"
+      "data: [DONE]\r\n\r\n";
+  const std::vector<std::string> expected = {"{\"a\":1}", "line 1\nline 2", "[DONE]"};
+  for (std::size_t cut = 0; cut <= wire.size(); ++cut) {
+    SseSplitter s(1024);
+    EXPECT_EQ(split_all(s, {wire.substr(0, cut), wire.substr(cut)}), expected) << cut;
+    EXPECT_FALSE(s.partial());
+  }
+  SseSplitter bytewise(1024);
+  std::vector<std::string> pieces;
+  for (char c : wire)
+    pieces.emplace_back(1, c);
+  EXPECT_EQ(split_all(bytewise, pieces), expected);
+}
+
+TEST(SseSplitterTest, PartialEventsAndLimits) {
+  SseSplitter s(64);
+  EXPECT_TRUE(split_all(s, {"data: half an ev"}).empty());
+  EXPECT_TRUE(s.partial());
+  SseSplitter small(16);
+  const Status too_big = small.feed(std::string(40, 'x'), [](std::string_view) { return true; });
+  EXPECT_EQ(too_big.code(), ErrorCode::kPayloadTooLarge);
+  SseSplitter stop(64);
+  const Status stopped =
+      stop.feed("data: a\n\ndata: b\n\n", [](std::string_view) { return false; });
+  EXPECT_EQ(stopped.code(), ErrorCode::kCancelled);
+}
+
+TEST(OpenAiRewriteTest, StreamUsageIsRequestedAndReadBack) {
+  auto body = with_stream_usage(
+      R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]})", 64);
+  ASSERT_TRUE(body.ok());
+  const json::value v = json::parse(*body);
+  EXPECT_TRUE(v.at("stream_options").at("include_usage").as_bool());
+  EXPECT_EQ(v.at("messages").as_array().size(), 1u);
+  EXPECT_FALSE(with_stream_usage("[1,2]", 64).ok());
+  EXPECT_FALSE(with_stream_usage("{", 64).ok());
+
+  const auto usage = read_usage(R"({"id":"x","usage":{"prompt_tokens":7,"completion_tokens":3}})");
+  ASSERT_TRUE(usage.has_value());
+  EXPECT_EQ(usage->prompt_tokens, 7);
+  EXPECT_EQ(usage->completion_tokens, 3);
+  EXPECT_FALSE(read_usage(R"({"usage":null})").has_value());
+  EXPECT_FALSE(read_usage("not json").has_value());
+}
+
+TEST(OpenAiRewriteTest, UsageChunksAreRecognizedAndNullUsageStripped) {
+  const ChunkUsage content = inspect_chunk(
+      R"({"id":"c","choices":[{"index":0,"delta":{"content":"\"usage\":{"}}],"usage":null})");
+  EXPECT_FALSE(content.usage.has_value());
+  const ChunkUsage last = inspect_chunk(
+      R"({"id":"c","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}})");
+  ASSERT_TRUE(last.usage.has_value());
+  EXPECT_TRUE(last.usage_only);
+  EXPECT_EQ(last.usage->completion_tokens, 2);
+
+  std::string scratch;
+  EXPECT_EQ(without_null_usage(R"({"id":"c","choices":[],"usage":null})", scratch),
+            R"({"id":"c","choices":[]})");
+  EXPECT_EQ(without_null_usage(R"({"id":"c"})", scratch), R"({"id":"c"})");
+}
+
+TEST(UpstreamAddressTest, ParsesReplicaUrls) {
+  auto a = parse_upstream_url("http://127.0.0.1:9001");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 9001);
+  auto b = parse_upstream_url("http://localhost/");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->port, 80);
+  auto c = parse_upstream_url("http://[::1]:8000");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->host, "::1");
+  for (const char* bad : {"https://127.0.0.1:1", "http://example.com:80", "http://1.2.3.4:0",
+                          "http://1.2.3.4:70000", "http://1.2.3.4:80/v1", "http://u@1.2.3.4",
+                          "http://1.2.3:80", "http://1.2.3.4:", "127.0.0.1:80"}) {
+    EXPECT_FALSE(parse_upstream_url(bad).ok()) << bad;
+  }
+}
+
+TEST(PrometheusSampleTest, ReadsPlainAndLabelledSamples) {
+  const std::string text =
+      "# HELP spillway:num_requests_waiting x\n# TYPE spillway:num_requests_waiting gauge\n"
+      "spillway:num_requests_waiting 3\nspillway:num_requests_running{model=\"m\"} 2 1700\n"
+      "spillway:kv_cache_usage_perc_total 9\nspillway:kv_cache_usage_perc 0.25\n";
+  EXPECT_EQ(prometheus_sample(text, "spillway:num_requests_waiting"), 3.0);
+  EXPECT_EQ(prometheus_sample(text, "spillway:num_requests_running"), 2.0);
+  EXPECT_EQ(prometheus_sample(text, "spillway:kv_cache_usage_perc"), 0.25);
+  EXPECT_FALSE(prometheus_sample(text, "spillway:absent").has_value());
+}
+
+TEST(WorstCaseTest, BoundsPromptBytesAndEveryChoice) {
+  auto chat = openai::parse_chat_completion_request(
+      R"({"model":"m","n":2,"max_tokens":10,"messages":[{"role":"system","content":"abcd"},
+          {"role":"user","content":"héllo"}]})");
+  ASSERT_TRUE(chat.ok());
+  const TokenAllowance allowance{3, 5};
+  const WorstCase w = worst_case(*chat, 4096, allowance);
+  EXPECT_EQ(w.prompt_tokens, 5 + (4 + 3) + (6 + 3));  // "héllo" is 6 bytes.
+  EXPECT_EQ(w.total_tokens, w.prompt_tokens + 2 * 10);
+  // No max_tokens: the model's context bounds each choice; the context caps the prompt bound.
+  auto open = openai::parse_chat_completion_request(
+      R"({"model":"m","messages":[{"role":"user","content":"a long prompt"}]})");
+  ASSERT_TRUE(open.ok());
+  const WorstCase o = worst_case(*open, 8, allowance);
+  EXPECT_EQ(o.prompt_tokens, 8);
+  EXPECT_EQ(o.total_tokens, 16);
+
+  auto completion = openai::parse_completion_request(
+      R"({"model":"m","prompt":["ab","cde"],"n":3,"max_tokens":4})");
+  ASSERT_TRUE(completion.ok()) << completion.error().message();
+  const WorstCase c = worst_case(*completion, 4096, allowance);
+  EXPECT_EQ(c.prompt_tokens, (2 + 5) + (3 + 5));
+  EXPECT_EQ(c.total_tokens, c.prompt_tokens + 2 * 3 * 4);
+  auto ids = openai::parse_completion_request(R"({"model":"m","prompt":[1,2,3],"max_tokens":4})");
+  ASSERT_TRUE(ids.ok()) << ids.error().message();
+  EXPECT_EQ(worst_case(*ids, 4096, allowance).total_tokens, (3 + 5) + 4);
+}
+
+// A pool of one worker held busy by a gate, so the test decides when slots free up.
+class PoolTest : public ::testing::Test {
+ protected:
+  void hold_worker(ProxyPool& pool) {
+    pool.submit(
+        fleet::Priority::kStandard,
+        [this](std::size_t) {
+          std::unique_lock lock(mu_);
+          started_ = true;
+          cv_.notify_all();
+          cv_.wait(lock, [this] { return open_; });
+        },
+        [](const Error&) { ADD_FAILURE() << "the holder was rejected"; });
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return started_; });
+  }
+  void open_gate() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool started_ = false;
+  bool open_ = false;
+};
+
+TEST_F(PoolTest, RunsByPriorityAndRejectsBeyondTheWaitingRoom) {
+  std::vector<std::string> order;
+  std::mutex order_mu;
+  std::vector<std::string> rejected;
+  {
+    ProxyPool pool(1, 3, std::chrono::seconds(30), SteadyClock::instance());
+    hold_worker(pool);
+    auto add = [&](fleet::Priority p, std::string name) {
+      pool.submit(
+          p,
+          [&, name](std::size_t worker) {
+            EXPECT_EQ(worker, 0u);
+            std::lock_guard lock(order_mu);
+            order.push_back(name);
+          },
+          [&, name](const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted);
+            std::lock_guard lock(order_mu);
+            rejected.push_back(name);
+          });
+    };
+    add(fleet::Priority::kBatch, "batch-1");
+    add(fleet::Priority::kStandard, "standard-1");
+    add(fleet::Priority::kBatch, "batch-2");
+    EXPECT_EQ(pool.queued(), 3u);
+    add(fleet::Priority::kInteractive, "interactive-1");  // Displaces batch-2 (newest, lowest).
+    add(fleet::Priority::kBatch, "batch-3");              // Full of higher classes: refused.
+    EXPECT_EQ(rejected, (std::vector<std::string>{"batch-2", "batch-3"}));
+    open_gate();
+    while (true) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      std::lock_guard lock(order_mu);
+      if (order.size() == 3) break;
+    }
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"interactive-1", "standard-1", "batch-1"}));
+}
+
+TEST_F(PoolTest, WaitingTooLongIsRejected) {
+  ManualClock clock;
+  std::atomic<int> late{0};
+  {
+    ProxyPool pool(1, 8, std::chrono::seconds(5), clock);
+    hold_worker(pool);
+    pool.submit(
+        fleet::Priority::kInteractive, [](std::size_t) { ADD_FAILURE() << "ran after timeout"; },
+        [&](const Error& e) {
+          EXPECT_EQ(e.code(), ErrorCode::kDeadlineExceeded);
+          ++late;
+        });
+    clock.advance(std::chrono::seconds(4));
+    EXPECT_EQ(pool.queued(), 1u);
+    clock.advance(std::chrono::seconds(2));
+    while (late.load() == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_EQ(pool.queued(), 0u);
+    open_gate();
+  }
+  EXPECT_EQ(late.load(), 1);
+}
+
+TEST_F(PoolTest, StoppingRejectsWaitingRequests) {
+  std::atomic<int> stopped{0};
+  {
+    ProxyPool pool(1, 8, std::chrono::seconds(30), SteadyClock::instance());
+    hold_worker(pool);
+    // Its rejection (by the destructor, before it joins) is what lets the worker finish, so it
+    // can only have been rejected, never run.
+    pool.submit(
+        fleet::Priority::kInteractive, [](std::size_t) { ADD_FAILURE() << "ran after stop"; },
+        [&](const Error& e) {
+          EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
+          ++stopped;
+          open_gate();
+        });
+  }
+  EXPECT_EQ(stopped.load(), 1);
+}
+
+}  // namespace
+}  // namespace spillway::gateway

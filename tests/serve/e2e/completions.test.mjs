@@ -1,0 +1,175 @@
+// Legacy completions through the official SDK, against the `main` server (stories260K).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { client, collectStream, env, mainServer, MODEL } from './lib/harness.mjs';
+
+const openai = client(mainServer());
+const models = path.join(env('SPW_SHARED_DIR'), 'models');
+const prompt = 'Once upon a time, there was a little dog named';
+
+test('greedy completion of the empty prompt reproduces the llama2.c reference', async () => {
+  // stories260K_greedy256.txt: 256 greedy tokens after BOS (`spillway generate` prints them
+  // followed by a newline).
+  const golden = readFileSync(path.join(models, 'stories260K_greedy256.txt'), 'utf8');
+  const r = await openai.completions.create({
+    model: MODEL,
+    prompt: '',
+    max_tokens: 256,
+    temperature: 0,
+  });
+  assert.equal(r.object, 'text_completion');
+  assert.match(r.id, /^cmpl-/);
+  assert.equal(r.model, MODEL);
+  assert.equal(r.choices[0].text, golden.replace(/\n$/, ''));
+  assert.equal(r.choices[0].finish_reason, 'length');
+  assert.equal(r.usage.prompt_tokens, 1);
+  assert.equal(r.usage.completion_tokens, 256);
+  assert.equal(r.usage.total_tokens, 257);
+});
+
+test('a token-array prompt continues the reference exactly', async () => {
+  // The reference ids (BOS first): prompting with the first 65 gives the next 32.
+  const ids = readFileSync(path.join(models, 'stories260K_greedy256_ids.txt'), 'utf8')
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  const r = await openai.completions.create({
+    model: MODEL,
+    prompt: ids.slice(0, 65),
+    max_tokens: 32,
+    temperature: 0,
+    logprobs: 0,
+  });
+  assert.equal(r.usage.prompt_tokens, 65);
+  assert.equal(r.usage.completion_tokens, 32);
+  // The logprobs tokens are the pieces of the reference ids 65..96, in order; their text is the
+  // completion.
+  const lp = r.choices[0].logprobs;
+  assert.equal(lp.tokens.length, 32);
+  assert.equal(lp.tokens.join(''), r.choices[0].text);
+  const golden = readFileSync(path.join(models, 'stories260K_greedy256.txt'), 'utf8');
+  assert.ok(golden.includes(r.choices[0].text), JSON.stringify(r.choices[0].text));
+});
+
+test('the streamed completion equals the non-streaming one (temperature 0, seed)', async () => {
+  const params = { model: MODEL, prompt, max_tokens: 48, temperature: 0, seed: 3 };
+  const whole = await openai.completions.create(params);
+  const s = await collectStream(
+    await openai.completions.create({
+      ...params,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+    'completion',
+  );
+  assert.equal(s.texts.get(0), whole.choices[0].text);
+  assert.equal(s.finish.get(0), whole.choices[0].finish_reason);
+  for (const chunk of s.chunks) {
+    assert.equal(chunk.object, 'text_completion');
+    assert.equal(chunk.id, s.chunks[0].id);
+  }
+  assert.deepEqual(s.chunks.at(-1).usage, whole.usage);
+  assert.deepEqual(s.chunks.at(-1).choices, []);
+});
+
+test('finish_reason "length" means exactly max_tokens completion tokens', async () => {
+  for (const max_tokens of [1, 7, 20]) {
+    const r = await openai.completions.create({ model: MODEL, prompt, max_tokens, temperature: 0 });
+    assert.equal(r.choices[0].finish_reason, 'length');
+    assert.equal(r.usage.completion_tokens, max_tokens);
+    assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + max_tokens);
+  }
+});
+
+test('several prompts with n = 2: choices in prompt-major order', async () => {
+  const prompts = [prompt, 'Lily and Ben went to the park.'];
+  const params = { model: MODEL, max_tokens: 16, temperature: 0 };
+  const r = await openai.completions.create({ ...params, prompt: prompts, n: 2 });
+  assert.deepEqual(
+    r.choices.map((c) => c.index),
+    [0, 1, 2, 3],
+  );
+  const one = await openai.completions.create({ ...params, prompt: prompts[0] });
+  const two = await openai.completions.create({ ...params, prompt: prompts[1] });
+  assert.equal(r.choices[0].text, one.choices[0].text);
+  assert.equal(r.choices[1].text, one.choices[0].text);
+  assert.equal(r.choices[2].text, two.choices[0].text);
+  assert.equal(r.choices[3].text, two.choices[0].text);
+  // Each prompt counts once; each choice's tokens count.
+  assert.equal(r.usage.prompt_tokens, one.usage.prompt_tokens + two.usage.prompt_tokens);
+  assert.equal(
+    r.usage.completion_tokens,
+    2 * (one.usage.completion_tokens + two.usage.completion_tokens),
+  );
+  const s = await collectStream(
+    await openai.completions.create({ ...params, prompt: prompts, n: 2, stream: true }),
+    'completion',
+  );
+  for (let i = 0; i < 4; ++i) assert.equal(s.texts.get(i), r.choices[i].text);
+});
+
+test('echo puts the prompt before the completion', async () => {
+  const params = { model: MODEL, prompt, max_tokens: 12, temperature: 0 };
+  const plain = await openai.completions.create(params);
+  const echoed = await openai.completions.create({ ...params, echo: true });
+  assert.equal(echoed.choices[0].text, prompt + plain.choices[0].text);
+  const s = await collectStream(
+    await openai.completions.create({ ...params, echo: true, stream: true }),
+    'completion',
+  );
+  assert.equal(s.texts.get(0), prompt + plain.choices[0].text);
+});
+
+test('completion logprobs: tokens, token_logprobs, top_logprobs, text_offset agree', async () => {
+  const params = { model: MODEL, prompt, max_tokens: 24, temperature: 0, logprobs: 3 };
+  const r = await openai.completions.create(params);
+  const c = r.choices[0];
+  const lp = c.logprobs;
+  assert.equal(lp.tokens.length, 24);
+  assert.equal(lp.token_logprobs.length, 24);
+  assert.equal(lp.top_logprobs.length, 24);
+  assert.equal(lp.text_offset.length, 24);
+  assert.equal(lp.tokens.join(''), c.text);
+  let offset = lp.text_offset[0];
+  for (let t = 0; t < 24; ++t) {
+    assert.equal(lp.text_offset[t], offset);
+    offset += lp.tokens[t].length;
+    const top = Object.entries(lp.top_logprobs[t]).sort((a, b) => b[1] - a[1]);
+    assert.ok(top.length >= 1 && top.length <= 3, JSON.stringify(lp.top_logprobs[t]));
+    assert.ok(lp.token_logprobs[t] <= 0);
+    // Greedy: the chosen token is the most likely one.
+    assert.equal(top[0][0], lp.tokens[t]);
+    assert.ok(Math.abs(top[0][1] - lp.token_logprobs[t]) < 1e-4);
+  }
+  const s = await collectStream(
+    await openai.completions.create({ ...params, stream: true }),
+    'completion',
+  );
+  assert.deepEqual(
+    s.logprobs.get(0).map((e) => [e.token, e.logprob]),
+    lp.tokens.map((t, i) => [t, lp.token_logprobs[i]]),
+  );
+});
+
+test('stop strings end a completion before their first occurrence', async () => {
+  const params = { model: MODEL, prompt, max_tokens: 60, temperature: 0 };
+  const full = (await openai.completions.create(params)).choices[0].text;
+  const m = /\s([A-Za-z]{3,})\b/g;
+  m.lastIndex = 15;
+  const word = m.exec(full);
+  assert.ok(word, JSON.stringify(full));
+  const before = full.slice(0, word.index + 1);
+  assert.equal(before.indexOf(word[1]), -1);
+  const r = await openai.completions.create({ ...params, stop: word[1] });
+  assert.equal(r.choices[0].text, before);
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  const s = await collectStream(
+    await openai.completions.create({ ...params, stop: [word[1]], stream: true }),
+    'completion',
+  );
+  assert.equal(s.texts.get(0), before);
+  assert.equal(s.finish.get(0), 'stop');
+});

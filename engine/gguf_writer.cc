@@ -1,5 +1,7 @@
 #include "engine/gguf_writer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -234,7 +236,9 @@ Result<std::vector<std::byte>> GgufWriter::serialize() const {
 }
 
 Status GgufWriter::write(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
+  // A per-process temporary name: concurrent writers of the same path (parallel tests, two
+  // `mkmodel` runs) each write their own file, and the last rename wins atomically.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) {
     return make_error(ErrorCode::kInternal, "{}: cannot create: {}", tmp, std::strerror(errno));

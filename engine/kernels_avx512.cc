@@ -322,6 +322,10 @@ template <typename Weights>
 struct QuantPanel {
   static constexpr int kTokens = 4;
   static constexpr std::int64_t kBlockBytes = Weights::kQuantBytes * kPanelRows;
+  // Prefetch ~4 KiB ahead in the thread's contiguous run of panels (past a panel's end are its
+  // scales and then the next panel; a prefetch never faults): the hardware prefetchers alone
+  // leave single-token decode 20-25% short of streaming speed (matmul_bench, one thread).
+  static constexpr std::int64_t kPrefetchBlocks = std::int64_t{4096} / kBlockBytes;
   static std::int64_t activation_bytes(const MatmulArgs& a) { return a.xq.q_stride; }
   template <int T>
   static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
@@ -341,6 +345,9 @@ struct QuantPanel {
       acc[j] = _mm512_setzero_ps();
     }
     for (std::int64_t b = 0; b < nb; ++b) {
+      const std::byte* ahead = panel + (b + kPrefetchBlocks) * kBlockBytes;
+      for (std::int64_t off = 0; off < kBlockBytes; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
       __m512i wv[8];
       Weights::load(panel + b * kBlockBytes, wv);
       const __m512 dw =

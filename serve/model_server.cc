@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "core/log.h"
 
@@ -68,12 +69,21 @@ ModelServer::~ModelServer() {
   shutdown();
 }
 
+void ModelServer::stop_ready() {
+  if (!http_ || unready_) return;
+  unready_ = true;
+  service_->set_ready(false);
+  engine_->stop_accepting();
+}
+
 bool ModelServer::shutdown() {
   if (stopped_) return clean_;
   stopped_ = true;
   if (!http_) return true;
-  service_->set_ready(false);
-  engine_->stop_accepting();
+  if (!unready_) {
+    stop_ready();
+    if (options_.unready_grace.count() > 0) std::this_thread::sleep_for(options_.unready_grace);
+  }
   http_->stop_accepting();
   clean_ = engine_->wait_idle(options_.shutdown_timeout);
   if (!clean_) {

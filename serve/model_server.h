@@ -1,9 +1,11 @@
 // `spillway serve`: one model replica behind the OpenAI-compatible HTTP API. Loads the model,
 // starts the serving core and the HTTP server, and shuts them down gracefully.
 //
-// Shutdown: /ready turns 503 and new generations are refused, the listener closes, in-flight
-// requests get up to `shutdown_timeout` to finish, then whatever is left is cancelled (its
-// streams end with an error event) and everything stops.
+// Shutdown: /ready turns 503 and new generations are refused with 503 while the listener
+// stays open for `unready_grace` (so load balancers and health checkers see the replica leave
+// before its connections are refused), then the listener closes, in-flight requests get up to
+// `shutdown_timeout` to finish, whatever is left is cancelled (its streams end with an error
+// event) and everything stops.
 //
 // Thread-safety: start() and shutdown() from one controlling thread.
 #pragma once
@@ -40,6 +42,9 @@ struct ServeOptions {
   net::HttpServerOptions http;
   openai::ApiLimits limits;
   std::chrono::milliseconds shutdown_timeout{30'000};
+  // How long shutdown() keeps answering 503 (ready and generation routes) before it closes the
+  // listener; 0 = close at once.
+  std::chrono::milliseconds unready_grace{0};
 };
 
 class ModelServer {
@@ -54,6 +59,10 @@ class ModelServer {
   [[nodiscard]] MetricsRegistry& metrics() { return metrics_; }
   [[nodiscard]] bool uses_fallback_template() const { return prompts_->uses_fallback_template(); }
 
+  // The first phase of a graceful stop: /ready answers 503 and new generations are refused
+  // (503) while the listener stays open and in-flight requests go on. Idempotent; shutdown()
+  // does it too.
+  void stop_ready();
   // Graceful stop (see the file comment); true if every request finished in time. Idempotent.
   bool shutdown();
 
@@ -67,6 +76,7 @@ class ModelServer {
   std::optional<PromptBuilder> prompts_;
   std::unique_ptr<OpenAiService> service_;
   std::unique_ptr<net::HttpServer> http_;
+  bool unready_ = false;
   bool stopped_ = false;
   bool clean_ = true;
 };

@@ -311,5 +311,19 @@ TEST_F(ModelServerTest, ClientDisconnectCancelsTheGeneration) {
   EXPECT_LT(st.scheduler.computed_tokens, 300u);  // Stopped long before 400 tokens.
 }
 
+// The first phase of shutdown: the listener is still open, /ready and new generations answer
+// 503 (what a load balancer sees while the replica leaves), in-flight requests go on.
+TEST_F(ModelServerTest, AnswersServiceUnavailableWhileNotReady) {
+  EXPECT_EQ(call("GET", "/ready").status, 200);
+  server_->stop_ready();
+  EXPECT_EQ(call("GET", "/ready").status, 503);
+  const auto r =
+      call("POST", "/v1/completions", R"({"model":"stories","prompt":"Once","max_tokens":4})");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(error_type(r), "service_unavailable_error");
+  EXPECT_EQ(call("GET", "/health").status, 200);
+  EXPECT_TRUE(server_->shutdown());
+}
+
 }  // namespace
 }  // namespace spillway::serve

@@ -8,6 +8,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "core/json_escape.h"
+
 namespace spillway {
 namespace {
 
@@ -45,35 +47,6 @@ bool needs_quotes(std::string_view v) {
     if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) return true;
   }
   return false;
-}
-
-// Escapes for both logfmt quoted values and JSON strings (the same rules cover both).
-void append_escaped(std::string& out, std::string_view v) {
-  for (unsigned char c : v) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
 }
 
 void append_timestamp(std::string& out, std::int64_t unix_millis) {
@@ -120,13 +93,13 @@ std::string format_log_line(LogFormat format, std::int64_t unix_millis, LogLevel
     out += "\",\"level\":\"";
     out += level_name(level);
     out += "\",\"msg\":\"";
-    append_escaped(out, message);
+    append_json_escaped(out, message);
     out += '"';
     for (const LogField& f : fields) {
       out += ",\"";
-      append_escaped(out, f.key);
+      append_json_escaped(out, f.key);
       out += "\":\"";
-      append_escaped(out, f.value);
+      append_json_escaped(out, f.value);
       out += '"';
     }
     out += '}';
@@ -134,14 +107,14 @@ std::string format_log_line(LogFormat format, std::int64_t unix_millis, LogLevel
   }
   append_timestamp(out, unix_millis);
   out += fmt::format(" {:<5} ", level_name(level));
-  append_escaped(out, message);
+  append_json_escaped(out, message);
   for (const LogField& f : fields) {
     out += ' ';
     out += f.key;
     out += '=';
     if (needs_quotes(f.value)) {
       out += '"';
-      append_escaped(out, f.value);
+      append_json_escaped(out, f.value);
       out += '"';
     } else {
       out += f.value;

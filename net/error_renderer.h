@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/json_escape.h"
+
 #include "net/http_response.h"
 
 namespace spillway::net {
@@ -21,10 +23,8 @@ using ErrorRenderer = std::function<HttpResponse(int status, std::string_view me
 // application/json.
 [[nodiscard]] HttpResponse render_default_error(int status, std::string_view message);
 
-// `text` as the contents of a JSON string (quotes not included): escapes '"', '\\' and
-// control characters; well-formed UTF-8 passes through unchanged, and each byte that is not
-// part of a well-formed sequence becomes \ufffd (so untrusted bytes, such as a request path
-// quoted in a message, still give valid JSON).
-[[nodiscard]] std::string json_escape(std::string_view text);
+// Messages are escaped with core/json_escape.h (untrusted bytes, such as a request path quoted
+// in a message, still give valid JSON).
+using spillway::json_escape;
 
 }  // namespace spillway::net

@@ -27,6 +27,13 @@ TEST(Log, JsonLine) {
             "\"k\":\"a\\\\b\"}");
 }
 
+TEST(Log, JsonLineStaysValidForUntrustedBytes) {
+  // Controls and DEL become \u escapes, well-formed UTF-8 passes, a stray byte becomes U+FFFD.
+  const std::string line = format_log_line(LogFormat::kJson, 0, LogLevel::kInfo, "m",
+                                           {kv("v", std::string("\x01\x7f\xc3\xa9\xff", 5))});
+  EXPECT_NE(line.find("\"v\":\"\\u0001\\u007f\xc3\xa9\\ufffd\""), std::string::npos) << line;
+}
+
 TEST(Log, LevelFiltersAndSinkReceives) {
   std::vector<std::string> lines;
   set_log_sink([&](std::string_view l) { lines.emplace_back(l); });

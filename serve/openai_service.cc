@@ -394,20 +394,39 @@ Result<OpenAiService::Caller> OpenAiService::authenticate(const net::HttpRequest
   return caller;
 }
 
-void OpenAiService::chat(net::HttpRequest request, net::ResponseWriter writer) {
+template <typename Parsed, typename Parse>
+std::optional<std::pair<OpenAiService::Caller, Parsed>> OpenAiService::admit(
+    const net::HttpRequest& request, net::ResponseWriter& writer, Parse parse) const {
   auto caller = authenticate(request);
-  if (!caller.ok()) return fail(writer, caller.error());
-  if (!ready()) return fail(writer, make_error(ErrorCode::kUnavailable, "the server is not ready"));
-  auto parsed = openai::parse_chat_completion_request(request.body, options_.limits);
-  if (!parsed.ok()) return fail(writer, parsed.error());
-  const openai::ChatCompletionRequest& req = *parsed;
-  if (req.model != options_.model_name) {
-    return fail(
-        writer,
-        make_error(ErrorCode::kNotFound, "The model '{}' does not exist; this server has '{}'",
-                   req.model, options_.model_name),
-        "model");
+  if (!caller.ok()) {
+    fail(writer, caller.error());
+    return std::nullopt;
   }
+  if (!ready()) {
+    fail(writer, make_error(ErrorCode::kUnavailable, "the server is not ready"));
+    return std::nullopt;
+  }
+  Result<Parsed> parsed = parse(request.body, options_.limits);
+  if (!parsed.ok()) {
+    fail(writer, parsed.error());
+    return std::nullopt;
+  }
+  if (parsed->model != options_.model_name) {
+    fail(writer,
+         make_error(ErrorCode::kNotFound, "The model '{}' does not exist; this server has '{}'",
+                    parsed->model, options_.model_name),
+         "model");
+    return std::nullopt;
+  }
+  return std::pair<Caller, Parsed>(std::move(caller).value(), std::move(parsed).value());
+}
+
+void OpenAiService::chat(net::HttpRequest request, net::ResponseWriter writer) {
+  auto admitted =
+      admit<openai::ChatCompletionRequest>(request, writer, openai::parse_chat_completion_request);
+  if (!admitted) return;
+  const Caller& caller = admitted->first;
+  const openai::ChatCompletionRequest& req = admitted->second;
   auto prompt = prompts_.chat(req.messages);
   if (!prompt.ok()) return fail(writer, prompt.error(), "messages");
   const auto n_prompt = static_cast<std::int32_t>(prompt->tokens.size());
@@ -417,8 +436,8 @@ void OpenAiService::chat(net::HttpRequest request, net::ResponseWriter writer) {
       engine_request(req.sampling, max_tokens, req.top_logprobs, req.logprobs);
   er.id = request.request_id;
   er.prompt = std::move(prompt->tokens);
-  er.priority = caller->priority;
-  er.cache_namespace = caller->cache_namespace;
+  er.priority = caller.priority;
+  er.cache_namespace = caller.cache_namespace;
   auto stream = engine_.submit(std::move(er));
   if (!stream.ok()) {
     const bool length = stream.error().code() == ErrorCode::kOutOfRange;
@@ -437,19 +456,11 @@ void OpenAiService::chat(net::HttpRequest request, net::ResponseWriter writer) {
 }
 
 void OpenAiService::completions(net::HttpRequest request, net::ResponseWriter writer) {
-  auto caller = authenticate(request);
-  if (!caller.ok()) return fail(writer, caller.error());
-  if (!ready()) return fail(writer, make_error(ErrorCode::kUnavailable, "the server is not ready"));
-  auto parsed = openai::parse_completion_request(request.body, options_.limits);
-  if (!parsed.ok()) return fail(writer, parsed.error());
-  const openai::CompletionRequest& req = *parsed;
-  if (req.model != options_.model_name) {
-    return fail(
-        writer,
-        make_error(ErrorCode::kNotFound, "The model '{}' does not exist; this server has '{}'",
-                   req.model, options_.model_name),
-        "model");
-  }
+  auto admitted =
+      admit<openai::CompletionRequest>(request, writer, openai::parse_completion_request);
+  if (!admitted) return;
+  const Caller& caller = admitted->first;
+  const openai::CompletionRequest& req = admitted->second;
   if (req.echo && req.logprobs && *req.logprobs > 0) {
     return fail(writer,
                 make_error(ErrorCode::kUnimplemented,
@@ -489,8 +500,8 @@ void OpenAiService::completions(net::HttpRequest request, net::ResponseWriter wr
     er.id = fmt::format("{}-{}", request.request_id, p);
     er.prompt = std::move(prompt->tokens);
     er.strip_leading_space = prompt->starts_after_bos;
-    er.priority = caller->priority;
-    er.cache_namespace = caller->cache_namespace;
+    er.priority = caller.priority;
+    er.cache_namespace = caller.cache_namespace;
     auto stream = engine_.submit(std::move(er));
     if (!stream.ok()) {
       for (auto& s : streams)

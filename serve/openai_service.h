@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/metrics.h"
@@ -65,6 +66,13 @@ class OpenAiService {
  private:
   struct Caller;
   [[nodiscard]] Result<Caller> authenticate(const net::HttpRequest& request) const;
+  // The checks every generation route makes first, in order: the caller's key, readiness, the
+  // body (`parse`), and the model it names. On failure the error has been sent and the result
+  // is empty.
+  template <typename Parsed, typename Parse>
+  [[nodiscard]] std::optional<std::pair<Caller, Parsed>> admit(const net::HttpRequest& request,
+                                                               net::ResponseWriter& writer,
+                                                               Parse parse) const;
   void chat(net::HttpRequest request, net::ResponseWriter writer);
   void completions(net::HttpRequest request, net::ResponseWriter writer);
   void models(net::HttpRequest request, net::ResponseWriter writer) const;

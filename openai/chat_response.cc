@@ -118,15 +118,7 @@ std::string ChatChunkWriter::finish_chunk(std::int32_t index, FinishReason reaso
 
 std::string ChatChunkWriter::usage_chunk(const Usage& usage) const {
   assert(include_usage_);
-  std::string out = prefix_;
-  JsonWriter w = JsonWriter::continuing_object(out);
-  w.key("choices");
-  w.begin_array();
-  w.end_array();
-  w.key("usage");
-  write_usage(w, usage);
-  w.end_object();
-  return out;
+  return render_usage_chunk(prefix_, usage);
 }
 
 }  // namespace spillway::openai

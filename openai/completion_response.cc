@@ -158,15 +158,7 @@ std::string CompletionChunkWriter::finish_chunk(std::int32_t index, FinishReason
 
 std::string CompletionChunkWriter::usage_chunk(const Usage& usage) const {
   assert(include_usage_);
-  std::string out = prefix_;
-  JsonWriter w = JsonWriter::continuing_object(out);
-  w.key("choices");
-  w.begin_array();
-  w.end_array();
-  w.key("usage");
-  write_usage(w, usage);
-  w.end_object();
-  return out;
+  return render_usage_chunk(prefix_, usage);
 }
 
 }  // namespace spillway::openai

@@ -47,6 +47,17 @@ void write_usage(JsonWriter& w, const Usage& usage) {
   w.end_object();
 }
 
+std::string render_usage_chunk(std::string chunk_prefix, const Usage& usage) {
+  JsonWriter w = JsonWriter::continuing_object(chunk_prefix);
+  w.key("choices");
+  w.begin_array();
+  w.end_array();
+  w.key("usage");
+  write_usage(w, usage);
+  w.end_object();
+  return chunk_prefix;
+}
+
 void write_chat_logprobs(JsonWriter& w, std::span<const TokenLogprob> tokens) {
   w.begin_object();
   w.key("content");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <span>
+#include <string>
 
 #include "openai/json_writer.h"
 #include "openai/response_types.h"
@@ -11,6 +12,10 @@ namespace spillway::openai {
 
 // {"prompt_tokens","completion_tokens","total_tokens"[,"prompt_tokens_details"]}.
 void write_usage(JsonWriter& w, const Usage& usage);
+
+// The closing usage chunk of a stream: `chunk_prefix` (a chunk object's opening fields, as the
+// chunk writers keep them), then "choices":[] and "usage".
+[[nodiscard]] std::string render_usage_chunk(std::string chunk_prefix, const Usage& usage);
 
 // The value of a chat choice's "logprobs": {"content":[{"token","logprob","bytes",
 // "top_logprobs":[...]}...]}.

@@ -85,7 +85,8 @@ void Scheduler::insert_waiting(SeqId id) {
 }
 
 bool Scheduler::is_running(SeqId id) const {
-  return std::find(running_.begin(), running_.end(), id) != running_.end();
+  const auto it = seqs_.find(id);
+  return it != seqs_.end() && it->second.running;
 }
 
 std::span<const std::int32_t> Scheduler::tokens(SeqId id) const {
@@ -134,6 +135,7 @@ void Scheduler::preempt(SeqId id, StepPlan& plan) {
   Seq& s = seqs_.at(id);
   release_blocks(s);
   running_.erase(std::find(running_.begin(), running_.end(), id));
+  s.running = false;
   insert_waiting(id);
   plan.preempted.push_back(id);
   ++stats_.preemptions;
@@ -233,6 +235,7 @@ StepPlan Scheduler::schedule() {
       return before(seqs_.at(a), seqs_.at(b));
     });
     running_.insert(pos, id);
+    s.running = true;
   }
   for (const ScheduledChunk& c : plan.chunks)
     plan.num_tokens += c.count;
@@ -272,8 +275,11 @@ void Scheduler::finish(SeqId id) {
   const auto it = seqs_.find(id);
   if (it == seqs_.end()) return;
   release_blocks(it->second);
-  std::erase(running_, id);
-  std::erase(waiting_, id);
+  if (it->second.running) {
+    std::erase(running_, id);
+  } else {
+    std::erase(waiting_, id);
+  }
   seqs_.erase(it);
 }
 

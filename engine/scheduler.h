@@ -129,6 +129,7 @@ class Scheduler {
     BlockKey last_key;              // Key of the last keyed full block (or the namespace root).
     std::int32_t keyed_blocks = 0;  // Full blocks whose key is known (published or matched).
     bool prompt_done = false;       // The whole prompt has been computed at least once.
+    bool running = false;           // In running_ (else in waiting_).
   };
   // Scheduling order: priority descending, then arrival, then id.
   [[nodiscard]] static bool before(const Seq& a, const Seq& b);

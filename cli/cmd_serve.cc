@@ -4,6 +4,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -14,6 +16,7 @@
 #include "serve/model_server.h"
 
 #include "cli/commands.h"
+#include "cli/secrets.h"
 
 namespace spillway::cli {
 namespace {
@@ -21,8 +24,11 @@ namespace {
 struct ServeFlags {
   serve::ServeOptions options;
   std::string chat_template;
+  std::vector<std::string> api_key_files;
+  std::vector<std::string> trusted_key_files;
   std::string kv_type = "f16";
   std::int64_t shutdown_timeout_ms = 30'000;
+  std::int64_t unready_grace_ms = 0;
 };
 
 int run_serve(ServeFlags& f) {
@@ -30,6 +36,20 @@ int run_serve(ServeFlags& f) {
     std::fprintf(stderr, "spillway serve: %s\n", e.message().c_str());
     return e.code() == ErrorCode::kInvalidArgument ? 2 : 1;
   };
+  // Keys from files and the environment join those of --api-key / --trusted-key (which put
+  // the key on the command line, readable by every user of the machine).
+  for (auto [files, env, keys] :
+       {std::tuple{&f.api_key_files, kApiKeysEnv, &f.options.api_keys},
+        std::tuple{&f.trusted_key_files, kTrustedKeysEnv, &f.options.trusted_keys}}) {
+    for (const std::string& file : *files) {
+      auto from_file = read_key_file(file);
+      if (!from_file.ok()) return fail(from_file.error());
+      keys->insert(keys->end(), from_file->begin(), from_file->end());
+    }
+    auto from_env = keys_from_env(env);
+    if (!from_env.ok()) return fail(from_env.error());
+    keys->insert(keys->end(), from_env->begin(), from_env->end());
+  }
   auto kv_type = engine::parse_kv_type(f.kv_type);
   if (!kv_type.ok()) return fail(kv_type.error());
   f.options.engine.kv_type = *kv_type;
@@ -39,6 +59,7 @@ int run_serve(ServeFlags& f) {
         static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
   }
   f.options.shutdown_timeout = std::chrono::milliseconds(f.shutdown_timeout_ms);
+  f.options.unready_grace = std::chrono::milliseconds(f.unready_grace_ms);
 
   // Every thread started from here on inherits this mask, so SIGINT/SIGTERM reach only the
   // sigwait below.
@@ -86,9 +107,16 @@ Command add_serve_command(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
   app->add_option("--api-key", o.api_keys,
-                  "Require 'Authorization: Bearer KEY' (repeat for several keys)");
+                  "Require 'Authorization: Bearer KEY' (repeat for several keys; visible to "
+                  "other users in the process list: prefer --api-key-file or SPILLWAY_API_KEYS)");
+  app->add_option("--api-key-file", f->api_key_files,
+                  "File of API keys, one per line (also: SPILLWAY_API_KEYS, comma-separated)")
+      ->check(CLI::ExistingFile);
   app->add_option("--trusted-key", o.trusted_keys,
                   "API key of a gateway allowed to set X-Spillway-Tenant/-Priority headers");
+  app->add_option("--trusted-key-file", f->trusted_key_files,
+                  "File of trusted gateway keys, one per line (also: SPILLWAY_TRUSTED_KEYS)")
+      ->check(CLI::ExistingFile);
   app->add_option("--threads", o.engine.threads, "Engine threads (default: all cores)")
       ->check(CLI::Range(1, 512));
   app->add_option("--kv-cache-mib", o.engine.kv_cache_mib, "KV cache size, allocated at start")
@@ -123,6 +151,11 @@ Command add_serve_command(CLI::App& root) {
                   "On SIGINT/SIGTERM, time in-flight requests get to finish")
       ->capture_default_str()
       ->check(CLI::Range(0, 3'600'000));
+  app->add_option("--unready-grace-ms", f->unready_grace_ms,
+                  "On SIGINT/SIGTERM, answer 503 on /ready and new requests for this long before "
+                  "closing the listener (set it to a load balancer's probe interval)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600'000));
   return {app, [f] { return run_serve(*f); }};
 }
 

@@ -21,6 +21,7 @@
 #include "engine/mkmodel.h"
 #include "net/http_server.h"
 
+#include "control/admin_auth.h"
 #include "control/control_plane.h"
 #include "control/fleet_api.h"
 #include "fleet/api_key.h"
@@ -30,6 +31,7 @@
 #include "gateway/replica_source.h"
 
 #include "cli/commands.h"
+#include "cli/fleet_runtime.h"
 
 namespace spillway::cli {
 namespace {
@@ -38,24 +40,10 @@ struct UpFlags {
   std::string config;
   std::string model;
   std::string api_key;
+  std::string admin_key_file;
   std::string host = "127.0.0.1";
   int port = 8080;
   int ready_timeout_s = 120;
-};
-
-// The gateway reads the replicas the control plane keeps.
-class ControlPlaneSource final : public gateway::ReplicaSource {
- public:
-  explicit ControlPlaneSource(control::ControlPlane& control) : control_(control) {}
-  [[nodiscard]] std::vector<fleet::ReplicaView> replicas() const override {
-    return control_.replicas();
-  }
-  void report_failure(const std::string& replica_id) override {
-    control_.report_failure(replica_id);
-  }
-
- private:
-  control::ControlPlane& control_;
 };
 
 // The fleet `spillway up` runs without --config: two providers with one pool each on this
@@ -142,19 +130,18 @@ Result<std::string> smoke_model_path() {
 }
 
 int run_up(UpFlags& f) {
-  auto fail = [](const Error& e) {
-    std::fprintf(stderr, "spillway up: %s\n", e.message().c_str());
-    return e.code() == ErrorCode::kInvalidArgument ? 2 : 1;
-  };
+  auto fail = [](const Error& e) { return command_failed("up", e); };
   // Every thread started from here on inherits this mask; SIGINT/SIGTERM reach the sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = block_stop_signals();
 
   fleet::SecureRandom random;
   std::string api_key = f.api_key;
+  // The operator's key for drain/undrain and /v1/gateway/*: given, or generated and printed.
+  auto admin_key = admin_key_from(f.admin_key_file);
+  if (!admin_key.ok()) return fail(admin_key.error());
+  const bool admin_key_generated = admin_key->empty();
+  if (admin_key_generated) *admin_key = fleet::generate_api_key(random);
+  const net::AdminAuth admin = control::make_admin_auth(*admin_key, random);
   control::ControlOptions control_options;
   Result<fleet::FleetSpec> spec = make_error(ErrorCode::kInternal, "unset");
   if (!f.config.empty()) {
@@ -198,36 +185,20 @@ int run_up(UpFlags& f) {
     }
   }
   net::Router router;
-  if (Status s = (*gw)->add_routes(router); !s.ok()) return fail(s.error());
-  if (Status s = control::add_fleet_routes(router, control); !s.ok()) return fail(s.error());
-  net::HttpServerOptions http;
-  http.host = f.host;
-  http.port = f.port;
-  http.metrics = &metrics;
-  net::HttpServer server(http, std::move(router));
-  if (Status s = server.start(); !s.ok()) return fail(s.error());
+  if (Status s = (*gw)->add_routes(router, admin); !s.ok()) return fail(s.error());
+  if (Status s = control::add_fleet_routes(router, control, admin); !s.ok()) {
+    return fail(s.error());
+  }
+  auto started = start_http_server(f.host, f.port, metrics, std::move(router));
+  if (!started.ok()) return fail(started.error());
+  net::HttpServer& server = **started;
 
   // Wait (bounded) until every model has a ready replica, so the first request succeeds.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(f.ready_timeout_s);
-  for (;;) {
-    bool all = true;
-    for (const auto& m : control.fleet_status().models)
-      all = all && m.ready > 0;
-    if (all) break;
-    timespec poll{0, 100'000'000};
-    siginfo_t info;
-    if (sigtimedwait(&signals, &info, &poll) > 0) {
-      server.stop();
-      control.stop();
-      return 0;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      server.stop();
-      control.stop();
-      return fail(make_error(ErrorCode::kDeadlineExceeded,
-                             "no ready replica after {} s; see the replica logs above",
-                             f.ready_timeout_s));
-    }
+  if (Status s = wait_for_ready_replicas(control, signals, std::chrono::seconds(f.ready_timeout_s));
+      !s.ok()) {
+    server.stop();
+    control.stop();
+    return s.error().code() == ErrorCode::kCancelled ? 0 : fail(s.error());
   }
   const std::string base = fmt::format("http://{}:{}", f.host, server.port());
   std::printf("Spillway is up: %s/v1 (OpenAI API)\n", base.c_str());
@@ -235,15 +206,12 @@ int run_up(UpFlags& f) {
   for (const auto& m : spec->models)
     std::printf("Model: %s\n", m.name.c_str());
   if (!api_key.empty()) std::printf("API key: %s\n", api_key.c_str());
+  if (admin_key_generated) std::printf("Admin key: %s\n", admin_key->c_str());
   std::printf("Press Ctrl-C to stop.\n");
   std::fflush(stdout);
 
-  int sig = 0;
-  sigwait(&signals, &sig);
-  log_info("shutting down", {kv("signal", sig == SIGINT ? "SIGINT" : "SIGTERM")});
-  server.stop_accepting();
-  (void)server.drain(std::chrono::seconds(10));
-  server.stop();
+  wait_for_stop_signal(signals);
+  stop_server(server);
   control.stop();
   return 0;
 }
@@ -262,10 +230,10 @@ Command add_up_command(CLI::App& root) {
                   "GGUF model to serve (default: a small random-weight smoke-test model)")
       ->check(CLI::ExistingFile);
   app->add_option("--api-key", f->api_key, "The demo tenant's key (default: generated)");
-  app->add_option("--host", f->host, "Address of the gateway")->capture_default_str();
-  app->add_option("--port", f->port, "Port of the gateway (0: any free port)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 65535));
+  app->add_option("--admin-key-file", f->admin_key_file,
+                  "File holding the admin key for drain/undrain and /v1/gateway/* (default: "
+                  "SPILLWAY_ADMIN_KEY, else generated and printed)");
+  add_listen_options(*app, f->host, f->port, "the gateway");
   app->add_option("--ready-timeout", f->ready_timeout_s,
                   "Seconds to wait for the first ready replica of every model")
       ->capture_default_str()

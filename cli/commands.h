@@ -21,5 +21,8 @@ Command add_bench_command(CLI::App& root);
 Command add_mkmodel_command(CLI::App& root);
 Command add_serve_command(CLI::App& root);
 Command add_up_command(CLI::App& root);
+Command add_sim_command(CLI::App& root);
+Command add_control_command(CLI::App& root);
+Command add_gateway_command(CLI::App& root);
 
 }  // namespace spillway::cli

@@ -20,11 +20,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.require_subcommand(0, 1);
   const spillway::cli::Command commands[] = {
-      spillway::cli::add_generate_command(app),
-      spillway::cli::add_bench_command(app),
-      spillway::cli::add_mkmodel_command(app),
-      spillway::cli::add_serve_command(app),
-      spillway::cli::add_up_command(app),
+      spillway::cli::add_generate_command(app), spillway::cli::add_bench_command(app),
+      spillway::cli::add_mkmodel_command(app),  spillway::cli::add_serve_command(app),
+      spillway::cli::add_up_command(app),       spillway::cli::add_control_command(app),
+      spillway::cli::add_gateway_command(app),  spillway::cli::add_sim_command(app),
   };
 
   try {

@@ -22,8 +22,16 @@ net::HttpResponse error_response(const Error& error) {
   return net::HttpResponse::json(m.http_status, json::serialize(body));
 }
 
-net::HttpHandler drain_handler(ControlPlane& control, bool drain) {
-  return [&control, drain](net::HttpRequest request, net::ResponseWriter writer) {
+net::HttpHandler drain_handler(ControlPlane& control, net::AdminAuth admin, bool drain) {
+  return [&control, admin = std::move(admin), drain](net::HttpRequest request,
+                                                     net::ResponseWriter writer) {
+    if (Status allowed = net::check_admin(request, admin, net::AdminAccess::kWrite);
+        !allowed.ok()) {
+      net::HttpResponse r = error_response(allowed.error());
+      if (r.status == 401) r.headers.set("WWW-Authenticate", "Bearer");
+      writer.respond(std::move(r));
+      return;
+    }
     const std::string pool(request.param("name").value_or(""));
     const Status s = drain ? control.drain_pool(pool) : control.undrain_pool(pool);
     if (!s.ok()) {
@@ -121,12 +129,13 @@ std::string render_replicas_json(const ControlPlane& control) {
         {"gpus", info.gpus},
         {"capacity", std::string(fleet::capacity_kind_name(v.capacity))},
         {"cost_per_gpu_hour", v.cost_per_gpu_hour},
+        {"rtt_ms", v.rtt_ms},
     });
   }
   return json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
 }
 
-Status add_fleet_routes(net::Router& router, ControlPlane& control) {
+Status add_fleet_routes(net::Router& router, ControlPlane& control, net::AdminAuth admin) {
   SPW_TRY(router.add("GET", "/v1/fleet", [&control](net::HttpRequest, net::ResponseWriter w) {
     w.respond(net::HttpResponse::json(200, render_fleet_json(control)));
   }));
@@ -134,8 +143,9 @@ Status add_fleet_routes(net::Router& router, ControlPlane& control) {
       router.add("GET", "/v1/fleet/replicas", [&control](net::HttpRequest, net::ResponseWriter w) {
         w.respond(net::HttpResponse::json(200, render_replicas_json(control)));
       }));
-  SPW_TRY(router.add("POST", "/v1/fleet/pools/{name}/drain", drain_handler(control, true)));
-  SPW_TRY(router.add("POST", "/v1/fleet/pools/{name}/undrain", drain_handler(control, false)));
+  SPW_TRY(router.add("POST", "/v1/fleet/pools/{name}/drain", drain_handler(control, admin, true)));
+  SPW_TRY(router.add("POST", "/v1/fleet/pools/{name}/undrain",
+                     drain_handler(control, std::move(admin), false)));
   return Status();
 }
 

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
@@ -20,8 +21,6 @@ extern char** environ;
 
 namespace spillway::control {
 namespace {
-
-constexpr std::string_view kRedacted = "<redacted>";
 
 std::string errno_text(int err) {
   return std::strerror(err);
@@ -46,7 +45,7 @@ void close_fds(std::initializer_list<int> fds) {
 
 }  // namespace
 
-std::vector<std::string> replica_argv(const ReplicaCommand& c, bool redact_key) {
+std::vector<std::string> replica_argv(const ReplicaCommand& c) {
   std::vector<std::string> argv = {c.binary,         "serve",
                                    "--model",        c.model_path,
                                    "--port",         std::to_string(c.port),
@@ -57,12 +56,25 @@ std::vector<std::string> replica_argv(const ReplicaCommand& c, bool redact_key) 
     argv.emplace_back("--model-name");
     argv.push_back(c.model_name);
   }
-  if (!c.api_key.empty()) {
-    const std::string key = redact_key ? std::string(kRedacted) : c.api_key;
-    argv.insert(argv.end(), {"--api-key", key, "--trusted-key", key});
-  }
   argv.insert(argv.end(), c.extra_args.begin(), c.extra_args.end());
   return argv;
+}
+
+std::vector<std::string> replica_environment(const ReplicaCommand& c,
+                                             const char* const* inherited) {
+  std::vector<std::string> env;
+  for (const char* const* e = inherited; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const std::string_view name = entry.substr(0, entry.find('='));
+    const bool secret = std::find(std::begin(kScrubbedSecretEnv), std::end(kScrubbedSecretEnv),
+                                  name) != std::end(kScrubbedSecretEnv);
+    if (!secret) env.emplace_back(entry);
+  }
+  if (!c.api_key.empty()) {
+    env.push_back(fmt::format("{}={}", kReplicaApiKeysEnv, c.api_key));
+    env.push_back(fmt::format("{}={}", kReplicaTrustedKeysEnv, c.api_key));
+  }
+  return env;
 }
 
 std::optional<ReadyAddress> parse_ready_line(std::string_view line) {
@@ -106,12 +118,18 @@ Result<std::unique_ptr<ReplicaProcess>> ReplicaProcess::launch(const ReplicaComm
   }
 
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
-  const std::vector<std::string> args = replica_argv(command, /*redact_key=*/false);
+  const std::vector<std::string> args = replica_argv(command);
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
   for (const std::string& a : args)
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  const std::vector<std::string> env_entries = replica_environment(command, environ);
+  std::vector<char*> envp;
+  envp.reserve(env_entries.size() + 1);
+  for (const std::string& e : env_entries)
+    envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
 
   int out_pipe[2] = {-1, -1};  // Child's stderr → reader thread.
   int err_pipe[2] = {-1, -1};  // exec failure errno → parent; closed by a successful exec.
@@ -156,7 +174,7 @@ Result<std::unique_ptr<ReplicaProcess>> ReplicaProcess::launch(const ReplicaComm
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::signal(SIGTERM, SIG_DFL);
     ::signal(SIGINT, SIG_DFL);
-    ::execve(argv[0], argv.data(), environ);
+    ::execve(argv[0], argv.data(), envp.data());
     const int err = errno;
     [[maybe_unused]] const ssize_t n = ::write(err_pipe[1], &err, sizeof err);
     ::_exit(127);
@@ -178,7 +196,7 @@ Result<std::unique_ptr<ReplicaProcess>> ReplicaProcess::launch(const ReplicaComm
                       command.binary, errno_text(child_errno));
   }
 
-  std::vector<std::string> shown = replica_argv(command, /*redact_key=*/true);
+  const std::vector<std::string>& shown = args;  // Holds no secret.
   std::string line;
   for (const std::string& a : shown) {
     if (!line.empty()) line += ' ';

@@ -8,8 +8,11 @@
 // no replica outlives its control plane. Hence: launch from a thread that lives as long as the
 // replica should (the control plane's reconcile thread).
 //
-// Secrets: the internal API key travels on the child's command line (`spillway serve` takes it
-// as a flag); it is never logged: logged command lines show "<redacted>" in its place.
+// Secrets: the internal API key travels in the child's environment (kReplicaApiKeysEnv and
+// kReplicaTrustedKeysEnv, which `spillway serve` reads), never on its command line:
+// /proc/PID/cmdline is world-readable, /proc/PID/environ only to the owner. The child inherits
+// this process's environment minus every variable in kScrubbedSecretEnv. The key is never
+// logged.
 //
 // Thread-safety: all methods are safe for concurrent use. The destructor kills (SIGKILL) and
 // reaps a child still running, and joins the reader thread.
@@ -46,8 +49,22 @@ struct ReplicaCommand {
   std::vector<std::string> extra_args;
 };
 
-// The argv of `command` (argv[0] = binary). With redact_key, the key shows as "<redacted>".
-[[nodiscard]] std::vector<std::string> replica_argv(const ReplicaCommand& command, bool redact_key);
+// Environment variables `spillway serve` reads its keys from (comma-separated lists).
+inline constexpr std::string_view kReplicaApiKeysEnv = "SPILLWAY_API_KEYS";
+inline constexpr std::string_view kReplicaTrustedKeysEnv = "SPILLWAY_TRUSTED_KEYS";
+// Secrets of this process a replica must not inherit.
+inline constexpr std::string_view kScrubbedSecretEnv[] = {
+    kReplicaApiKeysEnv, kReplicaTrustedKeysEnv, "SPILLWAY_INTERNAL_KEY", "SPILLWAY_ADMIN_KEY",
+    "SPILLWAY_UPSTREAM_KEY"};
+
+// The argv of `command` (argv[0] = binary). It never holds the key (see Secrets above):
+// /proc/PID/cmdline is readable by every user.
+[[nodiscard]] std::vector<std::string> replica_argv(const ReplicaCommand& command);
+
+// The child's environment: `inherited` ("NAME=value" entries, e.g. from `environ`) without the
+// kScrubbedSecretEnv variables, plus the key variables when command.api_key is set.
+[[nodiscard]] std::vector<std::string> replica_environment(const ReplicaCommand& command,
+                                                           const char* const* inherited);
 
 // Where a "ready" log line says the replica listens: "url=http://127.0.0.1:8000/v1" gives
 // host "127.0.0.1", port 8000. nullopt for any other line (text log format only).

@@ -17,6 +17,19 @@ std::int64_t unix_now_s() {
       .count();
 }
 
+// Answers 401/403 (OpenAI error shape) and returns false unless the operator route may be
+// served to this request.
+bool admin_allowed(const net::HttpRequest& request, const net::AdminAuth& admin,
+                   net::ResponseWriter& writer) {
+  const Status allowed = net::check_admin(request, admin, net::AdminAccess::kRead);
+  if (allowed.ok()) return true;
+  const openai::ApiError e = openai::to_api_error(allowed.error(), std::nullopt);
+  net::HttpResponse r = net::HttpResponse::json(e.http_status, openai::render_error_body(e));
+  if (e.http_status == 401) r.headers.set("WWW-Authenticate", "Bearer");
+  writer.respond(std::move(r));
+  return false;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Gateway>> Gateway::create(fleet::FleetSpec spec, GatewayOptions options,
@@ -62,7 +75,7 @@ const fleet::TokenQuota* Gateway::quota(std::string_view tenant) const {
   return quotas_.find(tenant);
 }
 
-Status Gateway::add_routes(net::Router& router) {
+Status Gateway::add_routes(net::Router& router, net::AdminAuth admin) {
   SPW_TRY(
       router.add("POST", "/v1/chat/completions", [this](net::HttpRequest r, net::ResponseWriter w) {
         generate(Endpoint::kChat, std::move(r), std::move(w));
@@ -85,12 +98,16 @@ Status Gateway::add_routes(net::Router& router) {
     w.respond(net::HttpResponse::with_body(200, registry_.render_prometheus(),
                                            "text/plain; version=0.0.4; charset=utf-8"));
   }));
-  SPW_TRY(
-      router.add("GET", "/v1/gateway/decisions", [this](net::HttpRequest, net::ResponseWriter w) {
-        w.respond(net::HttpResponse::json(200, decisions_.render_json()));
-      }));
+  SPW_TRY(router.add("GET", "/v1/gateway/decisions",
+                     [this, admin](net::HttpRequest r, net::ResponseWriter w) {
+                       if (!admin_allowed(r, admin, w)) return;
+                       w.respond(net::HttpResponse::json(200, decisions_.render_json()));
+                     }));
   SPW_TRY(router.add("GET", "/v1/gateway/replicas",
-                     [this](net::HttpRequest, net::ResponseWriter w) { replicas(std::move(w)); }));
+                     [this, admin](net::HttpRequest r, net::ResponseWriter w) {
+                       if (!admin_allowed(r, admin, w)) return;
+                       replicas(std::move(w));
+                     }));
   SPW_TRY(router.add("GET", "/", [](net::HttpRequest, net::ResponseWriter w) {
     w.respond(net::HttpResponse::with_body(200, std::string(status_page_html()),
                                            "text/html; charset=utf-8"));

@@ -19,8 +19,10 @@
 //   GET /v1/gateway/decisions         the last routing decisions (decision_log.h)
 //   GET /v1/gateway/replicas          the replicas as the routing policy sees them
 //   GET /                             the status page (status_page.h)
-// The /v1/gateway/* routes, /metrics and / carry tenant names and fleet layout but no keys;
-// like /metrics they are meant for the operator's network.
+// The /v1/gateway/* routes carry tenant names and fleet layout but no keys: they pass
+// net::check_admin(kRead) with the AdminAuth given to add_routes (the admin key, or any
+// loopback client, so the status page works when opened on the gateway's machine; 401/403 in
+// the OpenAI error shape otherwise). /metrics and / stay open, meant for the operator's network.
 //
 // Replicas receive "Authorization: Bearer <internal_api_key>", X-Request-Id (the client's or
 // a fresh one), X-Spillway-Tenant, X-Spillway-Priority and, for tenants with a shared cache,
@@ -42,6 +44,7 @@
 #include "core/metrics.h"
 #include "core/status.h"
 
+#include "net/admin_auth.h"
 #include "net/router.h"
 
 #include "fleet/fleet_spec.h"
@@ -71,8 +74,8 @@ class Gateway {
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
-  // Adds the routes above. Errors only if a route is already taken.
-  [[nodiscard]] Status add_routes(net::Router& router);
+  // Adds the routes above; `admin` guards /v1/gateway/*. Errors only if a route is taken.
+  [[nodiscard]] Status add_routes(net::Router& router, net::AdminAuth admin = {});
 
   // Adds a key for a tenant at run time (fleet::TenantDirectory::add_key).
   [[nodiscard]] Status add_api_key(std::string_view tenant, std::string stored_hash);

@@ -137,6 +137,100 @@ left=0
 for p in $pids; do kill -0 "$p" 2>/dev/null && left=1; done
 check "up: no replica process left" $left
 
+# spillway sim: a short run on the example planning fleet, reproducible JSON; bad flags exit 2.
+examples=$(cd "$(dirname "$0")/../../examples" && pwd)
+sim_args=(sim --fleet "$examples/fleet-64k.toml" --duration 20 --seed 3 --json
+  --workload "trace:$shared/traces/AzureLLMInferenceTrace_conv.csv")
+json=$("$bin" "${sim_args[@]}" 2>/dev/null)
+python3 - "$json" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["requests"] > 10 and r["finished"] > 0, r
+assert r["requests"] == r["finished"] + r["rejected_quota"] + r["rejected_queue"] + \
+    r["failed_lost"] + r["failed_unservable"] + r["unfinished"], r
+assert 0 < r["ttft"]["p50_s"] <= r["ttft"]["p90_s"] <= r["ttft"]["p99_s"], r
+assert [p["name"] for p in r["providers"]] == ["azure", "oci"], r
+assert "wall_s" not in r, r
+PY
+check "sim --json" $?
+[ "$json" = "$("$bin" "${sim_args[@]}" 2>/dev/null)" ]
+check "sim: same seed, same bytes" $?
+expect_error "sim bad event" 2 "--event" -- \
+  sim --fleet "$examples/fleet-64k.toml" --workload mau:1000 --event flood:x@1
+expect_error "sim unknown flag" 2 "--bogus" -- \
+  sim --fleet "$examples/fleet-64k.toml" --workload mau:1000 --bogus
+
+# spillway control + spillway gateway --control as two processes: a chat through the gateway,
+# drain needs the admin key, no key in any command line, and SIGINT stops both (exit 0) with
+# no replica left behind.
+split_fleet=$(cd "$(dirname "$0")/../../examples" && pwd)/fleet.toml
+split_alive() { [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat")" != Z ]; }
+unset SPILLWAY_INTERNAL_KEY SPILLWAY_ADMIN_KEY
+expect_error "control without an internal key" 2 "--internal-key-file" -- \
+  control --config "$split_fleet" --model "$models/stories260K.gguf" --port 0
+expect_error "gateway without --control or --upstream" 2 "--control" -- \
+  gateway --config "$split_fleet" --port 0
+rm -f "$tmp/internal.key"
+printf '# operators\nsk-spw-CliTestAdminKey0000000000000001\n' >"$tmp/admin.key"
+chmod 600 "$tmp/admin.key"
+"$bin" control --config "$split_fleet" --model "$models/stories260K.gguf" --port 0 \
+  --internal-key-file "$tmp/internal.key" --admin-key-file "$tmp/admin.key" \
+  >"$tmp/control.out" 2>"$tmp/control.err" &
+control_pid=$!
+for _ in $(seq 240); do grep -q "^Spillway control plane is up" "$tmp/control.out" && break; sleep 0.5; done
+control_url=$(sed -n 's|^Spillway control plane is up: \(http://[^ ]*\) .*|\1|p' "$tmp/control.out")
+[ -n "$control_url" ] && [ "$(stat -c %a "$tmp/internal.key")" = 600 ]
+check "control: up, internal key file created with mode 0600" $?
+replica_pids=$(pgrep -P "$control_pid")
+[ "$(echo $replica_pids | wc -w)" -eq 2 ] &&
+  [ "$(grep -lFf "$tmp/internal.key" /proc/[0-9]*/environ 2>/dev/null | wc -l)" -eq 2 ]
+check "control: two replica processes, the key in their environment" $?
+! grep -qFf "$tmp/internal.key" /proc/[0-9]*/cmdline 2>/dev/null && \
+  ! grep -qFf "$tmp/internal.key" "$tmp/control.err"
+check "control: the internal key is in no command line and no log" $?
+"$bin" gateway --config "$split_fleet" --control "$control_url" --port 0 --poll-interval-ms 200 \
+  --internal-key-file "$tmp/internal.key" --admin-key-file "$tmp/admin.key" \
+  >"$tmp/gateway.out" 2>"$tmp/gateway.err" &
+gateway_pid=$!
+for _ in $(seq 120); do grep -q "^Spillway gateway is up" "$tmp/gateway.out" && break; sleep 0.5; done
+gateway_url=$(sed -n 's|^Spillway gateway is up: \(http://[^ ]*\)/v1.*|\1|p' "$tmp/gateway.out")
+for _ in $(seq 120); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -m 5 "$gateway_url/ready")" = 200 ] && break; sleep 0.5
+done
+reply=$(curl -s -m 60 "$gateway_url/v1/chat/completions" \
+  -H "Authorization: Bearer sk-spw-DemoKeyForTheExampleFleetOnly000" \
+  -d '{"model":"stories","messages":[{"role":"user","content":"Hi"}],"max_tokens":8}')
+echo "$reply" | grep -q '"completion_tokens":8'
+check "gateway --control: chat through the gateway" $?
+replicas=$(curl -s -m 10 "$gateway_url/v1/fleet/replicas")
+echo "$replicas" | grep -q '"provider":"oci"' && echo "$replicas" | grep -q '"provider":"azure"'
+check "gateway --control: the fleet copy lists both providers" $?
+drain=$control_url/v1/fleet/pools/oci-local/drain
+[ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 -X POST "$drain")" = 401 ] &&
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 -X POST "$drain" \
+    -H "Authorization: Bearer sk-spw-WrongKey")" = 401 ]
+check "control: drain without the admin key is 401" $?
+curl -s -m 10 -X POST "$drain" -H "Authorization: Bearer sk-spw-CliTestAdminKey0000000000000001" |
+  grep -q '"drained":true'
+check "control: drain with the admin key" $?
+[ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 -X POST \
+  "$control_url/v1/fleet/pools/oci-local/undrain" \
+  -H "Authorization: Bearer sk-spw-CliTestAdminKey0000000000000001")" = 200 ]
+check "control: undrain with the admin key" $?
+kill -INT "$gateway_pid"
+wait "$gateway_pid"
+check "gateway: exits 0 on SIGINT" $?
+kill -INT "$control_pid"
+wait "$control_pid"
+check "control: exits 0 on SIGINT" $?
+left=0
+for p in $replica_pids; do split_alive "$p" && left=1; done
+# Every replica, even one launched a moment before the signal, holds the key in its environment.
+for f in $(grep -lFf "$tmp/internal.key" /proc/[0-9]*/environ 2>/dev/null); do
+  p=${f#/proc/}; split_alive "${p%/environ}" && left=1
+done
+check "control: no replica process left" $left
+
 "$bin" --version | grep -q "^spillway "
 check "--version" $?
 "$bin" --help | grep -q "generate"

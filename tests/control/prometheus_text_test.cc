@@ -131,7 +131,7 @@ TEST(ReadyLine, ParsesTheServeReadyLineOnly) {
   EXPECT_FALSE(parse_ready_line("x info  ready url=http://127.0.0.1/v1").has_value());
 }
 
-TEST(ReplicaArgv, CarriesTheFlagsAndRedactsTheKey) {
+TEST(ReplicaArgv, CarriesTheFlagsButNeverTheKey) {
   ReplicaCommand c;
   c.binary = "/bin/spillway";
   c.model_path = "/m.gguf";
@@ -139,7 +139,7 @@ TEST(ReplicaArgv, CarriesTheFlagsAndRedactsTheKey) {
   c.threads = 2;
   c.kv_cache_mib = 16;
   c.api_key = "sk-spw-secret";
-  const auto argv = replica_argv(c, false);
+  const auto argv = replica_argv(c);
   const std::string joined = [&] {
     std::string s;
     for (const auto& a : argv)
@@ -148,13 +148,13 @@ TEST(ReplicaArgv, CarriesTheFlagsAndRedactsTheKey) {
   }();
   EXPECT_EQ(argv[0], "/bin/spillway");
   EXPECT_EQ(argv[1], "serve");
-  for (const char* want :
-       {"--model /m.gguf", "--model-name stories", "--port 0", "--threads 2", "--kv-cache-mib 16",
-        "--host 127.0.0.1", "--api-key sk-spw-secret", "--trusted-key sk-spw-secret"}) {
+  for (const char* want : {"--model /m.gguf", "--model-name stories", "--port 0", "--threads 2",
+                           "--kv-cache-mib 16", "--host 127.0.0.1"}) {
     EXPECT_NE(joined.find(want), std::string::npos) << want;
   }
-  for (const auto& a : replica_argv(c, true))
-    EXPECT_EQ(a.find("secret"), std::string::npos);
+  // The key travels in the environment (replica_environment), never in argv.
+  EXPECT_EQ(joined.find("secret"), std::string::npos);
+  EXPECT_EQ(joined.find("--api-key"), std::string::npos);
 }
 
 TEST(ControlOptions, ValidateNamesTheField) {

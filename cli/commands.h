@@ -24,5 +24,6 @@ Command add_up_command(CLI::App& root);
 Command add_sim_command(CLI::App& root);
 Command add_control_command(CLI::App& root);
 Command add_gateway_command(CLI::App& root);
+Command add_key_command(CLI::App& root);
 
 }  // namespace spillway::cli

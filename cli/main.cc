@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
       spillway::cli::add_mkmodel_command(app),  spillway::cli::add_serve_command(app),
       spillway::cli::add_up_command(app),       spillway::cli::add_control_command(app),
       spillway::cli::add_gateway_command(app),  spillway::cli::add_sim_command(app),
+      spillway::cli::add_key_command(app),
   };
 
   try {

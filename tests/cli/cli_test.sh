@@ -231,6 +231,19 @@ for f in $(grep -lFf "$tmp/internal.key" /proc/[0-9]*/environ 2>/dev/null); do
 done
 check "control: no replica process left" $left
 
+# spillway key: the stored form is sha256$<salt>$<SHA-256(salt bytes || key)> of the key given.
+"$bin" key >"$tmp/key.out"
+new_key=$(awk '/^key:/ {print $2}' "$tmp/key.out")
+[[ "$new_key" =~ ^sk-spw-[0-9A-Za-z]{32}$ ]] && grep -qE '^stored: sha256\$[0-9a-f]{32}\$[0-9a-f]{64}$' "$tmp/key.out"
+check "key: a new key and its stored form" $?
+stored=$(printf '%s\n' "$new_key" | "$bin" key --stdin | awk '{print $2}')
+salt=$(echo "$stored" | cut -d'$' -f2)
+digest=$(echo "$stored" | cut -d'$' -f3)
+recomputed=$( { printf "$(printf '%s' "$salt" | sed 's/../\\x&/g')"; printf '%s' "$new_key"; } | sha256sum | cut -c1-64)
+[ -n "$digest" ] && [ "$digest" = "$recomputed" ]
+check "key --stdin: the digest is SHA-256 of salt and key" $?
+expect_error "key --stdin without a key" 2 "no key" -- key --stdin </dev/null
+
 "$bin" --version | grep -q "^spillway "
 check "--version" $?
 "$bin" --help | grep -q "generate"

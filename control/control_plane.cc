@@ -3,6 +3,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
 #include <tuple>
 #include <utility>
 
@@ -32,6 +37,20 @@ enum class ReplicaPhase {
   kStopped,    // Gone.
 };
 
+// One health check, on a thread of its own: a replica that answers slowly (or not at all, until
+// health_timeout) delays neither the loop nor the checks of the other replicas.
+struct ControlPlane::Probe {
+  std::shared_ptr<HealthChecker> checker;  // Shared: outlives a replica that lets go of it.
+  TimePoint started{};
+  std::optional<Result<HealthReport>> result;  // Written by the thread before `done`.
+  std::atomic<bool> done{false};
+  std::thread thread;
+
+  ~Probe() {
+    if (thread.joinable()) thread.join();
+  }
+};
+
 struct ControlPlane::Replica {
   std::string id;
   std::uint64_t seq = 0;
@@ -40,7 +59,8 @@ struct ControlPlane::Replica {
   int slot = 0;  // Index within the pool, for port_base + slot.
   ReplicaPhase phase = ReplicaPhase::kStarting;
   std::unique_ptr<ReplicaProcess> process;
-  std::unique_ptr<HealthChecker> checker;
+  std::shared_ptr<HealthChecker> checker;
+  std::unique_ptr<Probe> probe;  // The health check in flight, if any.
   pid_t pid = 0;
   std::string url;
   std::int64_t running = 0;
@@ -72,13 +92,6 @@ struct ControlPlane::ModelState {
   std::optional<std::int64_t> pinned;
   std::int64_t desired = 0;
   std::string last_placement_error;  // Logged once per distinct message.
-};
-
-struct ControlPlane::Probe {
-  Replica* replica = nullptr;
-  HealthChecker* checker = nullptr;
-  TimePoint started{};
-  std::optional<Result<HealthReport>> result;
 };
 
 struct ControlPlane::Metrics {
@@ -132,6 +145,32 @@ Status ControlPlane::start() {
                         "control.model_paths: model '{}' is not in the fleet", name);
     }
   }
+  // Every model a local replica may run must be readable now: a typo in a path is an error
+  // here, not a crash loop of replicas later.
+  const auto pools = fleet_.pools();
+  if (std::any_of(pools.begin(), pools.end(),
+                  [](const fleet::PoolSpec* p) { return p->local.has_value(); })) {
+    for (std::size_t i = 0; i < fleet_.models.size(); ++i) {
+      const fleet::ModelSpec& m = fleet_.models[i];
+      const auto override_path = options_.model_paths.find(m.name);
+      const bool overridden = override_path != options_.model_paths.end();
+      const std::string& path = overridden ? override_path->second : m.path;
+      std::string problem;
+      std::error_code ec;
+      if (!std::filesystem::exists(path, ec)) {
+        problem = "no such file";
+      } else if (!std::filesystem::is_regular_file(path, ec)) {
+        problem = "not a regular file";
+      } else if (::access(path.c_str(), R_OK) != 0) {
+        problem = std::strerror(errno);
+      }
+      if (!problem.empty()) {
+        const std::string key = overridden ? fmt::format("control.model_paths[{}]", m.name)
+                                           : fmt::format("models[{}].path", i);
+        return make_error(ErrorCode::kNotFound, "{}: cannot read '{}': {}", key, path, problem);
+      }
+    }
+  }
   std::string binary = options_.spillway_bin;
   if (binary.empty()) {
     SPW_ASSIGN_OR_RETURN(binary, current_executable());
@@ -175,6 +214,7 @@ void ControlPlane::stop() {
   {
     std::lock_guard lock(mu_);
     for (auto& r : replicas_) {
+      drop_probe(*r);
       if (!r->process) continue;
       r->phase = ReplicaPhase::kStopping;
       r->process->signal_terminate();
@@ -191,6 +231,12 @@ void ControlPlane::stop() {
       p->kill();
     }
   }
+  std::vector<std::unique_ptr<Probe>> probes;
+  {
+    std::lock_guard lock(mu_);
+    probes.swap(orphan_probes_);
+  }
+  probes.clear();  // Joins the probe threads (each bounded by the health timeout).
   std::lock_guard lock(mu_);
   for (auto& r : replicas_) {
     r->process.reset();  // Reaps and joins the stderr reader.
@@ -216,24 +262,43 @@ void ControlPlane::run_loop() {
 }
 
 void ControlPlane::reconcile() {
-  std::vector<Probe> probes;
-  {
-    std::lock_guard lock(mu_);
-    probes = step_processes(clock_.now());
-  }
-  for (Probe& p : probes)
-    p.result = p.checker->check();  // Network calls: no lock held.
   std::lock_guard lock(mu_);
   const TimePoint now = clock_.now();
-  for (const Probe& p : probes)
-    apply_probe(*p.replica, p, now);
+  step_processes(now);
   step_scaling(now);
   trim_stopped();
+  reap_probes();
   update_metrics();
 }
 
-std::vector<ControlPlane::Probe> ControlPlane::step_processes(TimePoint now) {
-  std::vector<Probe> probes;
+void ControlPlane::start_probe(Replica& r, TimePoint now) {
+  auto probe = std::make_unique<Probe>();
+  probe->checker = r.checker;
+  probe->started = now;
+  Probe* p = probe.get();
+  try {
+    probe->thread = std::thread([p] {
+      p->result = p->checker->check();  // Network calls: no lock held.
+      p->done.store(true, std::memory_order_release);
+    });
+  } catch (const std::system_error& e) {
+    log_warn("cannot start a health check thread", {kv("replica", r.id), kv("error", e.what())});
+    return;  // Tried again at the next health interval.
+  }
+  r.probe = std::move(probe);
+}
+
+void ControlPlane::drop_probe(Replica& r) {
+  if (r.probe) orphan_probes_.push_back(std::move(r.probe));
+}
+
+void ControlPlane::reap_probes() {
+  std::erase_if(orphan_probes_, [](const std::unique_ptr<Probe>& p) {
+    return p->done.load(std::memory_order_acquire);  // Joined by the destructor at once.
+  });
+}
+
+void ControlPlane::step_processes(TimePoint now) {
   for (auto& owned : replicas_) {
     Replica& r = *owned;
     if (r.process) {
@@ -242,6 +307,7 @@ std::vector<ControlPlane::Probe> ControlPlane::step_processes(TimePoint now) {
           log_info("replica stopped", {kv("replica", r.id), kv("exit_code", exit->exit_code),
                                        kv("signal", exit->signal)});
           r.process.reset();
+          drop_probe(r);
           r.checker.reset();
           r.phase = ReplicaPhase::kStopped;
           r.pid = 0;
@@ -262,7 +328,7 @@ std::vector<ControlPlane::Probe> ControlPlane::step_processes(TimePoint now) {
           h.port = *port;
           h.timeout = options_.health_timeout;
           h.api_key = api_key_;
-          r.checker = std::make_unique<HealthChecker>(std::move(h));
+          r.checker = std::make_shared<HealthChecker>(std::move(h));
           r.next_health = now;
         }
       }
@@ -290,9 +356,13 @@ std::vector<ControlPlane::Probe> ControlPlane::step_processes(TimePoint now) {
         r.process->kill();
         r.killed = true;
       }
-      if (r.checker && r.phase != ReplicaPhase::kStopping && now >= r.next_health) {
+      if (r.probe && r.probe->done.load(std::memory_order_acquire)) {
+        const std::unique_ptr<Probe> finished = std::move(r.probe);
+        apply_probe(r, *finished, now);
+      }
+      if (r.checker && !r.probe && r.phase != ReplicaPhase::kStopping && now >= r.next_health) {
         r.next_health = now + options_.health_interval;
-        probes.push_back(Probe{&r, r.checker.get(), now, std::nullopt});
+        start_probe(r, now);
       }
       continue;
     }
@@ -305,7 +375,6 @@ std::vector<ControlPlane::Probe> ControlPlane::step_processes(TimePoint now) {
       launch(r, now);
     }
   }
-  return probes;
 }
 
 void ControlPlane::apply_probe(Replica& r, const Probe& probe, TimePoint now) {
@@ -345,6 +414,7 @@ void ControlPlane::apply_probe(Replica& r, const Probe& probe, TimePoint now) {
 
 void ControlPlane::on_crash(Replica& r, TimePoint now, std::string_view why) {
   r.process.reset();
+  drop_probe(r);
   r.checker.reset();
   r.pid = 0;
   r.url.clear();

@@ -8,7 +8,10 @@
 //      period); one not ready within start_timeout is killed and counts as a crash.
 //   2. Health: each replica's /ready and /metrics (every health_interval) update its load; a
 //      starting or unhealthy replica that passes becomes ready; a ready one failing
-//      failures_to_unhealthy checks in a row becomes unhealthy.
+//      failures_to_unhealthy checks in a row becomes unhealthy. Each check runs on a thread of
+//      its own and is applied by the first reconcile after it finished, so a replica that
+//      hangs delays neither the loop nor the checks of the others (at most one check per
+//      replica is in flight; stop() waits for them, each bounded by health_timeout).
 //   3. Drains: a draining replica (scale-in, drained pool, drain_replica) takes no traffic; once
 //      a health check after the drain shows nothing running or waiting, or drain_timeout
 //      passed, it gets SIGTERM (it finishes in-flight requests), SIGKILL after
@@ -138,7 +141,10 @@ class ControlPlane {
   void run_loop();
   void reconcile();
   // Steps of reconcile(); all REQUIRE mu_ held.
-  std::vector<Probe> step_processes(TimePoint now);
+  void step_processes(TimePoint now);
+  void start_probe(Replica& r, TimePoint now);
+  void drop_probe(Replica& r);  // A probe whose replica no longer wants it: finishes unseen.
+  void reap_probes();           // Destroys dropped probes that have finished.
   void apply_probe(Replica& r, const Probe& probe, TimePoint now);
   void step_scaling(TimePoint now);
   void launch(Replica& r, TimePoint now);
@@ -164,6 +170,7 @@ class ControlPlane {
   std::map<std::string, ModelState, std::less<>> models_;  // Guarded by mu_.
   std::set<std::string> drained_pools_;                    // Guarded by mu_.
   std::uint64_t next_replica_seq_ = 1;                     // Guarded by mu_.
+  std::vector<std::unique_ptr<Probe>> orphan_probes_;      // Guarded by mu_.
   std::thread loop_;
 };
 

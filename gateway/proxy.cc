@@ -375,13 +375,21 @@ Proxy::Attempt Proxy::attempt_once(ProxyCall& call, Worker& worker,
     return s.ok();
   };
 
-  auto result = client.client.stream(request, on_head, on_body);
+  // While the replica works on the request and sends nothing (a non-streaming answer, or a
+  // stream before its first token), the client may leave: the call is then aborted, which
+  // closes the connection, which cancels the generation on the replica.
+  const auto client_left = [&] {
+    if (!call.writer.is_closed()) return false;
+    a.client_gone = true;
+    return true;
+  };
+  auto result = client.client.stream(request, on_head, on_body, client_left);
   if (!result.ok() && result.error().code() == ErrorCode::kUnavailable && client.used &&
-      a.status == 0) {
+      a.status == 0 && !a.client_gone) {
     // A kept-alive connection the replica had closed while idle: once more, fresh.
     client.client.close();
     a = Attempt{};
-    result = client.client.stream(request, on_head, on_body);
+    result = client.client.stream(request, on_head, on_body, client_left);
   }
   client.used = true;
   if (a.client_gone) {

@@ -17,7 +17,10 @@
 // "usage":null members are removed when the client did not ask for them.
 //
 // Cancellation: when the client disconnects, the relay aborts the upstream call, which closes
-// the connection to the replica, which cancels the generation.
+// the connection to the replica, which cancels the generation. This holds at every stage: while
+// events flow, and while the replica is still silent (a non-streaming answer being generated, a
+// stream waiting for its first token), where the upstream call polls the client's state every
+// net::HttpClientOptions::abort_poll_interval.
 //
 // Load overlay: the policy sees each replica's reported load with the gateway's own
 // outstanding requests folded in (outstanding requests the replica does not report yet count

@@ -72,6 +72,11 @@ Status HttpClientOptions::validate() const {
   SPW_TRY(check_timeout("connect_timeout", connect_timeout));
   SPW_TRY(check_timeout("io_timeout", io_timeout));
   SPW_TRY(check_timeout("request_timeout", request_timeout));
+  if (abort_poll_interval.count() < 1 || abort_poll_interval.count() > 60'000) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "http client option abort_poll_interval = {} ms: must be in [1, 60000]",
+                      abort_poll_interval.count());
+  }
   if (max_header_bytes < 1024 || max_header_bytes > (1u << 20)) {
     return make_error(ErrorCode::kInvalidArgument,
                       "http client option max_header_bytes = {}: must be in [1024, 1048576]",
@@ -84,13 +89,26 @@ struct HttpClient::Impl {
   explicit Impl(HttpClientOptions o) : options(std::move(o)) {}
 
   // Runs one asynchronous operation to completion on the private event loop. Every operation
-  // started here has a stream expiry, so run() returns.
+  // started here has a stream expiry, so run() returns. With an abort check, the loop runs in
+  // slices of abort_poll_interval and cancels the operation (operation_aborted) when the check
+  // asks for it.
   template <typename Start>
   error_code run(Start&& start) {
     error_code result = asio::error::would_block;
     start([&result](error_code ec, auto&&...) { result = ec; });
     ioc.restart();
-    ioc.run();
+    if (!should_abort) {
+      ioc.run();
+      return result;
+    }
+    while (result == asio::error::would_block && !ioc.stopped()) {
+      ioc.run_for(options.abort_poll_interval);
+      if (result != asio::error::would_block || ioc.stopped()) break;
+      if (!aborted && should_abort()) {
+        aborted = true;
+        if (stream) stream->cancel();
+      }
+    }
     return result;
   }
 
@@ -148,6 +166,7 @@ struct HttpClient::Impl {
       return Status::ok_status();
     }
     drop_connection();
+    if (aborted) return aborted_error();
     if (ec == beast::error::timeout) return timeout_error("connect");
     return make_error(ErrorCode::kUnavailable, "connect {}: {}", where(), ec.message());
   }
@@ -174,6 +193,7 @@ struct HttpClient::Impl {
     expire_within(options.io_timeout);
     const error_code ec = run([&](auto handler) { http::async_write(*stream, msg, handler); });
     if (!ec) return std::nullopt;
+    if (aborted) return Failure{aborted_error(), false};
     if (ec == beast::error::timeout) return Failure{timeout_error("send to"), false};
     return Failure{make_error(ErrorCode::kUnavailable, "send to {}: {}", where(), ec.message()),
                    true};
@@ -187,6 +207,7 @@ struct HttpClient::Impl {
         run([&](auto handler) { http::async_read_some(*stream, buffer, parser, handler); });
     if (ec == http::error::need_buffer) ec = {};
     if (!ec) return std::nullopt;
+    if (aborted) return Failure{aborted_error(), false};
     const bool nothing_yet = !parser.got_some() && buffer.size() == 0;
     if (ec == beast::error::timeout) return Failure{timeout_error("read from"), false};
     if (ec == http::error::body_limit || ec == http::error::header_limit) {
@@ -223,15 +244,20 @@ struct HttpClient::Impl {
 
   // One attempt of request(): send, then read the whole response.
   Result<HttpClientResponse> attempt_buffered(const HttpClientRequest& request, Failure* failure) {
-    if (auto f = send(request)) return fail(failure, std::move(*f));
+    std::optional<Failure> write_failure = send(request);
+    if (write_failure && !write_failure->before_response) {
+      return fail(failure, std::move(*write_failure));
+    }
     http::response_parser<http::string_body> parser;
     prepare_parser(parser, request);
     parser.body_limit(options.max_body_bytes);
     while (!parser.is_done()) {
-      if (auto f = read_some(parser)) return fail(failure, std::move(*f));
+      if (auto f = read_some(parser)) {
+        return fail(failure, std::move(write_failure ? *write_failure : *f));
+      }
     }
     auto& msg = parser.get();
-    reusable = options.keep_alive && msg.keep_alive();
+    reusable = !write_failure && options.keep_alive && msg.keep_alive();
     HttpClientResponse response;
     response.status = static_cast<int>(msg.result_int());
     response.headers = to_headers(msg);
@@ -243,7 +269,10 @@ struct HttpClient::Impl {
   Result<HttpClientResponse> attempt_stream(const HttpClientRequest& request,
                                             const HeadCallback& on_head,
                                             const BodyCallback& on_body, Failure* failure) {
-    if (auto f = send(request)) return fail(failure, std::move(*f));
+    std::optional<Failure> write_failure = send(request);
+    if (write_failure && !write_failure->before_response) {
+      return fail(failure, std::move(*write_failure));
+    }
     http::response_parser<http::buffer_body> parser;
     prepare_parser(parser, request);
     parser.body_limit(boost::none);  // The caller consumes the body as it arrives.
@@ -251,7 +280,9 @@ struct HttpClient::Impl {
     while (!parser.is_header_done()) {
       parser.get().body().data = piece.data();
       parser.get().body().size = piece.size();
-      if (auto f = read_some(parser)) return fail(failure, std::move(*f));
+      if (auto f = read_some(parser)) {
+        return fail(failure, std::move(write_failure ? *write_failure : *f));
+      }
     }
     HttpClientResponse response;
     response.status = static_cast<int>(parser.get().result_int());
@@ -260,19 +291,26 @@ struct HttpClient::Impl {
     while (!parser.is_done()) {
       parser.get().body().data = piece.data();
       parser.get().body().size = piece.size();
-      if (auto f = read_some(parser)) return fail(failure, std::move(*f));
+      auto f = read_some(parser);
+      // Bytes parsed in this step reach the caller even when the step then failed (the
+      // connection broke right after them): a truncated response keeps all it delivered.
       const std::size_t got = piece.size() - parser.get().body().size;
       if (got > 0 && on_body && !on_body(std::string_view(piece.data(), got))) {
         return cancelled();
       }
+      if (f) return fail(failure, std::move(*f));
     }
-    reusable = options.keep_alive && parser.get().keep_alive();
+    reusable = !write_failure && options.keep_alive && parser.get().keep_alive();
     return response;
   }
 
   Error cancelled() {
     drop_connection();
     return make_error(ErrorCode::kCancelled, "response from {}: aborted by the caller", where());
+  }
+
+  Error aborted_error() const {
+    return make_error(ErrorCode::kCancelled, "call to {}: aborted by the caller", where());
   }
 
   Error fail(Failure* out, Failure f) {
@@ -302,6 +340,7 @@ struct HttpClient::Impl {
       }
     }
     deadline = std::chrono::steady_clock::now() + options.request_timeout;
+    aborted = false;
     try {
       for (int attempt_index = 0;; ++attempt_index) {
         const bool reused = stream.has_value() && reusable;
@@ -313,7 +352,7 @@ struct HttpClient::Impl {
           if (!reusable) drop_connection();
           return result;
         }
-        const bool retry = reused && attempt_index == 0 && failure.before_response &&
+        const bool retry = !aborted && reused && attempt_index == 0 && failure.before_response &&
                            is_idempotent(request.method) &&
                            std::chrono::steady_clock::now() < deadline;
         if (!retry) return result;
@@ -325,6 +364,8 @@ struct HttpClient::Impl {
   }
 
   const HttpClientOptions options;
+  AbortCheck should_abort;  // Set for the duration of one stream() call.
+  bool aborted = false;     // should_abort said so during the current call.
   asio::io_context ioc{1};
   std::optional<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
@@ -345,10 +386,14 @@ Result<HttpClientResponse> HttpClient::request(const HttpClientRequest& request)
 
 Result<HttpClientResponse> HttpClient::stream(const HttpClientRequest& request,
                                               const HeadCallback& on_head,
-                                              const BodyCallback& on_body) {
-  return impl_->call(request, [&](Failure& failure) {
+                                              const BodyCallback& on_body,
+                                              const AbortCheck& should_abort) {
+  impl_->should_abort = should_abort;
+  auto result = impl_->call(request, [&](Failure& failure) {
     return impl_->attempt_stream(request, on_head, on_body, &failure);
   });
+  impl_->should_abort = nullptr;
+  return result;
 }
 
 void HttpClient::close() {

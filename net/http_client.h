@@ -7,6 +7,11 @@
 // tokens), and the whole call (request_timeout). Sizes are bounded too: response headers
 // (max_header_bytes) and buffered bodies (max_body_bytes).
 //
+// A server may answer before it read the whole request (e.g. 413 for a body over its limit) and
+// then close the connection, so that sending the rest fails: the client then still reads that
+// early answer and returns it (the connection is not reused); only when there is none does the
+// call fail with the sending error.
+//
 // The connection is kept alive between calls when the server allows it. A call that fails on a
 // reused connection before any response byte arrived (the server closed it while idle) is
 // retried once on a fresh connection if its method is idempotent (GET, HEAD, OPTIONS, PUT,
@@ -15,7 +20,7 @@
 // Errors: kInvalidArgument (bad options or request), kUnavailable (could not connect, or the
 // connection failed before any response byte; safe to retry elsewhere), kDeadlineExceeded (a
 // timeout), kPayloadTooLarge (response over a size limit), kDataLoss (malformed or truncated
-// response), kCancelled (a stream callback returned false).
+// response), kCancelled (a stream callback returned false, or the abort check said so).
 //
 // Thread-safety: one call at a time per HttpClient (it owns its socket and event loop); use one
 // client per thread. Movable, not copyable.
@@ -43,6 +48,8 @@ struct HttpClientOptions {
   std::size_t max_header_bytes = 64 * 1024;
   std::size_t max_body_bytes = 64 * 1024 * 1024;  // request() only; stream() hands bytes over.
   bool keep_alive = true;
+  // How often stream() asks its abort check while it waits on the network, [1, 60'000] ms.
+  std::chrono::milliseconds abort_poll_interval{20};
 
   [[nodiscard]] Status validate() const;
 };
@@ -75,12 +82,19 @@ class HttpClient {
   // Return false to abort the call (it then fails with kCancelled and the connection closes).
   using HeadCallback = std::function<bool(int status, const HttpHeaders& headers)>;
   using BodyCallback = std::function<bool(std::string_view piece)>;
+  // Return true to abort the call; asked every abort_poll_interval while the call waits on the
+  // network (connecting, sending, waiting for the response), e.g. "has our own client left?".
+  using AbortCheck = std::function<bool()>;
   // Sends the request, calls on_head once the response head arrives, then on_body for each
   // piece of body as it arrives (pieces follow the network, not the server's chunk
-  // boundaries). Returns the status and headers when the body is complete.
+  // boundaries). Returns the status and headers when the body is complete. Body bytes that
+  // arrived are always handed to on_body, even when the connection then fails (a truncated
+  // response: the error follows them). When `should_abort` says so the call fails with
+  // kCancelled at once and the connection closes (which tells the server to stop).
   [[nodiscard]] Result<HttpClientResponse> stream(const HttpClientRequest& request,
                                                   const HeadCallback& on_head,
-                                                  const BodyCallback& on_body);
+                                                  const BodyCallback& on_body,
+                                                  const AbortCheck& should_abort = {});
 
   // Drops the kept-alive connection, if any.
   void close();

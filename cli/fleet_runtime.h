@@ -62,6 +62,9 @@ class ControlPlaneSource final : public gateway::ReplicaSource {
   void report_failure(const std::string& replica_id) override {
     control_.report_failure(replica_id);
   }
+  void report_success(const std::string& replica_id) override {
+    control_.report_success(replica_id);
+  }
 
  private:
   control::ControlPlane& control_;

@@ -220,6 +220,7 @@ ProxyOutcome Proxy::run(ProxyCall& call, std::size_t worker_index) {
       last_error.reset();
       continue;
     }
+    source_.report_success(view->id);
     if (attempt > 1) metrics_.failovers.inc();
     if (call.stream && a.status == 200) {
       conclude(200);

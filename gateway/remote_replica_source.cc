@@ -208,6 +208,8 @@ std::vector<fleet::ReplicaView> RemoteReplicaSource::replicas() const {
   return out;
 }
 
+void RemoteReplicaSource::report_success(const std::string& /*replica_id*/) {}
+
 void RemoteReplicaSource::report_failure(const std::string& replica_id) {
   const TimePoint until = clock_.now() + options_.hold_down;
   std::lock_guard lock(mu_);

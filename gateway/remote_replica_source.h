@@ -84,6 +84,8 @@ class RemoteReplicaSource final : public ReplicaSource {
 
   [[nodiscard]] std::vector<fleet::ReplicaView> replicas() const override;
   void report_failure(const std::string& replica_id) override;
+  // Nothing to restart: one failure holds a replica out here, and only a poll brings it back.
+  void report_success(const std::string& replica_id) override;
 
   // Polls the control plane once now (also what the background thread does). The error of a
   // failed replica-list poll (the last list is kept); a failed /v1/fleet poll only keeps the

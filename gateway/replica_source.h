@@ -5,7 +5,7 @@
 // StaticReplicaSource (static_replica_source.h: a fixed list of upstream URLs, for
 // `spillway gateway --upstream URL` with no control plane).
 //
-// Thread-safety: implementations must be safe for concurrent use; the gateway calls both
+// Thread-safety: implementations must be safe for concurrent use; the gateway calls the
 // methods from its worker threads.
 #pragma once
 
@@ -28,6 +28,11 @@ class ReplicaSource {
   // response). The source should stop offering it as ready until it passes a health check
   // again (a circuit breaker). Unknown ids are ignored.
   virtual void report_failure(const std::string& replica_id) = 0;
+
+  // `replica_id` answered a request completely (any status it chose to give). A source that
+  // ejects after several failures in a row restarts that count here, so failures spread over
+  // hours never add up to an ejection. Unknown ids are ignored.
+  virtual void report_success(const std::string& replica_id) = 0;
 };
 
 }  // namespace spillway::gateway

@@ -104,6 +104,8 @@ std::vector<fleet::ReplicaView> StaticReplicaSource::replicas() const {
   return out;
 }
 
+void StaticReplicaSource::report_success(const std::string& /*replica_id*/) {}
+
 void StaticReplicaSource::report_failure(const std::string& replica_id) {
   std::lock_guard lock(mutex_);
   for (Entry& e : entries_) {

@@ -66,6 +66,8 @@ class StaticReplicaSource final : public ReplicaSource {
 
   [[nodiscard]] std::vector<fleet::ReplicaView> replicas() const override;
   void report_failure(const std::string& replica_id) override;
+  // Nothing to restart: one failure ejects a replica here, and only a probe brings it back.
+  void report_success(const std::string& replica_id) override;
 
   // Probes every replica once now (also what the background thread does).
   void probe_all();

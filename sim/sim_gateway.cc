@@ -62,7 +62,11 @@ void SimRun::arrive(const SimRequest& request) {
   }
   const RequestId id = request.id;
   Pending& stored = pending_.emplace(id, std::move(p)).first->second;
-  switch (dispatch(stored)) {
+  dispatch_or_queue(id, stored);
+}
+
+void SimRun::dispatch_or_queue(RequestId id, Pending& p) {
+  switch (dispatch(p)) {
     case Dispatch::kSubmitted:
       break;
     case Dispatch::kNoReplica:
@@ -183,16 +187,7 @@ void SimRun::requests_lost(std::size_t /*r*/, const std::vector<RequestId>& ids)
       continue;
     }
     ++report_.failovers;
-    switch (dispatch(p)) {
-      case Dispatch::kSubmitted:
-        break;
-      case Dispatch::kNoReplica:
-        enqueue(id);
-        break;
-      case Dispatch::kUnservable:
-        fail(id, /*lost=*/false);
-        break;
-    }
+    dispatch_or_queue(id, p);
   }
 }
 

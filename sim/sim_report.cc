@@ -6,6 +6,8 @@
 #include <bit>
 #include <cmath>
 
+#include "core/json_escape.h"
+
 namespace spillway::sim {
 
 namespace {
@@ -119,26 +121,9 @@ LatencySummary summarize(const LatencyHistogram& h) {
 
 std::string json_string(std::string_view s) {
   std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  append_json_escaped(out, s);
+  out += '"';
+  return out;
 }
 
 double SimReport::slo_attainment() const {

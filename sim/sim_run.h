@@ -127,6 +127,8 @@ class SimRun final : public ReplicaEventSink {
   void arrive(const SimRequest& request);
   enum class Dispatch { kSubmitted, kNoReplica, kUnservable };
   Dispatch dispatch(Pending& p);
+  // dispatch(), then queue the request when no replica took it, or fail it when none can.
+  void dispatch_or_queue(RequestId id, Pending& p);
   void enqueue(RequestId id);
   void drain_queue(std::size_t model);
   void queue_timeout(RequestId id, std::uint64_t epoch);

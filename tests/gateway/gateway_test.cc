@@ -379,6 +379,45 @@ TEST_F(GatewayTest, StatusPageProbesAndMetrics) {
   EXPECT_EQ(replicas.at("data").as_array().size(), 2u);
 }
 
+// Passes everything on to another source, counting what the gateway reports.
+class CountingSource final : public ReplicaSource {
+ public:
+  explicit CountingSource(ReplicaSource& inner) : inner_(inner) {}
+  [[nodiscard]] std::vector<fleet::ReplicaView> replicas() const override {
+    return inner_.replicas();
+  }
+  void report_failure(const std::string& id) override {
+    ++failures;
+    inner_.report_failure(id);
+  }
+  void report_success(const std::string& id) override {
+    ++successes;
+    inner_.report_success(id);
+  }
+  std::atomic<int> failures{0};
+  std::atomic<int> successes{0};
+
+ private:
+  ReplicaSource& inner_;
+};
+
+// A complete answer restarts the replica's run of failures (the control plane ejects after
+// several failures in a row, not after several failures over hours).
+TEST_F(GatewayTest, CompleteAnswersAreReportedAsSuccesses) {
+  http_->stop();
+  http_.reset();
+  gateway_.reset();
+  CountingSource counting(*source_);
+  start_gateway(counting, 0);
+  EXPECT_EQ(call("POST", "/v1/chat/completions", chat_body("", 4)).status, 200);
+  EXPECT_EQ(call("POST", "/v1/chat/completions", chat_body("", 4)).status, 200);
+  EXPECT_EQ(counting.successes.load(), 2);
+  EXPECT_EQ(counting.failures.load(), 0);
+  http_->stop();  // Before `counting` goes.
+  http_.reset();
+  gateway_.reset();
+}
+
 TEST_F(GatewayTest, ReadyIsServiceUnavailableWithoutReadyReplicas) {
   source_->report_failure("azure-1");
   source_->report_failure("oci-1");

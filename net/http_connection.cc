@@ -219,7 +219,7 @@ void HttpConnection::on_read_error(error_code ec) {
 }
 
 void HttpConnection::dispatch() {
-  HttpRequest request = to_http_request(parser_->release(), read_state_.head_fields);
+  HttpRequest request = to_http_request(parser_->release(), std::move(read_state_.head_fields));
   parser_.reset();
   request.remote_address = remote_;
   request.request_id = request_id_;

@@ -54,8 +54,11 @@ class MemoryReader {
   std::size_t read_size_;
 };
 
-std::size_t count_fields(const RequestMessage& message) {
-  return static_cast<std::size_t>(std::distance(message.begin(), message.end()));
+HttpHeaders copy_fields(const RequestMessage& message) {
+  HttpHeaders headers;
+  for (const auto& field : message)
+    headers.add(std::string(field.name_string()), std::string(field.value()));
+  return headers;
 }
 
 }  // namespace
@@ -86,7 +89,7 @@ error_code parse_buffered_request(RequestParser& parser, boost::beast::flat_buff
         // Beast's limit applies to what follows the request line, so in one read a head can
         // end (or fail a check made at its end, such as the body limit) past the limit.
         if (state.head_bytes > options.max_header_bytes) return http::error::header_limit;
-        if (parser.is_header_done()) state.head_fields = count_fields(parser.get());
+        if (parser.is_header_done()) state.head_fields = copy_fields(parser.get());
       }
     }
     if (!ec && used == 0) ec = http::error::need_more;
@@ -179,7 +182,7 @@ std::optional<ErrorReply> classify_read_error(error_code ec, const RequestParser
   return std::nullopt;  // The peer closed or reset the connection, possibly midway.
 }
 
-HttpRequest to_http_request(RequestMessage&& message, std::size_t head_fields) {
+HttpRequest to_http_request(RequestMessage&& message, HttpHeaders head_fields) {
   HttpRequest request;
   request.method = std::string(message.method_string());
   request.target = std::string(message.target());
@@ -188,11 +191,7 @@ HttpRequest to_http_request(RequestMessage&& message, std::size_t head_fields) {
   request.query = std::string(parts.query);
   request.version_major = static_cast<int>(message.version() / 10);
   request.version_minor = static_cast<int>(message.version() % 10);
-  std::size_t index = 0;
-  for (const auto& field : message) {
-    if (index++ == head_fields) break;  // The rest are trailer fields.
-    request.headers.add(std::string(field.name_string()), std::string(field.value()));
-  }
+  request.headers = std::move(head_fields);
   request.body = std::move(message.body());
   return request;
 }
@@ -261,7 +260,7 @@ std::vector<ReplayedRequest> replay_requests(std::string_view bytes,
       break;
     }
     std::string request_id = std::move(entry.request.request_id);
-    entry.request = to_http_request(parser->release(), state.head_fields);
+    entry.request = to_http_request(parser->release(), std::move(state.head_fields));
     entry.request.request_id = std::move(request_id);
     Router::Match match = router.match(entry.request.method, entry.request.path);
     if (auto reply = route_error(match, entry.request)) {

@@ -54,8 +54,11 @@ struct ErrorReply {
 
 // What Beast's parser does not keep about the request being read.
 struct RequestReadState {
-  std::size_t head_bytes = 0;   // Bytes of the head parsed (consumed) so far.
-  std::size_t head_fields = 0;  // Fields of the complete head; any later ones are trailers.
+  std::size_t head_bytes = 0;  // Bytes of the head parsed (consumed) so far.
+  // The fields of the complete head, copied when it completed: Beast files trailer fields
+  // among the head's (after the last field of the same name), so they cannot be told apart
+  // later.
+  HttpHeaders head_fields;
 };
 
 // Replaces `parser` with a fresh one for the next request, limited to
@@ -108,10 +111,10 @@ enum class ReadGoal {
                                                             std::string_view buffered,
                                                             const HttpServerOptions& options);
 
-// The complete message as handlers see it, with the first `head_fields` fields (see
+// The complete message as handlers see it, with `head_fields` as its headers (see
 // RequestReadState; trailer fields are dropped). remote_address, request_id and path_params
 // are left for the caller to fill in.
-[[nodiscard]] HttpRequest to_http_request(RequestMessage&& message, std::size_t head_fields);
+[[nodiscard]] HttpRequest to_http_request(RequestMessage&& message, HttpHeaders head_fields);
 
 // The error response for a request no route accepts: 404, 405 with the Allow list, or 400 for
 // a path parameter that does not decode; nullopt when `match` found a route.

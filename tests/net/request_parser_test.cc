@@ -218,6 +218,26 @@ TEST(RequestParser, LongChunkSizeLineOrTrailerSectionIsRejected) {
   }
 }
 
+// Fuzzing found trailer fields reaching handlers as headers (past the header limit): Beast
+// files a trailer field after the last head field of the same name, not at the end.
+TEST(RequestParser, TrailerFieldsNeverBecomeHeaders) {
+  const std::string bytes =
+      "POST /v1/completions HTTP/1.1\r\nX-A: head\r\nTransfer-Encoding: chunked\r\nX-B: "
+      "head\r\n\r\n5\r\nhello\r\n0\r\nX-A: trailer\r\nAuthorization: Bearer smuggled\r\n\r\n";
+  for (const std::size_t read_size : kReadSizes) {
+    SCOPED_TRACE(read_size);
+    const auto r = replay(bytes, read_size);
+    ASSERT_FALSE(r.empty());
+    ASSERT_EQ(r[0].kind, Kind::kRouted);
+    const HttpRequest& q = r[0].request;
+    EXPECT_EQ(q.body, "hello");
+    EXPECT_EQ(q.headers.get("X-A"), "head");
+    EXPECT_EQ(q.headers.get("X-B"), "head");
+    EXPECT_FALSE(q.headers.contains("Authorization"));
+    EXPECT_EQ(std::distance(q.headers.begin(), q.headers.end()), 3);
+  }
+}
+
 // Fuzzing found error bodies that were not valid JSON: a 404 quotes the request path, whose
 // bytes need not be UTF-8.
 TEST(RequestParser, ErrorBodyQuotingTheRawPathIsValidUtf8) {

@@ -60,8 +60,7 @@ Gateway::Gateway(fleet::FleetSpec spec, GatewayOptions options, ReplicaSource& s
       queued_(metrics.gauge("spillway_gateway_queued_requests",
                             "Requests waiting for a forwarding slot.")),
       decisions_(options_.decisions_kept),
-      proxy_(options_, source_, *policy_, metrics_, decisions_, clock_,
-             static_cast<std::size_t>(options_.max_inflight)),
+      proxy_(options_, source_, *policy_, metrics_, decisions_, clock_),
       pool_(static_cast<std::size_t>(options_.max_inflight), options_.max_queued,
             options_.max_queue_wait, clock_) {}
 

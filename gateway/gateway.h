@@ -28,17 +28,21 @@
 // a fresh one), X-Spillway-Tenant, X-Spillway-Priority and, for tenants with a shared cache,
 // X-Spillway-Cache-Namespace.
 //
-// Threading: handlers run on the HTTP server's I/O threads and only authenticate, parse,
-// reserve and enqueue; upstream calls run on the pool's max_inflight worker threads.
+// Threading: handlers run on the HTTP server's I/O threads; they authenticate, parse, reserve
+// and take one of max_inflight forwarding slots (or wait for one), and the forwarding itself
+// runs as a coroutine on the same I/O thread (proxy.h), so a request is never handed to
+// another thread.
 // Lifetime: stop the HTTP server whose router holds these routes before destroying the
-// gateway; the destructor answers waiting requests with 503 and waits for forwarded ones
-// (bounded by the upstream timeouts).
+// gateway: stopping it ends every forwarded request (their coroutines live on its event
+// loops); the destructor answers requests still waiting for a slot with 503.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+
+#include <boost/asio/awaitable.hpp>
 
 #include "core/clock.h"
 #include "core/metrics.h"
@@ -96,6 +100,8 @@ class Gateway {
   [[nodiscard]] Result<const fleet::TenantSpec*> authenticate(
       const net::HttpRequest& request) const;
   void generate(Endpoint endpoint, net::HttpRequest request, net::ResponseWriter writer);
+  // Forwards an admitted request on its slot; on the client connection's executor.
+  boost::asio::awaitable<void> forward(std::shared_ptr<ProxyCall> call, ProxyPool::Slot slot);
   void finish(const Admitted& admitted, const ProxyOutcome& outcome);
   void models(const net::HttpRequest& request, net::ResponseWriter writer);
   void ready(net::ResponseWriter writer) const;
@@ -119,7 +125,7 @@ class Gateway {
   Gauge& queued_;
   DecisionLog decisions_;
   Proxy proxy_;
-  ProxyPool pool_;  // Last: destroyed first, so no worker outlives what it uses.
+  ProxyPool pool_;  // Last: destroyed first, so no waiting request outlives what it uses.
 };
 
 }  // namespace spillway::gateway

@@ -4,10 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <variant>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 
 #include "core/log.h"
 
+#include "net/io_executor.h"
 #include "openai/chat_request.h"
 #include "openai/completion_request.h"
 
@@ -15,6 +20,9 @@
 #include "gateway/openai_rewrite.h"
 
 namespace spillway::gateway {
+
+namespace asio = boost::asio;
+
 namespace {
 
 // What routing and quotas need of a parsed request, whichever endpoint it came to.
@@ -171,12 +179,19 @@ void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::Respons
 
   pool_.submit(
       t.priority,
-      [this, call](std::size_t worker) {
+      [this, call](ProxyPool::Slot slot) {
         queued_.set(static_cast<double>(pool_.queued()));
-        inflight_.add(1);
-        (void)proxy_.run(*call, worker);
-        inflight_.add(-1);
-        call->writer = net::ResponseWriter();  // Lets the exchange see the end at once.
+        // The forwarding continues on the client connection's own I/O thread: at once when
+        // the slot was free (this is that thread, in the handler), else when this task's turn
+        // comes (queued there by co_spawn, from the thread that released the slot).
+        const auto executor = net::io_executor_of(call->writer);
+        if (!executor) {  // The client left, or the server is stopping.
+          ProxyOutcome gone;
+          gone.status = 499;
+          if (call->before_completion) call->before_completion(gone);
+          return;
+        }
+        asio::co_spawn(*executor, forward(std::move(call), std::move(slot)), asio::detached);
       },
       [this, call, admitted](const Error& why) {
         (void)admitted->quota->release(admitted->reservation);
@@ -188,6 +203,20 @@ void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::Respons
         fail(call->writer, admitted->tenant, admitted->model, error);
       });
   queued_.set(static_cast<double>(pool_.queued()));
+}
+
+asio::awaitable<void> Gateway::forward(std::shared_ptr<ProxyCall> call, ProxyPool::Slot slot) {
+  inflight_.add(1);
+  try {
+    (void)co_await proxy_.run(call);
+  } catch (const std::exception& e) {
+    // The writer, dropped below unanswered, makes the connection answer 500.
+    log_error("gateway forwarding failed",
+              {kv("request_id", call->request_id), kv("error", e.what())});
+  }
+  inflight_.add(-1);
+  call->writer = net::ResponseWriter();  // Lets the exchange see the end at once.
+  slot.reset();
 }
 
 void Gateway::finish(const Admitted& admitted, const ProxyOutcome& outcome) {

@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
-#include <unordered_map>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "core/log.h"
+#include "core/random.h"
 
-#include "net/http_client.h"
 #include "net/sse.h"
 #include "openai/api_error.h"
 #include "openai/chat_response.h"
@@ -62,15 +65,15 @@ void end_broken_stream(net::ResponseWriter& writer, const Error& error) {
 
 }  // namespace
 
-struct Proxy::Worker {
-  struct Client {
-    net::HttpClient client;
-    bool used = false;
-  };
-  explicit Worker(std::uint64_t seed) : random(seed) {}
-  SeededRandom random;
-  std::unordered_map<std::string, Client> clients;  // By "host:port".
-};
+namespace asio = boost::asio;
+
+net::UpstreamClientOptions upstream_options(const GatewayOptions& o) {
+  net::UpstreamClientOptions u;
+  u.connect_timeout = o.connect_timeout;
+  u.io_timeout = o.io_timeout;
+  u.request_timeout = o.request_timeout;
+  return u;
+}
 
 // What one attempt on one replica came to.
 struct Proxy::Attempt {
@@ -84,17 +87,14 @@ struct Proxy::Attempt {
 };
 
 Proxy::Proxy(const GatewayOptions& options, ReplicaSource& source, fleet::RoutingPolicy& policy,
-             GatewayMetrics& metrics, DecisionLog& decisions, const Clock& clock,
-             std::size_t workers)
+             GatewayMetrics& metrics, DecisionLog& decisions, const Clock& clock)
     : options_(options),
       source_(source),
       policy_(policy),
       metrics_(metrics),
       decisions_(decisions),
-      clock_(clock) {
-  for (std::size_t i = 0; i < workers; ++i)
-    workers_.push_back(std::make_unique<Worker>(options.seed + i));
-}
+      clock_(clock),
+      client_(upstream_options(options)) {}
 
 Proxy::~Proxy() = default;
 
@@ -122,8 +122,14 @@ std::vector<fleet::ReplicaView> Proxy::replicas_with_overlay() const {
   return replicas;
 }
 
-ProxyOutcome Proxy::run(ProxyCall& call, std::size_t worker_index) {
-  Worker& worker = *workers_.at(worker_index);
+asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
+  ProxyCall& call = *call_ptr;
+  SeededRandom random(options_.seed + calls_.fetch_add(1, std::memory_order_relaxed));
+  // The client leaving cancels the upstream call at once, whatever it is waiting for.
+  const auto cancel = std::make_shared<net::UpstreamCancel>(co_await asio::this_coro::executor);
+  call.writer.on_close([weak = std::weak_ptr<net::UpstreamCancel>(cancel)] {
+    if (auto c = weak.lock()) c->cancel();
+  });
   ProxyOutcome out;
   bool completed = false;
   // Fixes the outcome and lets the caller account for it, before the client sees the end.
@@ -139,11 +145,11 @@ ProxyOutcome Proxy::run(ProxyCall& call, std::size_t worker_index) {
   for (std::int32_t attempt = 1; attempt <= options_.max_attempts; ++attempt) {
     if (call.writer.is_closed()) {
       conclude(499);
-      return out;
+      co_return out;
     }
     const std::vector<fleet::ReplicaView> replicas = replicas_with_overlay();
     call.route.exclude = tried;
-    auto chosen = policy_.choose(call.route, replicas, worker.random);
+    auto chosen = policy_.choose(call.route, replicas, random);
     if (!chosen.ok()) {
       if (!last_error && !last_answer) last_error = chosen.error();
       break;
@@ -176,12 +182,12 @@ ProxyOutcome Proxy::run(ProxyCall& call, std::size_t worker_index) {
     out.replica = view->id;
 
     track(view->id, +1);
-    Attempt a = attempt_once(call, worker, *view, out);
+    Attempt a = co_await attempt_once(call, *view, out, cancel);
     track(view->id, -1);
 
     if (a.client_gone) {
       conclude(499);
-      return out;
+      co_return out;
     }
     if (!a.transport.ok() && a.transport.code() == ErrorCode::kPayloadTooLarge &&
         !out.output_started) {
@@ -190,7 +196,7 @@ ProxyOutcome Proxy::run(ProxyCall& call, std::size_t worker_index) {
       respond_error(call.writer,
                     make_error(ErrorCode::kInternal, "{}", a.transport.error().message()),
                     options_.retry_after_s);
-      return out;
+      co_return out;
     }
     if (!a.transport.ok() || a.truncated || (call.stream && a.status == 200 && !a.saw_done)) {
       const Error error = !a.transport.ok()
@@ -206,7 +212,7 @@ ProxyOutcome Proxy::run(ProxyCall& call, std::size_t worker_index) {
         end_broken_stream(
             call.writer, make_error(ErrorCode::kUnavailable,
                                     "the replica serving this stream failed: {}", error.message()));
-        return out;
+        co_return out;
       }
       reason = fmt::format("{} failed: {}", view->id, error.message());
       last_error = error;
@@ -225,7 +231,7 @@ ProxyOutcome Proxy::run(ProxyCall& call, std::size_t worker_index) {
     if (call.stream && a.status == 200) {
       conclude(200);
       call.writer.finish();
-      return out;
+      co_return out;
     }
     // A complete answer (non-streaming success, or an error the client must see).
     if (a.status == 200) out.usage = read_usage(a.body);
@@ -239,11 +245,11 @@ ProxyOutcome Proxy::run(ProxyCall& call, std::size_t worker_index) {
     response.body = std::move(a.body);
     conclude(a.status);
     if (!call.writer.respond(std::move(response))) out.status = 499;
-    return out;
+    co_return out;
   }
   if (call.writer.is_closed()) {
     conclude(499);
-    return out;
+    co_return out;
   }
   if (last_answer) {
     net::HttpResponse response;
@@ -257,7 +263,7 @@ ProxyOutcome Proxy::run(ProxyCall& call, std::size_t worker_index) {
     response.body = std::move(last_answer->body);
     conclude(last_answer->status);
     if (!call.writer.respond(std::move(response))) out.status = 499;
-    return out;
+    co_return out;
   }
   const Error error =
       tried.empty()
@@ -267,16 +273,33 @@ ProxyOutcome Proxy::run(ProxyCall& call, std::size_t worker_index) {
                        tried.size(), last_error ? last_error->message() : "unknown error");
   conclude(503);
   respond_error(call.writer, error, options_.retry_after_s);
-  return out;
+  co_return out;
 }
 
-Proxy::Attempt Proxy::attempt_once(ProxyCall& call, Worker& worker,
-                                   const fleet::ReplicaView& replica, ProxyOutcome& out) {
+// Waits while the client reads slower than the replica writes (bounded by io_timeout).
+asio::awaitable<bool> Proxy::wait_for_client(ProxyCall& call) {
+  if (call.writer.buffered_bytes() <= options_.max_client_buffer_bytes) {
+    co_return !call.writer.is_closed();
+  }
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  const TimePoint start = clock_.now();
+  while (call.writer.buffered_bytes() > options_.max_client_buffer_bytes) {
+    if (call.writer.is_closed() || clock_.now() - start > options_.io_timeout) co_return false;
+    timer.expires_after(std::chrono::milliseconds(1));
+    boost::system::error_code ignored;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  co_return !call.writer.is_closed();
+}
+
+asio::awaitable<Proxy::Attempt> Proxy::attempt_once(
+    ProxyCall& call, const fleet::ReplicaView& replica, ProxyOutcome& out,
+    const std::shared_ptr<net::UpstreamCancel>& cancel) {
   Attempt a;
   auto address = parse_upstream_url(replica.url);
   if (!address.ok()) {
     a.transport = address.error();
-    return a;
+    co_return a;
   }
   net::HttpClientRequest request;
   request.method = "POST";
@@ -295,25 +318,11 @@ Proxy::Attempt Proxy::attempt_once(ProxyCall& call, Worker& worker,
   }
   if (call.stream) request.headers.set("Accept", "text/event-stream");
 
-  const std::string key = fmt::format("{}:{}", address->host, address->port);
-  auto it = worker.clients.find(key);
-  if (it == worker.clients.end()) {
-    if (worker.clients.size() >= 64) worker.clients.clear();  // Bounded: replicas come and go.
-    net::HttpClientOptions o;
-    o.host = address->host;
-    o.port = address->port;
-    o.connect_timeout = options_.connect_timeout;
-    o.io_timeout = options_.io_timeout;
-    o.request_timeout = options_.request_timeout;
-    o.max_body_bytes = options_.max_response_bytes;
-    it = worker.clients.emplace(key, Worker::Client{net::HttpClient(o), false}).first;
-  }
-  Worker::Client& client = it->second;
-
   std::string scratch;
   const TimePoint sent = clock_.now();
   bool body_too_large = false;
-  const auto on_head = [&](int status, const net::HttpHeaders& headers) {
+  const net::UpstreamClient::HeadCallback on_head = [&](int status,
+                                                        const net::HttpHeaders& headers) {
     metrics_.upstream_latency.observe(to_seconds(clock_.now() - sent));
     a.status = status;
     a.headers = headers;
@@ -322,15 +331,6 @@ Proxy::Attempt Proxy::attempt_once(ProxyCall& call, Worker& worker,
       return false;
     }
     return true;
-  };
-  // Waits while the client reads slower than the replica writes (bounded by io_timeout).
-  const auto wait_for_client = [&]() {
-    const TimePoint start = clock_.now();
-    while (call.writer.buffered_bytes() > options_.max_client_buffer_bytes) {
-      if (call.writer.is_closed() || clock_.now() - start > options_.io_timeout) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return !call.writer.is_closed();
   };
   const auto on_event = [&](std::string_view data) {
     if (data == openai::kStreamDone) a.saw_done = true;
@@ -348,7 +348,7 @@ Proxy::Attempt Proxy::attempt_once(ProxyCall& call, Worker& worker,
       }
       out.output_started = true;
     }
-    if (!call.writer.write(net::format_sse_data(payload)) || !wait_for_client()) {
+    if (!call.writer.write(net::format_sse_data(payload))) {
       a.client_gone = true;
       return false;
     }
@@ -357,64 +357,52 @@ Proxy::Attempt Proxy::attempt_once(ProxyCall& call, Worker& worker,
   };
   SseSplitter splitter(options_.max_event_bytes);
   Status relay_error;
-  const auto on_body = [&](std::string_view piece) {
+  const net::UpstreamClient::BodyCallback on_body =
+      [&](std::string_view piece) -> asio::awaitable<bool> {
     if (call.writer.is_closed()) {
       a.client_gone = true;
-      return false;
+      co_return false;
     }
     if (!call.stream || a.status != 200) {
       if (a.body.size() + piece.size() > options_.max_response_bytes) {
         body_too_large = true;
-        return false;
+        co_return false;
       }
       a.body.append(piece);
-      return true;
+      co_return true;
     }
-    if (a.saw_done) return true;  // Nothing follows [DONE].
+    if (a.saw_done) co_return true;  // Nothing follows [DONE].
     Status s = splitter.feed(piece, on_event);
-    if (!s.ok() && !a.client_gone) relay_error = std::move(s);
-    return s.ok();
+    if (!s.ok()) {
+      if (!a.client_gone) relay_error = std::move(s);
+      co_return false;
+    }
+    if (!co_await wait_for_client(call)) {
+      a.client_gone = true;
+      co_return false;
+    }
+    co_return true;
   };
 
-  // While the replica works on the request and sends nothing (a non-streaming answer, or a
-  // stream before its first token), the client may leave: the call is then aborted, which
-  // closes the connection, which cancels the generation on the replica.
-  const auto client_left = [&] {
-    if (!call.writer.is_closed()) return false;
-    a.client_gone = true;
-    return true;
-  };
-  auto result = client.client.stream(request, on_head, on_body, client_left);
-  if (!result.ok() && result.error().code() == ErrorCode::kUnavailable && client.used &&
-      a.status == 0 && !a.client_gone) {
-    // A kept-alive connection the replica had closed while idle: once more, fresh.
-    client.client.close();
-    a = Attempt{};
-    result = client.client.stream(request, on_head, on_body, client_left);
-  }
-  client.used = true;
-  if (a.client_gone) {
-    client.client.close();
-    return a;
-  }
+  auto result =
+      co_await client_.stream(address->host, address->port, request, on_head, on_body, cancel);
+  if (cancel->cancelled()) a.client_gone = true;
+  if (a.client_gone) co_return a;
   if (body_too_large) {
-    client.client.close();
     a.transport = make_error(ErrorCode::kPayloadTooLarge, "the replica's answer exceeds {} bytes",
                              options_.max_response_bytes);
-    return a;
+    co_return a;
   }
   if (!relay_error.ok()) {
-    client.client.close();
     a.transport = relay_error;
-    return a;
+    co_return a;
   }
   if (!result.ok()) {
-    client.client.close();
     a.transport = result.status();
-    return a;
+    co_return a;
   }
   if (call.stream && a.status == 200 && (splitter.partial() || !a.saw_done)) a.truncated = true;
-  return a;
+  co_return a;
 }
 
 }  // namespace spillway::gateway

@@ -16,20 +16,22 @@
 // asked for usage (stream_options.include_usage, set by the caller); the usage chunk and the
 // "usage":null members are removed when the client did not ask for them.
 //
-// Cancellation: when the client disconnects, the relay aborts the upstream call, which closes
+// Cancellation: when the client disconnects, the relay cancels the upstream call, which closes
 // the connection to the replica, which cancels the generation. This holds at every stage: while
 // events flow, and while the replica is still silent (a non-streaming answer being generated, a
-// stream waiting for its first token), where the upstream call polls the client's state every
-// net::HttpClientOptions::abort_poll_interval.
+// stream waiting for its first token): the writer's on_close callback cancels the call at once.
 //
 // Load overlay: the policy sees each replica's reported load with the gateway's own
 // outstanding requests folded in (outstanding requests the replica does not report yet count
 // as waiting), so a burst between two load reports does not all land on one replica.
 //
-// Thread-safety: run() is called concurrently from the worker threads, each with its own
-// worker index (its own HTTP clients and random generator).
+// Threading: run() is a coroutine on the executor of the call's writer (net/io_executor.h: the
+// I/O thread of the client's connection), so the client's bytes, the replica's bytes and the
+// relay share one event loop and no thread handoff. Many run() may be in progress at once, on
+// several loops; the upstream connections are kept alive per loop (net/upstream_client.h).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -41,10 +43,12 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
+
 #include "core/clock.h"
-#include "core/random.h"
 
 #include "net/response_writer.h"
+#include "net/upstream_client.h"
 #include "openai/response_types.h"
 
 #include "fleet/routing.h"
@@ -80,14 +84,14 @@ struct ProxyCall {
 
 class Proxy {
  public:
-  // REQUIRES: every reference outlives the proxy; workers >= 1.
+  // REQUIRES: every reference outlives the proxy.
   Proxy(const GatewayOptions& options, ReplicaSource& source, fleet::RoutingPolicy& policy,
-        GatewayMetrics& metrics, DecisionLog& decisions, const Clock& clock, std::size_t workers);
+        GatewayMetrics& metrics, DecisionLog& decisions, const Clock& clock);
   ~Proxy();
 
-  // Serves `call` completely (the writer is completed or found closed). REQUIRES: worker <
-  // workers, and no other run() with the same worker at the same time.
-  ProxyOutcome run(ProxyCall& call, std::size_t worker);
+  // Serves `call` completely (the writer is completed or found closed). REQUIRES: awaited on
+  // net::io_executor_of(call->writer); the proxy outlives it.
+  boost::asio::awaitable<ProxyOutcome> run(std::shared_ptr<ProxyCall> call);
 
   // Requests this gateway has outstanding on a replica.
   [[nodiscard]] std::int64_t outstanding(std::string_view replica) const;
@@ -95,11 +99,12 @@ class Proxy {
   [[nodiscard]] std::vector<fleet::ReplicaView> replicas_with_overlay() const;
 
  private:
-  struct Worker;
   struct Attempt;
 
-  Attempt attempt_once(ProxyCall& call, Worker& worker, const fleet::ReplicaView& replica,
-                       ProxyOutcome& outcome);
+  boost::asio::awaitable<Attempt> attempt_once(ProxyCall& call, const fleet::ReplicaView& replica,
+                                               ProxyOutcome& outcome,
+                                               const std::shared_ptr<net::UpstreamCancel>& cancel);
+  boost::asio::awaitable<bool> wait_for_client(ProxyCall& call);
   void track(const std::string& replica, int delta);
 
   const GatewayOptions& options_;
@@ -108,7 +113,8 @@ class Proxy {
   GatewayMetrics& metrics_;
   DecisionLog& decisions_;
   const Clock& clock_;
-  std::vector<std::unique_ptr<Worker>> workers_;
+  net::UpstreamClient client_;
+  std::atomic<std::uint64_t> calls_{0};  // Seeds each call's random generator.
   mutable std::mutex mutex_;
   std::map<std::string, std::int64_t, std::less<>> outstanding_;  // Guarded by mutex_.
 };

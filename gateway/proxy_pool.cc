@@ -2,129 +2,142 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <vector>
 
 namespace spillway::gateway {
 
-ProxyPool::ProxyPool(std::size_t workers, std::size_t max_queued, Nanos max_wait,
-                     const Clock& clock)
-    : max_wait_(max_wait), clock_(clock), queue_(std::max<std::size_t>(max_queued, 1)) {
-  threads_.reserve(workers);
-  for (std::size_t i = 0; i < workers; ++i)
-    threads_.emplace_back([this, i] { work(i); });
+void ProxyPool::Slot::reset() {
+  if (std::shared_ptr<State> state = state_.lock()) State::release(state);
+  state_.reset();
+}
+
+void ProxyPool::State::release(const std::shared_ptr<State>& self) {
+  Task next;
+  {
+    std::lock_guard lock(self->mutex);
+    --self->busy;
+    while (!self->stopping) {
+      const auto ticket = self->queue.pop();
+      if (!ticket) break;
+      auto it = self->pending.find(ticket->id);
+      if (it == self->pending.end()) continue;
+      next = std::move(it->second.task);
+      self->pending.erase(it);
+      ++self->busy;
+      break;
+    }
+  }
+  if (next) next(Slot(self));
+}
+
+ProxyPool::ProxyPool(std::size_t slots, std::size_t max_queued, Nanos max_wait, const Clock& clock)
+    : max_wait_(max_wait),
+      clock_(clock),
+      state_(std::make_shared<State>(std::max<std::size_t>(slots, 1),
+                                     std::max<std::size_t>(max_queued, 1))) {
   reaper_ = std::thread([this] { reap(); });
 }
 
 ProxyPool::~ProxyPool() {
   std::vector<Reject> rejected;
   {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-    while (auto t = queue_.pop()) {
-      auto it = pending_.find(t->id);
-      if (it == pending_.end()) continue;
+    std::lock_guard lock(state_->mutex);
+    state_->stopping = true;
+    while (auto t = state_->queue.pop()) {
+      auto it = state_->pending.find(t->id);
+      if (it == state_->pending.end()) continue;
       rejected.push_back(std::move(it->second.reject));
-      pending_.erase(it);
+      state_->pending.erase(it);
     }
-    deadlines_.clear();
+    state_->deadlines.clear();
   }
-  work_ready_.notify_all();
-  reap_wake_.notify_all();
+  state_->reap_wake.notify_all();
   const Error stopping = make_error(ErrorCode::kUnavailable, "the gateway is shutting down");
   for (Reject& r : rejected)
     r(stopping);
-  for (std::thread& t : threads_)
-    t.join();
   reaper_.join();
 }
 
 void ProxyPool::submit(fleet::Priority priority, Task task, Reject reject) {
   std::optional<Reject> refuse_new;
   std::optional<Reject> displaced;
+  bool start_now = false;
   Error why(ErrorCode::kResourceExhausted, "");
+  State& s = *state_;
   {
-    std::lock_guard lock(mutex_);
-    if (stopping_) {
+    std::lock_guard lock(s.mutex);
+    if (s.stopping) {
       refuse_new = std::move(reject);
       why = make_error(ErrorCode::kUnavailable, "the gateway is shutting down");
+    } else if (s.busy < s.slots && s.queue.empty()) {
+      ++s.busy;
+      start_now = true;
     } else {
       const TimePoint now = clock_.now();
-      const std::uint64_t id = next_id_++;
-      auto pushed = queue_.push(fleet::AdmissionTicket{id, priority, now});
+      const std::uint64_t id = s.next_id++;
+      auto pushed = s.queue.push(fleet::AdmissionTicket{id, priority, now});
       if (!pushed.ok()) {
         refuse_new = std::move(reject);
         why = make_error(ErrorCode::kResourceExhausted,
-                         "the fleet is saturated: {} requests are already waiting", queue_.size());
+                         "the fleet is saturated: {} requests are already waiting", s.queue.size());
       } else {
-        pending_.emplace(id, Pending{std::move(task), std::move(reject), now + max_wait_});
-        deadlines_.emplace_back(now + max_wait_, id);
+        s.pending.emplace(id, Pending{std::move(task), std::move(reject), now + max_wait_});
+        s.deadlines.emplace_back(now + max_wait_, id);
         if (const auto& d = *pushed) {
-          auto it = pending_.find(d->id);
-          if (it != pending_.end()) {
+          auto it = s.pending.find(d->id);
+          if (it != s.pending.end()) {
             displaced = std::move(it->second.reject);
-            pending_.erase(it);
+            s.pending.erase(it);
           }
           why = make_error(ErrorCode::kResourceExhausted,
                            "the fleet is saturated and requests of a higher priority arrived");
         }
-        if (deadlines_.size() == 1) reap_wake_.notify_one();
+        if (s.deadlines.size() == 1) s.reap_wake.notify_one();
       }
     }
   }
-  work_ready_.notify_one();
+  if (start_now) task(Slot(state_));
   if (refuse_new) (*refuse_new)(why);
   if (displaced) (*displaced)(why);
 }
 
+std::size_t ProxyPool::slots() const {
+  return state_->slots;
+}
+
 std::size_t ProxyPool::busy() const {
-  std::lock_guard lock(mutex_);
-  return busy_;
+  std::lock_guard lock(state_->mutex);
+  return state_->busy;
 }
 
 std::size_t ProxyPool::queued() const {
-  std::lock_guard lock(mutex_);
-  return queue_.size();
-}
-
-void ProxyPool::work(std::size_t index) {
-  std::unique_lock lock(mutex_);
-  while (true) {
-    work_ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // Stopping, nothing left.
-    const auto ticket = queue_.pop();
-    auto it = pending_.find(ticket->id);
-    if (it == pending_.end()) continue;
-    Task task = std::move(it->second.task);
-    pending_.erase(it);
-    ++busy_;
-    lock.unlock();
-    task(index);
-    task = nullptr;  // Releases what the task holds before the next wait.
-    lock.lock();
-    --busy_;
-  }
+  std::lock_guard lock(state_->mutex);
+  return state_->queue.size();
 }
 
 void ProxyPool::reap() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
+  State& s = *state_;
+  std::unique_lock lock(s.mutex);
+  while (!s.stopping) {
     // Entries whose task already started or was displaced are dropped lazily.
-    while (!deadlines_.empty() && !pending_.contains(deadlines_.front().second)) {
-      deadlines_.pop_front();
+    while (!s.deadlines.empty() && !s.pending.contains(s.deadlines.front().second)) {
+      s.deadlines.pop_front();
     }
-    if (deadlines_.empty()) {
-      reap_wake_.wait(lock);
+    if (s.deadlines.empty()) {
+      s.reap_wake.wait(lock);
       continue;
     }
     const TimePoint now = clock_.now();
     std::vector<Reject> expired;
-    while (!deadlines_.empty() && deadlines_.front().first <= now) {
-      const std::uint64_t id = deadlines_.front().second;
-      deadlines_.pop_front();
-      auto it = pending_.find(id);
-      if (it == pending_.end()) continue;
-      queue_.remove(id);
+    while (!s.deadlines.empty() && s.deadlines.front().first <= now) {
+      const std::uint64_t id = s.deadlines.front().second;
+      s.deadlines.pop_front();
+      auto it = s.pending.find(id);
+      if (it == s.pending.end()) continue;
+      s.queue.remove(id);
       expired.push_back(std::move(it->second.reject));
-      pending_.erase(it);
+      s.pending.erase(it);
     }
     if (!expired.empty()) {
       lock.unlock();
@@ -136,8 +149,8 @@ void ProxyPool::reap() {
       continue;
     }
     // Real time bounds the sleep so that a simulated clock is still re-read regularly.
-    const Nanos left = deadlines_.front().first - now;
-    reap_wake_.wait_for(lock, std::min<Nanos>(left, std::chrono::milliseconds(50)));
+    const Nanos left = s.deadlines.front().first - now;
+    s.reap_wake.wait_for(lock, std::min<Nanos>(left, std::chrono::milliseconds(50)));
   }
 }
 

@@ -1,17 +1,19 @@
-// The gateway's bounded forwarding capacity: a fixed set of worker threads that run upstream
-// calls (net::HttpClient blocks), and in front of them a bounded waiting room ordered by
-// priority class (fleet::AdmissionQueue: interactive before standard before batch, FIFO within
-// a class) with a bounded wait.
+// The gateway's bounded forwarding capacity: at most `slots` requests forwarded at once, and in
+// front of them a bounded waiting room ordered by priority class (fleet::AdmissionQueue:
+// interactive before standard before batch, FIFO within a class) with a bounded wait.
 //
-// submit() never blocks. Each submitted task either runs exactly once on a worker, or its
+// submit() never blocks. Each submitted task either starts exactly once, handed a Slot, or its
 // reject callback runs exactly once instead: when the waiting room is full of equal or higher
 // classes (kResourceExhausted), when a higher-class arrival displaces it, when it waited
-// longer than max_wait (kDeadlineExceeded), or when the pool stops (kUnavailable). Reject
-// callbacks run without the pool's lock, on the submitting thread, the reaper thread or the
-// stopping thread.
+// longer than max_wait (kDeadlineExceeded), or when the pool stops (kUnavailable). A task
+// starts on the submitting thread when a slot is free, otherwise on the thread whose Slot is
+// released; it must not block: it starts asynchronous work that holds the Slot until it ends
+// (dropping the Slot frees it for the next waiting task). Reject callbacks run without the
+// pool's lock, on the submitting thread, the reaper thread or the stopping thread.
 //
-// Thread-safety: safe for concurrent use. The destructor rejects waiting tasks, lets running
-// ones finish and joins the threads; it must not run on a worker.
+// Thread-safety: safe for concurrent use. Slots may be released on any thread, also after the
+// pool is gone (they then do nothing). The destructor rejects waiting tasks and joins the
+// reaper thread; it does not wait for slots in use.
 #pragma once
 
 #include <condition_variable>
@@ -19,10 +21,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
-#include <vector>
 
 #include "core/clock.h"
 #include "core/status.h"
@@ -33,20 +35,44 @@
 namespace spillway::gateway {
 
 class ProxyPool {
+  struct State;
+
  public:
-  // `worker` is the index of the running thread, in [0, workers).
-  using Task = std::function<void(std::size_t worker)>;
+  // One forwarding slot in use; releasing it (destruction, or reset()) starts the next task.
+  class Slot {
+   public:
+    Slot() = default;
+    ~Slot() { reset(); }
+    Slot(Slot&& other) noexcept : state_(std::move(other.state_)) {}
+    Slot& operator=(Slot&& other) noexcept {
+      if (this != &other) {
+        reset();
+        state_ = std::move(other.state_);
+      }
+      return *this;
+    }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    void reset();
+
+   private:
+    friend class ProxyPool;
+    explicit Slot(std::weak_ptr<State> state) : state_(std::move(state)) {}
+    std::weak_ptr<State> state_;
+  };
+
+  using Task = std::function<void(Slot slot)>;
   using Reject = std::function<void(const Error& why)>;
 
-  // REQUIRES: workers >= 1, max_queued >= 1, max_wait > 0; `clock` outlives the pool.
-  ProxyPool(std::size_t workers, std::size_t max_queued, Nanos max_wait, const Clock& clock);
+  // REQUIRES: slots >= 1, max_queued >= 1, max_wait > 0; `clock` outlives the pool.
+  ProxyPool(std::size_t slots, std::size_t max_queued, Nanos max_wait, const Clock& clock);
   ~ProxyPool();
   ProxyPool(const ProxyPool&) = delete;
   ProxyPool& operator=(const ProxyPool&) = delete;
 
   void submit(fleet::Priority priority, Task task, Reject reject);
 
-  [[nodiscard]] std::size_t workers() const { return threads_.size(); }
+  [[nodiscard]] std::size_t slots() const;
   [[nodiscard]] std::size_t busy() const;
   [[nodiscard]] std::size_t queued() const;
 
@@ -56,22 +82,28 @@ class ProxyPool {
     Reject reject;
     TimePoint deadline;
   };
+  // Shared with the Slots, which may outlive the pool.
+  struct State {
+    State(std::size_t slot_count, std::size_t max_queued) : slots(slot_count), queue(max_queued) {}
+    // Frees one slot and starts the next waiting task on it, if any.
+    static void release(const std::shared_ptr<State>& self);
 
-  void work(std::size_t index);
+    const std::size_t slots;
+    mutable std::mutex mutex;
+    fleet::AdmissionQueue queue;                                // Guarded by mutex.
+    std::unordered_map<std::uint64_t, Pending> pending;         // Guarded by mutex; by id.
+    std::deque<std::pair<TimePoint, std::uint64_t>> deadlines;  // Guarded; in submit order.
+    std::uint64_t next_id = 1;                                  // Guarded by mutex.
+    std::size_t busy = 0;                                       // Guarded by mutex.
+    bool stopping = false;                                      // Guarded by mutex.
+    std::condition_variable reap_wake;
+  };
+
   void reap();
 
   const Nanos max_wait_;
   const Clock& clock_;
-  mutable std::mutex mutex_;
-  std::condition_variable work_ready_;
-  std::condition_variable reap_wake_;
-  fleet::AdmissionQueue queue_;                                // Guarded by mutex_.
-  std::unordered_map<std::uint64_t, Pending> pending_;         // Guarded by mutex_; by ticket id.
-  std::deque<std::pair<TimePoint, std::uint64_t>> deadlines_;  // Guarded; in submit order.
-  std::uint64_t next_id_ = 1;                                  // Guarded by mutex_.
-  std::size_t busy_ = 0;                                       // Guarded by mutex_.
-  bool stopping_ = false;                                      // Guarded by mutex_.
-  std::vector<std::thread> threads_;
+  const std::shared_ptr<State> state_;
   std::thread reaper_;
 };
 

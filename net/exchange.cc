@@ -36,6 +36,13 @@ void Exchange::forward(Fn&& fn) {
   if (std::shared_ptr<ExchangeSink> sink = sink_.lock()) fn(*sink);
 }
 
+std::optional<boost::asio::any_io_executor> Exchange::executor() const {
+  std::shared_lock gate_lock(gate_->mu);
+  if (!gate_->open) return std::nullopt;
+  if (std::shared_ptr<ExchangeSink> sink = sink_.lock()) return sink->executor();
+  return std::nullopt;
+}
+
 std::vector<std::function<void()>> Exchange::close_locked() {
   closed_ = true;
   return std::exchange(on_close_, {});

@@ -19,10 +19,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
 
 #include "net/http_headers.h"
 #include "net/http_response.h"
@@ -46,6 +49,8 @@ class ExchangeSink {
   // Close the connection at once (write buffer overflow, or a stream abandoned midway so its
   // end must not look like a complete response).
   virtual void post_abort(const Exchange* exchange, std::string_view reason) = 0;
+  // The connection's strand.
+  [[nodiscard]] virtual boost::asio::any_io_executor executor() const = 0;
 };
 
 // Open while the server's I/O threads and io_context exist. Writers hold it shared while they
@@ -72,6 +77,9 @@ class Exchange {
   }
   // The last ResponseWriter copy is gone.
   void abandon();
+  // The connection's strand while the server runs and the connection exists (see
+  // io_executor.h); nullopt after.
+  [[nodiscard]] std::optional<boost::asio::any_io_executor> executor() const;
 
   // Connection side; called on the connection's strand.
   void bytes_written(std::size_t payload_bytes);

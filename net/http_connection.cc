@@ -313,17 +313,50 @@ void HttpConnection::next_request() {
 
 void HttpConnection::arm_read_timer(TimerKind kind, std::chrono::milliseconds timeout) {
   timer_kind_ = kind;
+  read_deadline_ = std::chrono::steady_clock::now() + timeout;
+  if (read_wait_until_ > read_deadline_) wait_read_timer();
+}
+
+void HttpConnection::cancel_read_timer() {
+  read_deadline_ = SteadyTime::max();  // The pending wait, if any, finds nothing to do.
+}
+
+void HttpConnection::wait_read_timer() {
   const std::uint64_t gen = ++read_timer_gen_;
-  read_timer_.expires_after(timeout);
+  read_wait_until_ = read_deadline_;
+  read_timer_.expires_at(read_deadline_);  // Cancels an earlier wait (its gen is stale).
   read_timer_.async_wait([self = shared_from_this(), gen](error_code ec) {
-    if (ec || gen != self->read_timer_gen_ || self->closed_) return;
+    if (gen != self->read_timer_gen_) return;
+    self->read_wait_until_ = SteadyTime::max();
+    if (ec || self->closed_ || self->read_deadline_ == SteadyTime::max()) return;
+    if (std::chrono::steady_clock::now() < self->read_deadline_) {
+      self->wait_read_timer();  // Moved later since this wait began.
+      return;
+    }
+    self->read_deadline_ = SteadyTime::max();
     self->on_read_timer();
   });
 }
 
-void HttpConnection::cancel_read_timer() {
-  ++read_timer_gen_;
-  read_timer_.cancel();
+void HttpConnection::arm_write_timer() {
+  write_deadline_ = std::chrono::steady_clock::now() + ctx_->options.write_timeout;
+  if (write_wait_until_ > write_deadline_) wait_write_timer();
+}
+
+void HttpConnection::wait_write_timer() {
+  const std::uint64_t gen = ++write_timer_gen_;
+  write_wait_until_ = write_deadline_;
+  write_timer_.expires_at(write_deadline_);
+  write_timer_.async_wait([self = shared_from_this(), gen](error_code ec) {
+    if (gen != self->write_timer_gen_) return;
+    self->write_wait_until_ = SteadyTime::max();
+    if (ec || self->closed_ || self->write_deadline_ == SteadyTime::max()) return;
+    if (std::chrono::steady_clock::now() < self->write_deadline_) {
+      self->wait_write_timer();
+      return;
+    }
+    self->close("write timeout");
+  });
 }
 
 void HttpConnection::on_read_timer() {
@@ -493,12 +526,7 @@ void HttpConnection::pump() {
     pending_.clear();
     inflight_payload_ = std::exchange(pending_payload_, 0);
     writing_ = true;
-    const std::uint64_t gen = ++write_timer_gen_;
-    write_timer_.expires_after(ctx_->options.write_timeout);
-    write_timer_.async_wait([self = shared_from_this(), gen](error_code ec) {
-      if (ec || gen != self->write_timer_gen_ || self->closed_) return;
-      self->close("write timeout");
-    });
+    arm_write_timer();
     asio::async_write(
         socket_, asio::buffer(inflight_),
         [self = shared_from_this()](error_code ec, std::size_t) { self->on_write(ec); });
@@ -509,8 +537,7 @@ void HttpConnection::pump() {
 
 void HttpConnection::on_write(error_code ec) {
   writing_ = false;
-  ++write_timer_gen_;
-  write_timer_.cancel();
+  write_deadline_ = SteadyTime::max();
   if (closed_) return;
   if (ec) {
     close(fmt::format("write failed: {}", ec.message()));
@@ -561,7 +588,8 @@ void HttpConnection::close(std::string_view reason) {
   log_debug("http connection closed", {kv("remote", remote_), kv("reason", reason)});
   ++read_timer_gen_;
   ++write_timer_gen_;
-  read_timer_.cancel();
+  read_deadline_ = write_deadline_ = SteadyTime::max();
+  read_timer_.cancel();  // Now, so that the waits release this connection.
   write_timer_.cancel();
   error_code ec;
   socket_.close(ec);

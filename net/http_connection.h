@@ -57,6 +57,7 @@ class HttpConnection final : public ExchangeSink,
   void post_stream_end(const Exchange* exchange) override;
   void post_abandoned(const Exchange* exchange) override;
   void post_abort(const Exchange* exchange, std::string_view reason) override;
+  [[nodiscard]] boost::asio::any_io_executor executor() const override { return strand_; }
 
  private:
   enum class TimerKind { kHeader, kBody, kIdle, kLinger };
@@ -81,7 +82,10 @@ class HttpConnection final : public ExchangeSink,
   // Timers.
   void arm_read_timer(TimerKind kind, std::chrono::milliseconds timeout);
   void cancel_read_timer();
+  void wait_read_timer();
   void on_read_timer();
+  void arm_write_timer();
+  void wait_write_timer();
 
   // Requests and responses.
   void begin_request();
@@ -121,7 +125,16 @@ class HttpConnection final : public ExchangeSink,
   bool read_in_flight_ = false;
   bool restart_after_cancel_ = false;  // A raw read was cancelled to parse a buffered request.
   TimerKind timer_kind_ = TimerKind::kHeader;
-  std::uint64_t read_timer_gen_ = 0;
+  // Deadlines are lazy: arming one later than the pending wait, or clearing it, only records
+  // it (a request arms and clears several, and each change of the loop's earliest timer is a
+  // system call); the pending wait re-checks when it fires. A wait is started only when none
+  // is pending or the new deadline is earlier.
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  SteadyTime read_deadline_ = SteadyTime::max();    // max: none.
+  SteadyTime read_wait_until_ = SteadyTime::max();  // The pending wait's expiry; max: none.
+  SteadyTime write_deadline_ = SteadyTime::max();
+  SteadyTime write_wait_until_ = SteadyTime::max();
+  std::uint64_t read_timer_gen_ = 0;  // Identifies the current wait; older ones do nothing.
   std::uint64_t write_timer_gen_ = 0;
 
   // The request in progress (from its headers to its last response byte).

@@ -43,10 +43,8 @@ struct HttpServer::Impl {
   enum class State { kNew, kRunning, kStopped };
 
   Impl(HttpServerOptions options, Router router)
-      : ctx(std::make_shared<internal::ServerContext>(std::move(options), std::move(router))),
-        ioc(ctx->options.io_threads),
-        acceptor(asio::make_strand(ioc)),
-        accept_retry(acceptor.get_executor()) {}
+      : ctx(std::make_shared<internal::ServerContext>(std::move(options), std::move(router))) {}
+  ~Impl() { stop(); }
 
   Status start();
   void do_accept();
@@ -55,14 +53,17 @@ struct HttpServer::Impl {
   void stop();
 
   const std::shared_ptr<internal::ServerContext> ctx;
-  // Declared before the objects bound to it, so it is destroyed after them.
-  asio::io_context ioc;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
-  tcp::acceptor acceptor;           // Used on its strand only, once running.
-  asio::steady_timer accept_retry;  // Same strand.
+  // One event loop per I/O thread, each run by its thread alone; a connection stays on the
+  // loop it was accepted onto. Declared before the objects bound to them; stop() destroys them
+  // (and with them every handler and coroutine still pending on them) after the threads end.
+  std::vector<std::unique_ptr<asio::io_context>> loops;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::optional<tcp::acceptor> acceptor;           // On loop 0's strand only, once running.
+  std::optional<asio::steady_timer> accept_retry;  // Same strand.
   std::vector<std::thread> threads;
   std::atomic<std::uint16_t> port{0};
   std::uint64_t next_connection_id = 0;  // Acceptor strand only.
+  std::size_t next_loop = 0;             // Acceptor strand only.
 
   std::mutex lifecycle_mu;
   State state = State::kNew;  // Guarded by lifecycle_mu.
@@ -75,6 +76,13 @@ Status HttpServer::Impl::start() {
   }
   const HttpServerOptions& o = ctx->options;
   SPW_TRY(o.validate());
+  accept_retry.reset();  // From an earlier start() that failed.
+  acceptor.reset();
+  loops.clear();
+  for (int i = 0; i < o.io_threads; ++i)
+    loops.push_back(std::make_unique<asio::io_context>(1));
+  acceptor.emplace(asio::make_strand(*loops.front()));
+  accept_retry.emplace(acceptor->get_executor());
   error_code ec;
   const asio::ip::address address = o.host == "localhost"
                                         ? asio::ip::address(asio::ip::address_v4::loopback())
@@ -86,44 +94,45 @@ Status HttpServer::Impl::start() {
   const tcp::endpoint endpoint(address, static_cast<std::uint16_t>(o.port));
   auto fail = [&](std::string_view step) {
     error_code ignored;
-    acceptor.close(ignored);
+    acceptor->close(ignored);
     return make_error(ErrorCode::kUnavailable, "http server {} {}:{}: {}", step, o.host, o.port,
                       ec.message());
   };
-  if (acceptor.open(endpoint.protocol(), ec)) return fail("open");
-  if (acceptor.set_option(tcp::acceptor::reuse_address(true), ec)) return fail("configure");
-  if (acceptor.bind(endpoint, ec)) return fail("bind");
-  if (acceptor.listen(o.listen_backlog, ec)) return fail("listen");
-  port = acceptor.local_endpoint(ec).port();
+  if (acceptor->open(endpoint.protocol(), ec)) return fail("open");
+  if (acceptor->set_option(tcp::acceptor::reuse_address(true), ec)) return fail("configure");
+  if (acceptor->bind(endpoint, ec)) return fail("bind");
+  if (acceptor->listen(o.listen_backlog, ec)) return fail("listen");
+  port = acceptor->local_endpoint(ec).port();
 
-  work.emplace(ioc.get_executor());
-  threads.reserve(static_cast<std::size_t>(o.io_threads));
-  for (int i = 0; i < o.io_threads; ++i) {
-    threads.emplace_back([this] {
+  threads.reserve(loops.size());
+  for (const auto& loop : loops) {
+    work.push_back(asio::make_work_guard(*loop));
+    threads.emplace_back([this, &ioc = *loop] {
       tls_io_server = this;
       ioc.run();  // Handlers do not throw: connection code catches handler exceptions.
       tls_io_server = nullptr;
     });
   }
-  asio::post(acceptor.get_executor(), [this] { do_accept(); });
+  asio::post(acceptor->get_executor(), [this] { do_accept(); });
   state = State::kRunning;
   log_info("http server listening", {kv("host", o.host), kv("port", port.load())});
   return Status::ok_status();
 }
 
 void HttpServer::Impl::do_accept() {
-  if (!acceptor.is_open()) return;
-  acceptor.async_accept(asio::make_strand(ioc), [this](error_code ec, tcp::socket socket) {
+  if (!acceptor->is_open()) return;
+  asio::io_context& loop = *loops[next_loop++ % loops.size()];
+  acceptor->async_accept(asio::make_strand(loop), [this](error_code ec, tcp::socket socket) {
     on_accept(ec, std::move(socket));
   });
 }
 
 void HttpServer::Impl::on_accept(error_code ec, tcp::socket socket) {
-  if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+  if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
   if (ec) {
     log_warn("http accept failed", {kv("error", ec.message())});
-    accept_retry.expires_after(kAcceptRetryDelay);
-    accept_retry.async_wait([this](error_code e) {
+    accept_retry->expires_after(kAcceptRetryDelay);
+    accept_retry->async_wait([this](error_code e) {
       if (!e) do_accept();
     });
     return;
@@ -144,10 +153,10 @@ void HttpServer::Impl::on_accept(error_code ec, tcp::socket socket) {
 
 void HttpServer::Impl::stop_accepting() {
   if (ctx->draining.exchange(true)) return;
-  asio::post(acceptor.get_executor(), [this] {
+  asio::post(acceptor->get_executor(), [this] {
     error_code ec;
-    acceptor.close(ec);
-    accept_retry.cancel();
+    acceptor->close(ec);
+    accept_retry->cancel();
   });
   ctx->for_each_connection([](internal::HttpConnection& c) { c.drain(); });
 }
@@ -173,24 +182,28 @@ void HttpServer::Impl::stop() {
   }
   stop_accepting();
   ctx->for_each_connection([](internal::HttpConnection& c) { c.shutdown(); });
-  work.reset();
+  work.clear();
   if (!ctx->wait_connections_gone(kStopGrace)) {
     log_warn("http server stop: connections still open after the grace period",
              {kv("open", ctx->open_connections.load())});
   }
-  ioc.stop();
+  for (const auto& loop : loops)
+    loop->stop();
   for (std::thread& t : threads)
     t.join();
   threads.clear();
+  // Whatever is still pending (a handler's coroutine waiting on an upstream, say) is destroyed
+  // now, while what it refers to still exists, rather than whenever the server object goes.
+  accept_retry.reset();
+  acceptor.reset();
+  loops.clear();
   log_info("http server stopped", {kv("port", port.load())});
 }
 
 HttpServer::HttpServer(HttpServerOptions options, Router router)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(router))) {}
 
-HttpServer::~HttpServer() {
-  stop();
-}
+HttpServer::~HttpServer() = default;  // Impl's destructor stops.
 
 Status HttpServer::start() {
   return impl_->start();

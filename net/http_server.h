@@ -2,11 +2,13 @@
 // event-loop threads. Generic: it knows routes, limits and connections, nothing about models or
 // APIs.
 //
-// Concurrency model: `io_threads` threads run one Asio io_context. Each connection lives on its
-// own strand, so its state needs no locks and idle keep-alive connections cost memory, not
-// threads. Handlers (see router.h) run on I/O threads and must not block; they may complete
-// their ResponseWriter from any thread. Requests on one connection are handled one at a time,
-// in order (pipelined requests wait in a bounded buffer).
+// Concurrency model: `io_threads` threads, each running its own Asio io_context (event loop);
+// accepted connections are dealt to the loops in turn and stay on theirs. Each connection lives
+// on its own strand, so its state needs no locks and idle keep-alive connections cost memory,
+// not threads. Handlers (see router.h) run on I/O threads and must not block; they may complete
+// their ResponseWriter from any thread, or continue asynchronously on the connection's own
+// executor (io_executor.h), which costs no thread handoff. Requests on one connection are
+// handled one at a time, in order (pipelined requests wait in a bounded buffer).
 //
 // Limits (see HttpServerOptions): connections (over the limit: closed at once), header,
 // request-target and body sizes (431, 414, 413), header/body/idle/write timeouts, and the
@@ -15,7 +17,9 @@
 //
 // Shutdown: stop_accepting() closes the listener and idle connections; drain() waits for the
 // requests in progress (their responses carry Connection: close); stop() closes everything,
-// fires pending writers' on_close, and joins the threads. Signals are the caller's business.
+// fires pending writers' on_close, joins the threads and destroys the event loops, and with
+// them whatever handlers left pending there (coroutines waiting on an upstream). Signals are
+// the caller's business.
 //
 // Thread-safety: all public methods are safe for concurrent use, except that drain(), stop()
 // and the destructor block and so must not be called from a handler or an on_close callback

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "net/exchange.h"
+#include "net/io_executor.h"
 
 namespace spillway::net {
 
@@ -49,6 +50,11 @@ void ResponseWriter::on_close(std::function<void()> callback) {
 
 std::size_t ResponseWriter::buffered_bytes() const {
   return handle_ ? handle_->exchange->buffered_bytes() : 0;
+}
+
+std::optional<boost::asio::any_io_executor> io_executor_of(const ResponseWriter& writer) {
+  if (!writer.handle_) return std::nullopt;
+  return writer.handle_->exchange->executor();
 }
 
 }  // namespace spillway::net

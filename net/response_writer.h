@@ -24,16 +24,24 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "net/http_headers.h"
 #include "net/http_response.h"
+
+namespace boost::asio {
+class any_io_executor;
+}
 
 namespace spillway::net {
 
 namespace internal {
 class Exchange;
 }
+class ResponseWriter;
+// See io_executor.h.
+std::optional<boost::asio::any_io_executor> io_executor_of(const ResponseWriter& writer);
 
 class ResponseWriter {
  public:
@@ -67,6 +75,7 @@ class ResponseWriter {
   [[nodiscard]] std::size_t buffered_bytes() const;
 
  private:
+  friend std::optional<boost::asio::any_io_executor> io_executor_of(const ResponseWriter& writer);
   struct Handle;
   std::shared_ptr<Handle> handle_;
 };

@@ -161,70 +161,78 @@ TEST(WorstCaseTest, BoundsPromptBytesAndEveryChoice) {
   EXPECT_EQ(worst_case(*ids, 4096, allowance).total_tokens, (3 + 5) + 4);
 }
 
-// A pool of one worker held busy by a gate, so the test decides when slots free up.
+// Tasks keep their slot in `held`, so the test decides when slots free up.
 class PoolTest : public ::testing::Test {
  protected:
-  void hold_worker(ProxyPool& pool) {
-    pool.submit(
-        fleet::Priority::kStandard,
-        [this](std::size_t) {
-          std::unique_lock lock(mu_);
-          started_ = true;
-          cv_.notify_all();
-          cv_.wait(lock, [this] { return open_; });
-        },
-        [](const Error&) { ADD_FAILURE() << "the holder was rejected"; });
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [this] { return started_; });
+  ProxyPool::Task hold(std::string name) {
+    return [this, name](ProxyPool::Slot slot) {
+      std::lock_guard lock(mu_);
+      started_.push_back(name);
+      held_.push_back(std::move(slot));
+    };
   }
-  void open_gate() {
+  // Releases the oldest slot held (which may start a waiting task on this thread).
+  void release_one() {
+    ProxyPool::Slot slot;
+    {
+      std::lock_guard lock(mu_);
+      ASSERT_FALSE(held_.empty());
+      slot = std::move(held_.front());
+      held_.erase(held_.begin());
+    }
+  }
+  std::vector<std::string> started() {
     std::lock_guard lock(mu_);
-    open_ = true;
-    cv_.notify_all();
+    return started_;
   }
 
   std::mutex mu_;
-  std::condition_variable cv_;
-  bool started_ = false;
-  bool open_ = false;
+  std::vector<std::string> started_;
+  std::vector<ProxyPool::Slot> held_;
 };
 
+TEST_F(PoolTest, StartsAtOnceWhileSlotsAreFree) {
+  ProxyPool pool(2, 4, std::chrono::seconds(30), SteadyClock::instance());
+  const auto never = [](const Error& e) { ADD_FAILURE() << e.message(); };
+  pool.submit(fleet::Priority::kBatch, hold("a"), never);
+  pool.submit(fleet::Priority::kBatch, hold("b"), never);
+  EXPECT_EQ(started(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(pool.busy(), 2u);
+  pool.submit(fleet::Priority::kBatch, hold("c"), never);
+  EXPECT_EQ(pool.queued(), 1u);
+  release_one();  // Starts "c" on this thread, on the freed slot.
+  EXPECT_EQ(started(), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(pool.busy(), 2u);
+  EXPECT_EQ(pool.queued(), 0u);
+  release_one();
+  release_one();
+  EXPECT_EQ(pool.busy(), 0u);
+}
+
 TEST_F(PoolTest, RunsByPriorityAndRejectsBeyondTheWaitingRoom) {
-  std::vector<std::string> order;
-  std::mutex order_mu;
   std::vector<std::string> rejected;
-  {
-    ProxyPool pool(1, 3, std::chrono::seconds(30), SteadyClock::instance());
-    hold_worker(pool);
-    auto add = [&](fleet::Priority p, std::string name) {
-      pool.submit(
-          p,
-          [&, name](std::size_t worker) {
-            EXPECT_EQ(worker, 0u);
-            std::lock_guard lock(order_mu);
-            order.push_back(name);
-          },
-          [&, name](const Error& e) {
-            EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted);
-            std::lock_guard lock(order_mu);
-            rejected.push_back(name);
-          });
-    };
-    add(fleet::Priority::kBatch, "batch-1");
-    add(fleet::Priority::kStandard, "standard-1");
-    add(fleet::Priority::kBatch, "batch-2");
-    EXPECT_EQ(pool.queued(), 3u);
-    add(fleet::Priority::kInteractive, "interactive-1");  // Displaces batch-2 (newest, lowest).
-    add(fleet::Priority::kBatch, "batch-3");              // Full of higher classes: refused.
-    EXPECT_EQ(rejected, (std::vector<std::string>{"batch-2", "batch-3"}));
-    open_gate();
-    while (true) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      std::lock_guard lock(order_mu);
-      if (order.size() == 3) break;
-    }
-  }
-  EXPECT_EQ(order, (std::vector<std::string>{"interactive-1", "standard-1", "batch-1"}));
+  ProxyPool pool(1, 3, std::chrono::seconds(30), SteadyClock::instance());
+  pool.submit(fleet::Priority::kStandard, hold("holder"),
+              [](const Error&) { ADD_FAILURE() << "the holder was rejected"; });
+  auto add = [&](fleet::Priority p, const std::string& name) {
+    pool.submit(p, hold(name), [&, name](const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted);
+      rejected.push_back(name);
+    });
+  };
+  add(fleet::Priority::kBatch, "batch-1");
+  add(fleet::Priority::kStandard, "standard-1");
+  add(fleet::Priority::kBatch, "batch-2");
+  EXPECT_EQ(pool.queued(), 3u);
+  add(fleet::Priority::kInteractive, "interactive-1");  // Displaces batch-2 (newest, lowest).
+  add(fleet::Priority::kBatch, "batch-3");              // Full of higher classes: refused.
+  EXPECT_EQ(rejected, (std::vector<std::string>{"batch-2", "batch-3"}));
+  for (int i = 0; i < 3; ++i)
+    release_one();
+  EXPECT_EQ(started(),
+            (std::vector<std::string>{"holder", "interactive-1", "standard-1", "batch-1"}));
+  release_one();
+  EXPECT_EQ(pool.busy(), 0u);
 }
 
 TEST_F(PoolTest, WaitingTooLongIsRejected) {
@@ -232,9 +240,11 @@ TEST_F(PoolTest, WaitingTooLongIsRejected) {
   std::atomic<int> late{0};
   {
     ProxyPool pool(1, 8, std::chrono::seconds(5), clock);
-    hold_worker(pool);
+    pool.submit(fleet::Priority::kStandard, hold("holder"),
+                [](const Error&) { ADD_FAILURE() << "the holder was rejected"; });
     pool.submit(
-        fleet::Priority::kInteractive, [](std::size_t) { ADD_FAILURE() << "ran after timeout"; },
+        fleet::Priority::kInteractive,
+        [](ProxyPool::Slot) { ADD_FAILURE() << "ran after timeout"; },
         [&](const Error& e) {
           EXPECT_EQ(e.code(), ErrorCode::kDeadlineExceeded);
           ++late;
@@ -245,27 +255,27 @@ TEST_F(PoolTest, WaitingTooLongIsRejected) {
     while (late.load() == 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     EXPECT_EQ(pool.queued(), 0u);
-    open_gate();
+    release_one();
   }
   EXPECT_EQ(late.load(), 1);
 }
 
-TEST_F(PoolTest, StoppingRejectsWaitingRequests) {
+TEST_F(PoolTest, StoppingRejectsWaitingRequestsAndSlotsOutliveThePool) {
   std::atomic<int> stopped{0};
   {
     ProxyPool pool(1, 8, std::chrono::seconds(30), SteadyClock::instance());
-    hold_worker(pool);
-    // Its rejection (by the destructor, before it joins) is what lets the worker finish, so it
-    // can only have been rejected, never run.
+    pool.submit(fleet::Priority::kStandard, hold("holder"),
+                [](const Error&) { ADD_FAILURE() << "the holder was rejected"; });
     pool.submit(
-        fleet::Priority::kInteractive, [](std::size_t) { ADD_FAILURE() << "ran after stop"; },
+        fleet::Priority::kInteractive, [](ProxyPool::Slot) { ADD_FAILURE() << "ran after stop"; },
         [&](const Error& e) {
           EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
           ++stopped;
-          open_gate();
         });
   }
   EXPECT_EQ(stopped.load(), 1);
+  release_one();  // The pool is gone: releasing its slot does nothing.
+  EXPECT_EQ(started(), std::vector<std::string>{"holder"});
 }
 
 }  // namespace

@@ -11,45 +11,17 @@
 
 #include "net/http_client.h"
 #include "net/http_server.h"
+
 #include "net_test_support.h"
 
 namespace spillway::net {
 namespace {
 
 using testing::kHangGuard;
+using testing::RawListener;
 using testing::start_server;
 using testing::test_options;
 using testing::wait_until;
-
-// A listening socket on an ephemeral loopback port that the test drives by hand.
-class RawListener {
- public:
-  RawListener() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 16);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~RawListener() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  [[nodiscard]] std::uint16_t port() const { return port_; }
-  // Accepts one connection; returns its fd (owned by the caller).
-  [[nodiscard]] int accept_one() const { return ::accept(fd_, nullptr, nullptr); }
-  void close() {
-    ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-  std::uint16_t port_ = 0;
-};
 
 HttpClientOptions options_for(std::uint16_t port) {
   HttpClientOptions o;

@@ -209,4 +209,34 @@ inline std::unique_ptr<HttpServer> start_server(Router router,
   return server;
 }
 
+// A listening socket on an ephemeral loopback port that the test drives by hand.
+class RawListener {
+ public:
+  RawListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(fd_, 16);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~RawListener() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  // Accepts one connection; returns its fd (owned by the caller).
+  [[nodiscard]] int accept_one() const { return ::accept(fd_, nullptr, nullptr); }
+  void close() {
+    ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
 }  // namespace spillway::net::testing

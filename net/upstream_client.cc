@@ -1,0 +1,341 @@
+#include "net/upstream_client.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+namespace spillway::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+namespace {
+
+constexpr std::int64_t kMaxTimeoutMs = 24LL * 3600 * 1000;
+constexpr std::size_t kPieceBytes = 16 * 1024;
+
+Status check_timeout(std::string_view field, std::chrono::milliseconds value) {
+  if (value.count() < 1 || value.count() > kMaxTimeoutMs) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "upstream client option {} = {} ms: must be in [1, {}]", field, value.count(),
+                      kMaxTimeoutMs);
+  }
+  return Status::ok_status();
+}
+
+bool is_valid_target(std::string_view target) {
+  return !target.empty() && target.front() == '/' &&
+         std::none_of(target.begin(), target.end(),
+                      [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; });
+}
+
+// The idle kept-alive connections of one event loop, by upstream ("host:port"). A service of
+// the loop's io_context: it is shut down (closing them) with the loop.
+class IdleConnections final : public asio::execution_context::service {
+ public:
+  static inline asio::execution_context::id id;
+
+  explicit IdleConnections(asio::execution_context& context)
+      : asio::execution_context::service(context) {}
+
+  std::unique_ptr<beast::tcp_stream> take(const std::string& upstream) {
+    std::lock_guard lock(mu_);
+    auto it = idle_.find(upstream);
+    if (it == idle_.end() || it->second.empty()) return nullptr;
+    std::unique_ptr<beast::tcp_stream> s = std::move(it->second.back());
+    it->second.pop_back();
+    return s;
+  }
+
+  void give(const std::string& upstream, std::unique_ptr<beast::tcp_stream> s, std::size_t max) {
+    std::lock_guard lock(mu_);
+    if (shut_down_) return;
+    auto& list = idle_[upstream];
+    if (list.size() >= max) list.erase(list.begin());  // The oldest is the likeliest stale.
+    list.push_back(std::move(s));
+  }
+
+ private:
+  void shutdown() override {
+    std::lock_guard lock(mu_);
+    shut_down_ = true;
+    idle_.clear();
+  }
+
+  std::mutex mu_;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle_;
+  bool shut_down_ = false;
+};
+
+HttpHeaders to_headers(const http::response_header<>& fields) {
+  HttpHeaders headers;
+  for (const auto& field : fields)
+    headers.add(std::string(field.name_string()), std::string(field.value()));
+  return headers;
+}
+
+// One call's fixed facts.
+struct CallContext {
+  const UpstreamClientOptions& options;
+  const std::string& upstream;  // "host:port", for messages.
+  SteadyTime deadline;
+  UpstreamCancel* cancel;
+
+  [[nodiscard]] bool cancelled() const { return cancel != nullptr && cancel->cancelled(); }
+  void expire_within(beast::tcp_stream& s, std::chrono::milliseconds step) const {
+    s.expires_at(std::min(deadline, std::chrono::steady_clock::now() + step));
+  }
+  [[nodiscard]] Error cancelled_error() const {
+    return make_error(ErrorCode::kCancelled, "call to {}: cancelled by the caller", upstream);
+  }
+  [[nodiscard]] Error timeout_error(std::string_view step, std::chrono::milliseconds limit) const {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return make_error(ErrorCode::kDeadlineExceeded, "{} {}: request_timeout of {} ms exceeded",
+                        step, upstream, options.request_timeout.count());
+    }
+    return make_error(ErrorCode::kDeadlineExceeded, "{} {}: no progress for {} ms", step, upstream,
+                      limit.count());
+  }
+};
+
+// How one attempt on one connection ended.
+struct AttemptResult {
+  std::optional<Error> error;    // Unset: the response is complete.
+  bool before_response = false;  // Nothing of the response arrived (safe to send again).
+  bool reusable = false;         // The connection may serve another call.
+  HttpClientResponse response;
+};
+
+asio::awaitable<AttemptResult> attempt(beast::tcp_stream& s,
+                                       const http::request<http::string_body>& msg, bool head,
+                                       const UpstreamClient::HeadCallback& on_head,
+                                       const UpstreamClient::BodyCallback& on_body,
+                                       const CallContext& call) {
+  AttemptResult out;
+  error_code ec;
+  call.expire_within(s, call.options.io_timeout);
+  co_await http::async_write(s, msg, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    // The upstream may have answered early (e.g. 413) and closed: read that answer below.
+    if (call.cancelled()) {
+      out.error = call.cancelled_error();
+      co_return out;
+    }
+    if (ec == beast::error::timeout) {
+      out.error = call.timeout_error("send to", call.options.io_timeout);
+      co_return out;
+    }
+  }
+  const bool write_failed = static_cast<bool>(ec);
+  const std::optional<Error> write_error =
+      write_failed ? std::optional<Error>(make_error(ErrorCode::kUnavailable, "send to {}: {}",
+                                                     call.upstream, ec.message()))
+                   : std::nullopt;
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(call.options.max_header_bytes));
+  parser.body_limit(boost::none);  // The caller consumes the body as it arrives.
+  if (head) parser.skip(true);
+  std::array<char, kPieceBytes> piece{};
+
+  // One read step; returns the failure, if any.
+  const auto read_some = [&]() -> asio::awaitable<std::optional<AttemptResult>> {
+    parser.get().body().data = piece.data();
+    parser.get().body().size = piece.size();
+    call.expire_within(s, call.options.io_timeout);
+    error_code rec;
+    co_await http::async_read_some(s, buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, rec));
+    if (rec == http::error::need_buffer) rec = {};
+    if (!rec) co_return std::nullopt;
+    AttemptResult failed;
+    if (call.cancelled()) {
+      failed.error = call.cancelled_error();
+    } else if (rec == beast::error::timeout) {
+      failed.error = call.timeout_error("read from", call.options.io_timeout);
+    } else if (rec == http::error::header_limit) {
+      failed.error =
+          make_error(ErrorCode::kPayloadTooLarge, "response from {}: {} (limit: {} header bytes)",
+                     call.upstream, rec.message(), call.options.max_header_bytes);
+    } else if (!parser.got_some() && buffer.size() == 0) {
+      failed.before_response = true;
+      failed.error =
+          write_error ? *write_error
+                      : make_error(ErrorCode::kUnavailable, "read from {}: {} before any response",
+                                   call.upstream, rec.message());
+    } else {
+      failed.error =
+          make_error(ErrorCode::kDataLoss, "response from {}: {}", call.upstream, rec.message());
+    }
+    co_return failed;
+  };
+
+  while (!parser.is_header_done()) {
+    if (auto failed = co_await read_some()) co_return std::move(*failed);
+  }
+  out.response.status = static_cast<int>(parser.get().result_int());
+  out.response.headers = to_headers(parser.get().base());
+  if (on_head && !on_head(out.response.status, out.response.headers)) {
+    out.error = call.cancelled_error();
+    co_return out;
+  }
+  while (!parser.is_done()) {
+    auto failed = co_await read_some();
+    // Bytes parsed in this step reach the caller even when the step then failed.
+    const std::size_t got = piece.size() - parser.get().body().size;
+    if (got > 0 && on_body && !co_await on_body(std::string_view(piece.data(), got))) {
+      out.error = call.cancelled_error();
+      co_return out;
+    }
+    if (failed) co_return std::move(*failed);
+  }
+  out.reusable = !write_failed && parser.get().keep_alive() && buffer.size() == 0;
+  co_return out;
+}
+
+}  // namespace
+
+Status UpstreamClientOptions::validate() const {
+  SPW_TRY(check_timeout("connect_timeout", connect_timeout));
+  SPW_TRY(check_timeout("io_timeout", io_timeout));
+  SPW_TRY(check_timeout("request_timeout", request_timeout));
+  if (max_header_bytes < 1024 || max_header_bytes > (1u << 20)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "upstream client option max_header_bytes = {}: must be in [1024, 1048576]",
+                      max_header_bytes);
+  }
+  if (max_idle_per_upstream > 4096) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "upstream client option max_idle_per_upstream = {}: must be at most 4096",
+                      max_idle_per_upstream);
+  }
+  return Status::ok_status();
+}
+
+UpstreamCancel::UpstreamCancel(boost::asio::any_io_executor executor)
+    : executor_(std::move(executor)) {}
+
+void UpstreamCancel::cancel() {
+  if (cancelled_.exchange(true)) return;
+  asio::post(executor_, [self = shared_from_this()] {
+    if (self->interrupt_) self->interrupt_();
+  });
+}
+
+UpstreamClient::UpstreamClient(UpstreamClientOptions options) : options_(std::move(options)) {}
+
+asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
+    std::string host, int port, const HttpClientRequest& request, const HeadCallback& on_head,
+    const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel) {
+  if (Status s = options_.validate(); !s.ok()) co_return s.error();
+  if (port < 1 || port > 65535) {
+    co_return make_error(ErrorCode::kInvalidArgument, "upstream port {}: must be in [1, 65535]",
+                         port);
+  }
+  error_code ec;
+  const asio::ip::address address = host == "localhost"
+                                        ? asio::ip::address(asio::ip::address_v4::loopback())
+                                        : asio::ip::make_address(host, ec);
+  if (ec) {
+    co_return make_error(ErrorCode::kInvalidArgument,
+                         "upstream host '{}': not an IP address or 'localhost'", host);
+  }
+  if (!is_valid_header_name(request.method)) {
+    co_return make_error(ErrorCode::kInvalidArgument, "upstream request method '{}' is invalid",
+                         request.method);
+  }
+  if (!is_valid_target(request.target)) {
+    co_return make_error(ErrorCode::kInvalidArgument,
+                         "upstream request target must start with '/' and contain no "
+                         "whitespace or control characters");
+  }
+  http::request<http::string_body> msg;
+  const http::verb verb = http::string_to_verb(request.method);
+  if (verb == http::verb::unknown) {
+    msg.method_string(request.method);
+  } else {
+    msg.method(verb);
+  }
+  msg.target(request.target);
+  msg.version(11);
+  for (const auto& [name, value] : request.headers) {
+    if (!is_valid_header_name(name) || !is_valid_header_value(value)) {
+      co_return make_error(ErrorCode::kInvalidArgument,
+                           "upstream request header '{}' has an invalid name or value", name);
+    }
+    if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding")) continue;
+    msg.insert(name, value);
+  }
+  const std::string upstream = fmt::format("{}:{}", host, port);
+  if (!request.headers.contains("Host")) msg.set(http::field::host, upstream);
+  msg.body() = request.body;
+  msg.prepare_payload();
+
+  const auto executor = co_await asio::this_coro::executor;
+  auto& idle = asio::use_service<IdleConnections>(asio::query(executor, asio::execution::context));
+  const CallContext call{options_, upstream,
+                         std::chrono::steady_clock::now() + options_.request_timeout, cancel.get()};
+  const tcp::endpoint endpoint(address, static_cast<std::uint16_t>(port));
+
+  for (int attempt_index = 0;; ++attempt_index) {
+    if (call.cancelled()) co_return call.cancelled_error();
+    std::unique_ptr<beast::tcp_stream> s = attempt_index == 0 ? idle.take(upstream) : nullptr;
+    const bool reused = s != nullptr;
+    if (!s) s = std::make_unique<beast::tcp_stream>(executor);
+    if (cancel) cancel->interrupt_ = [raw = s.get()] { raw->cancel(); };
+    if (!reused) {
+      call.expire_within(*s, options_.connect_timeout);
+      co_await s->async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (cancel) cancel->interrupt_ = nullptr;
+        if (call.cancelled()) co_return call.cancelled_error();
+        if (ec == beast::error::timeout) {
+          co_return call.timeout_error("connect", options_.connect_timeout);
+        }
+        co_return make_error(ErrorCode::kUnavailable, "connect {}: {}", upstream, ec.message());
+      }
+      error_code ignored;  // Requests are written whole; do not hold back small ones.
+      s->socket().set_option(tcp::no_delay(true), ignored);
+    }
+    AttemptResult r = co_await attempt(*s, msg, request.method == "HEAD", on_head, on_body, call);
+    if (cancel) cancel->interrupt_ = nullptr;
+    if (!r.error) {
+      if (r.reusable) {
+        s->expires_never();
+        idle.give(upstream, std::move(s), options_.max_idle_per_upstream);
+      }
+      co_return std::move(r.response);
+    }
+    const bool retry = reused && attempt_index == 0 && r.before_response && !call.cancelled() &&
+                       std::chrono::steady_clock::now() < call.deadline;
+    if (!retry) co_return std::move(*r.error);
+  }
+}
+
+}  // namespace spillway::net

@@ -1,0 +1,99 @@
+// An asynchronous HTTP/1.1 client for forwarding requests to upstream servers (the gateway's
+// replicas), as C++20 coroutines that run on the caller's executor. The gateway calls it on the
+// I/O thread serving the client's connection (io_executor.h), so a forwarded request costs no
+// thread handoff: the client's bytes, the upstream's bytes and the relay all stay on one event
+// loop, as in an event-driven reverse proxy. Plain HTTP only (replicas are reached over the
+// private network). For blocking calls from ordinary threads use HttpClient (http_client.h).
+//
+// Connections are kept alive and reused per event loop and upstream: a service of the loop's
+// io_context keeps the idle ones (at most max_idle_per_upstream per upstream), so they never
+// outlive their loop. A call that fails on a reused connection before any byte of the response
+// arrived (the upstream had closed it while idle) is sent once more on a fresh connection;
+// the upstream saw at most a request it never answered.
+//
+// Bounds, as HttpClient: connecting (connect_timeout), each wait for a socket read or write
+// (io_timeout: the longest silence, e.g. between two streamed tokens), the whole call
+// (request_timeout), response header bytes (max_header_bytes). Body bytes are handed to the
+// caller as they arrive, never buffered here.
+//
+// Errors: kInvalidArgument (bad options, request or host), kUnavailable (could not connect, or
+// the connection failed before any response byte: safe to retry elsewhere), kDeadlineExceeded
+// (a timeout), kPayloadTooLarge (response head over max_header_bytes), kDataLoss (malformed or
+// truncated response), kCancelled (on_head/on_body said stop, or UpstreamCancel::cancel()).
+//
+// Thread-safety: one UpstreamClient serves any number of concurrent calls on any loops.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "core/status.h"
+
+#include "net/http_client.h"
+#include "net/http_headers.h"
+
+namespace spillway::net {
+
+struct UpstreamClientOptions {
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds io_timeout{30'000};
+  std::chrono::milliseconds request_timeout{60'000};
+  std::size_t max_header_bytes = 64 * 1024;
+  std::size_t max_idle_per_upstream = 64;  // Idle kept-alive connections per loop and upstream.
+
+  [[nodiscard]] Status validate() const;
+};
+
+// Lets another thread stop a call in progress (the client of the gateway went away).
+class UpstreamCancel : public std::enable_shared_from_this<UpstreamCancel> {
+ public:
+  // `executor`: the one the call runs on (cancellation is carried out there).
+  explicit UpstreamCancel(boost::asio::any_io_executor executor);
+
+  // Any thread; idempotent. The call in progress, and any later one with this object, fails
+  // with kCancelled; its connection is closed, which tells the upstream to stop.
+  void cancel();
+  [[nodiscard]] bool cancelled() const { return cancelled_.load(); }
+
+ private:
+  friend class UpstreamClient;
+  const boost::asio::any_io_executor executor_;
+  std::atomic<bool> cancelled_{false};
+  // The connection in use, to cancel its operations; touched on executor_ only.
+  std::function<void()> interrupt_;
+};
+
+class UpstreamClient {
+ public:
+  // Return false to stop the call (it then fails with kCancelled and the connection closes).
+  using HeadCallback = std::function<bool(int status, const HttpHeaders& headers)>;
+  // Awaited for each piece of body as it arrives (pieces follow the network, not the
+  // upstream's chunks); it may suspend, e.g. until the client has read what it was sent.
+  using BodyCallback = std::function<boost::asio::awaitable<bool>(std::string_view piece)>;
+
+  explicit UpstreamClient(UpstreamClientOptions options);
+
+  // Sends `request` to host:port (an IP address literal or "localhost") and relays the
+  // response: on_head once the head arrives, then on_body per piece; returns the status and
+  // headers when the body is complete. Body bytes that arrived always reach on_body, even when
+  // the connection then fails (the error follows them). Must be awaited on the executor given
+  // to `cancel` (when there is one); the references must stay valid until it completes.
+  [[nodiscard]] boost::asio::awaitable<Result<HttpClientResponse>> stream(
+      std::string host, int port, const HttpClientRequest& request, const HeadCallback& on_head,
+      const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel);
+
+  [[nodiscard]] const UpstreamClientOptions& options() const { return options_; }
+
+ private:
+  const UpstreamClientOptions options_;
+};
+
+}  // namespace spillway::net

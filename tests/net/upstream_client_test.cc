@@ -1,0 +1,263 @@
+// UpstreamClient (coroutines on an event loop) against HttpServer and against raw listeners that
+// misbehave on purpose.
+#include "net/upstream_client.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "net/http_server.h"
+
+#include "net_test_support.h"
+
+namespace spillway::net {
+namespace {
+
+namespace asio = boost::asio;
+using testing::kHangGuard;
+using testing::RawListener;
+using testing::start_server;
+
+UpstreamClientOptions guarded_options() {
+  UpstreamClientOptions o;
+  o.connect_timeout = kHangGuard;
+  o.io_timeout = kHangGuard;
+  o.request_timeout = kHangGuard;
+  return o;
+}
+
+// What one call delivered.
+struct Outcome {
+  Result<HttpClientResponse> result = make_error(ErrorCode::kInternal, "not run");
+  int head_status = 0;
+  std::string body;
+  int pieces = 0;
+};
+
+// An event loop on its own thread, as an HttpServer I/O thread would be.
+class Loop {
+ public:
+  Loop() : strand_(asio::make_strand(ioc_)), work_(asio::make_work_guard(ioc_)) {
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~Loop() {
+    work_.reset();
+    ioc_.stop();
+    thread_.join();
+  }
+  [[nodiscard]] asio::any_io_executor executor() const { return strand_; }
+
+  // Runs one call to completion on the loop.
+  Outcome call(UpstreamClient& client, int port, HttpClientRequest request,
+               std::shared_ptr<UpstreamCancel> cancel = nullptr,
+               std::function<bool()> keep_reading = {}) {
+    auto outcome = std::make_shared<Outcome>();
+    auto run = [&client, port, request = std::move(request), cancel, outcome,
+                keep_reading]() -> asio::awaitable<void> {
+      const UpstreamClient::HeadCallback on_head = [&](int status, const HttpHeaders&) {
+        outcome->head_status = status;
+        return true;
+      };
+      const UpstreamClient::BodyCallback on_body =
+          [&](std::string_view piece) -> asio::awaitable<bool> {
+        outcome->body.append(piece);
+        ++outcome->pieces;
+        co_return !keep_reading || keep_reading();
+      };
+      outcome->result =
+          co_await client.stream("127.0.0.1", port, request, on_head, on_body, cancel);
+    };
+    auto done = asio::co_spawn(strand_, run(), asio::use_future);
+    EXPECT_EQ(done.wait_for(2 * kHangGuard), std::future_status::ready);
+    done.get();
+    return std::move(*outcome);
+  }
+
+ private:
+  asio::io_context ioc_{1};
+  asio::any_io_executor strand_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
+};
+
+HttpClientRequest post(std::string target, std::string body) {
+  HttpClientRequest r;
+  r.method = "POST";
+  r.target = std::move(target);
+  r.body = std::move(body);
+  return r;
+}
+
+Router counting_router(std::atomic<int>* connections_seen) {
+  Router r;
+  EXPECT_TRUE(r.add("POST", "/echo", [connections_seen](HttpRequest req, ResponseWriter w) {
+                 if (connections_seen != nullptr) ++*connections_seen;
+                 HttpResponse resp = HttpResponse::text(200, req.body);
+                 resp.headers.add("X-Peer", req.remote_address);
+                 w.respond(std::move(resp));
+               }).ok());
+  EXPECT_TRUE(r.add("POST", "/stream", [](HttpRequest, ResponseWriter w) {
+                 w.start(200, HttpHeaders{});
+                 for (int i = 0; i < 5; ++i)
+                   w.write("chunk" + std::to_string(i) + ";");
+                 w.finish();
+               }).ok());
+  return r;
+}
+
+TEST(UpstreamClient, RelaysAnswersAndReusesTheConnection) {
+  auto server = start_server(counting_router(nullptr));
+  UpstreamClient client(guarded_options());
+  Loop loop;
+  std::vector<std::string> peers;
+  for (int i = 0; i < 3; ++i) {
+    Outcome o = loop.call(client, server->port(), post("/echo", "hello " + std::to_string(i)));
+    ASSERT_TRUE(o.result.ok()) << o.result.error().to_string();
+    EXPECT_EQ(o.result->status, 200);
+    EXPECT_EQ(o.head_status, 200);
+    EXPECT_EQ(o.body, "hello " + std::to_string(i));
+    peers.push_back(std::string(o.result->headers.get("X-Peer").value_or("")));
+  }
+  // One kept-alive connection (the same client port) served all three calls.
+  EXPECT_FALSE(peers[0].empty());
+  EXPECT_EQ(peers[1], peers[0]);
+  EXPECT_EQ(peers[2], peers[0]);
+  EXPECT_EQ(server->open_connections(), 1);
+}
+
+TEST(UpstreamClient, StreamsTheBodyAsItArrives) {
+  auto server = start_server(counting_router(nullptr));
+  UpstreamClient client(guarded_options());
+  Loop loop;
+  Outcome o = loop.call(client, server->port(), post("/stream", ""));
+  ASSERT_TRUE(o.result.ok()) << o.result.error().to_string();
+  EXPECT_EQ(o.body, "chunk0;chunk1;chunk2;chunk3;chunk4;");
+  EXPECT_GE(o.pieces, 1);
+  EXPECT_TRUE(o.result->body.empty());
+}
+
+TEST(UpstreamClient, ConnectionClosedWhileIdleIsReplacedTransparently) {
+  RawListener listener;
+  std::thread upstream([&] {
+    // First connection: answer once, then close it while the client keeps it idle.
+    const int first = listener.accept_one();
+    char buf[4096];
+    (void)::recv(first, buf, sizeof buf, 0);
+    const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst";
+    (void)::send(first, ok.data(), ok.size(), MSG_NOSIGNAL);
+    ::close(first);
+    // Second connection: the retry of the next call.
+    const int second = listener.accept_one();
+    (void)::recv(second, buf, sizeof buf, 0);
+    const std::string again = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
+    (void)::send(second, again.data(), again.size(), MSG_NOSIGNAL);
+    ::close(second);
+  });
+  UpstreamClient client(guarded_options());
+  Loop loop;
+  Outcome a = loop.call(client, listener.port(), post("/x", "1"));
+  ASSERT_TRUE(a.result.ok()) << a.result.error().to_string();
+  EXPECT_EQ(a.body, "first");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // Let the close arrive.
+  Outcome b = loop.call(client, listener.port(), post("/x", "2"));
+  ASSERT_TRUE(b.result.ok()) << b.result.error().to_string();
+  EXPECT_EQ(b.body, "second");
+  upstream.join();
+}
+
+TEST(UpstreamClient, SilentUpstreamTimesOutAndRefusedConnectIsUnavailable) {
+  RawListener listener;
+  std::atomic<int> held{-1};
+  std::thread upstream([&] { held = listener.accept_one(); });  // Accepts, never answers.
+  UpstreamClientOptions o = guarded_options();
+  o.io_timeout = std::chrono::milliseconds(100);
+  UpstreamClient client(o);
+  Loop loop;
+  Outcome silent = loop.call(client, listener.port(), post("/x", "1"));
+  ASSERT_FALSE(silent.result.ok());
+  EXPECT_EQ(silent.result.error().code(), ErrorCode::kDeadlineExceeded)
+      << silent.result.error().to_string();
+  upstream.join();
+  ::close(held.load());
+
+  const int port = listener.port();
+  listener.close();
+  Outcome refused = loop.call(client, port, post("/x", "1"));
+  ASSERT_FALSE(refused.result.ok());
+  EXPECT_EQ(refused.result.error().code(), ErrorCode::kUnavailable)
+      << refused.result.error().to_string();
+}
+
+TEST(UpstreamClient, CancelClosesTheConnectionAtOnce) {
+  RawListener listener;
+  std::promise<bool> upstream_saw_close;
+  std::thread upstream([&] {
+    const int fd = listener.accept_one();
+    char buf[4096];
+    (void)::recv(fd, buf, sizeof buf, 0);
+    // Never answers; reports whether the client closed the connection.
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    upstream_saw_close.set_value(n == 0);
+    ::close(fd);
+  });
+  UpstreamClient client(guarded_options());
+  Loop loop;
+  auto cancel = std::make_shared<UpstreamCancel>(loop.executor());
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    cancel->cancel();  // From another thread, as a client's on_close would.
+  });
+  Outcome o = loop.call(client, listener.port(), post("/x", "1"), cancel);
+  canceller.join();
+  ASSERT_FALSE(o.result.ok());
+  EXPECT_EQ(o.result.error().code(), ErrorCode::kCancelled);
+  auto saw = upstream_saw_close.get_future();
+  ASSERT_EQ(saw.wait_for(kHangGuard), std::future_status::ready);
+  EXPECT_TRUE(saw.get());
+  upstream.join();
+}
+
+TEST(UpstreamClient, MalformedAnswerAndBadArgumentsAreTypedErrors) {
+  RawListener listener;
+  std::thread upstream([&] {
+    const int fd = listener.accept_one();
+    char buf[4096];
+    (void)::recv(fd, buf, sizeof buf, 0);
+    const std::string junk = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort";
+    (void)::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  });
+  UpstreamClient client(guarded_options());
+  Loop loop;
+  Outcome truncated = loop.call(client, listener.port(), post("/x", "1"));
+  upstream.join();
+  ASSERT_FALSE(truncated.result.ok());
+  EXPECT_EQ(truncated.result.error().code(), ErrorCode::kDataLoss);
+  EXPECT_EQ(truncated.body, "short");  // What arrived was handed over before the error.
+
+  HttpClientRequest bad_target = post("no-slash", "");
+  Outcome o = loop.call(client, listener.port(), bad_target);
+  ASSERT_FALSE(o.result.ok());
+  EXPECT_EQ(o.result.error().code(), ErrorCode::kInvalidArgument);
+  Outcome bad_port = loop.call(client, 0, post("/x", ""));
+  ASSERT_FALSE(bad_port.result.ok());
+  EXPECT_EQ(bad_port.result.error().code(), ErrorCode::kInvalidArgument);
+
+  UpstreamClientOptions bad = guarded_options();
+  bad.io_timeout = std::chrono::milliseconds(0);
+  EXPECT_FALSE(bad.validate().ok());
+}
+
+}  // namespace
+}  // namespace spillway::net

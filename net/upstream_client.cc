@@ -14,10 +14,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -54,6 +56,50 @@ bool is_valid_target(std::string_view target) {
                       [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; });
 }
 
+// One upstream connection with its watchdog timer. The watchdog is lazy: each step (connect,
+// send, read) only records its deadline, and the one pending wait re-checks the deadline when it
+// fires, so a step that ends in time costs no timer operation (a kept-alive connection's wait
+// carries over from call to call). When a deadline passes, the step's operation is cancelled
+// and timed_out() tells why.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  explicit Connection(const asio::any_io_executor& executor) : socket(executor), timer_(executor) {}
+
+  void arm(SteadyTime deadline) {
+    deadline_ = deadline;
+    timed_out_ = false;
+    if (waiting_until_ > deadline_) wait();
+  }
+  void disarm() { deadline_ = SteadyTime::max(); }
+  [[nodiscard]] bool timed_out() const { return timed_out_; }
+
+  tcp::socket socket;
+
+ private:
+  void wait() {
+    waiting_until_ = deadline_;
+    timer_.expires_at(deadline_);  // Cancels the earlier wait, if any.
+    timer_.async_wait([weak = weak_from_this(), until = deadline_](error_code ec) {
+      const auto self = weak.lock();
+      if (ec || self == nullptr || self->waiting_until_ != until) return;
+      self->waiting_until_ = SteadyTime::max();
+      if (self->deadline_ == SteadyTime::max()) return;  // Idle: wait again at the next step.
+      if (std::chrono::steady_clock::now() < self->deadline_) {
+        self->wait();
+        return;
+      }
+      self->timed_out_ = true;
+      error_code ignored;
+      self->socket.cancel(ignored);
+    });
+  }
+
+  asio::steady_timer timer_;
+  SteadyTime deadline_ = SteadyTime::max();
+  SteadyTime waiting_until_ = SteadyTime::max();
+  bool timed_out_ = false;
+};
+
 // The idle kept-alive connections of one event loop, by upstream ("host:port"). A service of
 // the loop's io_context: it is shut down (closing them) with the loop.
 class IdleConnections final : public asio::execution_context::service {
@@ -63,16 +109,16 @@ class IdleConnections final : public asio::execution_context::service {
   explicit IdleConnections(asio::execution_context& context)
       : asio::execution_context::service(context) {}
 
-  std::unique_ptr<beast::tcp_stream> take(const std::string& upstream) {
+  std::shared_ptr<Connection> take(const std::string& upstream) {
     std::lock_guard lock(mu_);
     auto it = idle_.find(upstream);
     if (it == idle_.end() || it->second.empty()) return nullptr;
-    std::unique_ptr<beast::tcp_stream> s = std::move(it->second.back());
+    std::shared_ptr<Connection> s = std::move(it->second.back());
     it->second.pop_back();
     return s;
   }
 
-  void give(const std::string& upstream, std::unique_ptr<beast::tcp_stream> s, std::size_t max) {
+  void give(const std::string& upstream, std::shared_ptr<Connection> s, std::size_t max) {
     std::lock_guard lock(mu_);
     if (shut_down_) return;
     auto& list = idle_[upstream];
@@ -88,7 +134,7 @@ class IdleConnections final : public asio::execution_context::service {
   }
 
   std::mutex mu_;
-  std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> idle_;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<Connection>>> idle_;
   bool shut_down_ = false;
 };
 
@@ -107,8 +153,8 @@ struct CallContext {
   UpstreamCancel* cancel;
 
   [[nodiscard]] bool cancelled() const { return cancel != nullptr && cancel->cancelled(); }
-  void expire_within(beast::tcp_stream& s, std::chrono::milliseconds step) const {
-    s.expires_at(std::min(deadline, std::chrono::steady_clock::now() + step));
+  void expire_within(Connection& c, std::chrono::milliseconds step) const {
+    c.arm(std::min(deadline, std::chrono::steady_clock::now() + step));
   }
   [[nodiscard]] Error cancelled_error() const {
     return make_error(ErrorCode::kCancelled, "call to {}: cancelled by the caller", upstream);
@@ -131,15 +177,15 @@ struct AttemptResult {
   HttpClientResponse response;
 };
 
-asio::awaitable<AttemptResult> attempt(beast::tcp_stream& s,
-                                       const http::request<http::string_body>& msg, bool head,
-                                       const UpstreamClient::HeadCallback& on_head,
+asio::awaitable<AttemptResult> attempt(Connection& c, const http::request<http::string_body>& msg,
+                                       bool head, const UpstreamClient::HeadCallback& on_head,
                                        const UpstreamClient::BodyCallback& on_body,
                                        const CallContext& call) {
   AttemptResult out;
   error_code ec;
-  call.expire_within(s, call.options.io_timeout);
-  co_await http::async_write(s, msg, asio::redirect_error(asio::use_awaitable, ec));
+  call.expire_within(c, call.options.io_timeout);
+  co_await http::async_write(c.socket, msg, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec && c.timed_out()) ec = beast::error::timeout;
   if (ec) {
     // The upstream may have answered early (e.g. 413) and closed: read that answer below.
     if (call.cancelled()) {
@@ -168,11 +214,12 @@ asio::awaitable<AttemptResult> attempt(beast::tcp_stream& s,
   const auto read_some = [&]() -> asio::awaitable<std::optional<AttemptResult>> {
     parser.get().body().data = piece.data();
     parser.get().body().size = piece.size();
-    call.expire_within(s, call.options.io_timeout);
+    call.expire_within(c, call.options.io_timeout);
     error_code rec;
-    co_await http::async_read_some(s, buffer, parser,
+    co_await http::async_read_some(c.socket, buffer, parser,
                                    asio::redirect_error(asio::use_awaitable, rec));
     if (rec == http::error::need_buffer) rec = {};
+    if (rec && c.timed_out()) rec = beast::error::timeout;
     if (!rec) co_return std::nullopt;
     AttemptResult failed;
     if (call.cancelled()) {
@@ -305,13 +352,20 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
 
   for (int attempt_index = 0;; ++attempt_index) {
     if (call.cancelled()) co_return call.cancelled_error();
-    std::unique_ptr<beast::tcp_stream> s = attempt_index == 0 ? idle.take(upstream) : nullptr;
+    std::shared_ptr<Connection> s = attempt_index == 0 ? idle.take(upstream) : nullptr;
     const bool reused = s != nullptr;
-    if (!s) s = std::make_unique<beast::tcp_stream>(executor);
-    if (cancel) cancel->interrupt_ = [raw = s.get()] { raw->cancel(); };
+    if (!s) s = std::make_shared<Connection>(executor);
+    if (cancel) {
+      cancel->interrupt_ = [weak = std::weak_ptr<Connection>(s)] {
+        error_code ignored;
+        if (auto c = weak.lock()) c->socket.cancel(ignored);
+      };
+    }
     if (!reused) {
       call.expire_within(*s, options_.connect_timeout);
-      co_await s->async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
+      co_await s->socket.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
+      s->disarm();
+      if (ec && s->timed_out()) ec = beast::error::timeout;
       if (ec) {
         if (cancel) cancel->interrupt_ = nullptr;
         if (call.cancelled()) co_return call.cancelled_error();
@@ -321,15 +375,13 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
         co_return make_error(ErrorCode::kUnavailable, "connect {}: {}", upstream, ec.message());
       }
       error_code ignored;  // Requests are written whole; do not hold back small ones.
-      s->socket().set_option(tcp::no_delay(true), ignored);
+      s->socket.set_option(tcp::no_delay(true), ignored);
     }
     AttemptResult r = co_await attempt(*s, msg, request.method == "HEAD", on_head, on_body, call);
+    s->disarm();
     if (cancel) cancel->interrupt_ = nullptr;
     if (!r.error) {
-      if (r.reusable) {
-        s->expires_never();
-        idle.give(upstream, std::move(s), options_.max_idle_per_upstream);
-      }
+      if (r.reusable) idle.give(upstream, std::move(s), options_.max_idle_per_upstream);
       co_return std::move(r.response);
     }
     const bool retry = reused && attempt_index == 0 && r.before_response && !call.cancelled() &&

@@ -74,6 +74,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   [[nodiscard]] bool timed_out() const { return timed_out_; }
 
   tcp::socket socket;
+  // Reused by every call on this connection (not allocated per call).
+  beast::flat_buffer buffer;
+  std::array<char, kPieceBytes> piece{};
 
  private:
   void wait() {
@@ -203,12 +206,13 @@ asio::awaitable<AttemptResult> attempt(Connection& c, const http::request<http::
                                                      call.upstream, ec.message()))
                    : std::nullopt;
 
-  beast::flat_buffer buffer;
+  beast::flat_buffer& buffer = c.buffer;
+  buffer.clear();
   http::response_parser<http::buffer_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(call.options.max_header_bytes));
   parser.body_limit(boost::none);  // The caller consumes the body as it arrives.
   if (head) parser.skip(true);
-  std::array<char, kPieceBytes> piece{};
+  std::array<char, kPieceBytes>& piece = c.piece;
 
   // One read step; returns the failure, if any.
   const auto read_some = [&]() -> asio::awaitable<std::optional<AttemptResult>> {

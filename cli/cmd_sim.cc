@@ -38,6 +38,7 @@ struct SimFlags {
   std::string compare;
   bool plan = false;
   sim::PlanOptions plan_options;
+  std::string plan_basis = "admitted";
   std::vector<std::string> events;
   std::vector<std::string> gpu_profiles;
   std::string replica_model = "auto";
@@ -141,6 +142,18 @@ int run_sim(SimFlags& f) {
 
   const auto start = std::chrono::steady_clock::now();
   if (f.plan) {
+    auto basis = sim::parse_plan_basis(f.plan_basis);
+    if (!basis.ok()) return fail(basis.error());
+    f.plan_options.basis = *basis;
+    // Progress on stderr (stdout stays reproducible): one line per simulated candidate.
+    auto last = std::chrono::steady_clock::now();
+    std::int32_t trial = 0;
+    f.plan_options.on_trial = [&](const sim::PlanTrial& t) {
+      std::fprintf(stderr, "plan: trial %d (%s) %.2f /h: %.3f%% %s (%.1f s)\n", ++trial,
+                   t.phase.c_str(), t.cost_per_hour, t.attainment * 100, t.passed ? "pass" : "fail",
+                   wall_seconds_since(last));
+      last = std::chrono::steady_clock::now();
+    };
     auto plan = sim::plan_fleet(*fleet, *workload, o, f.plan_options);
     if (!plan.ok()) return fail(plan.error());
     const std::string out = f.json ? plan->to_json() + "\n" : plan->to_text();
@@ -186,8 +199,10 @@ Command add_sim_command(CLI::App& root) {
   app->add_option("--workload", f->workload,
                   "trace:PATH[,scale=S][,rate=R][,length=L] or mau:N[,hours=H][,start_hour=T]; "
                   "required");
-  app->add_option("--duration", f->duration_s,
-                  "Simulated seconds of arrivals (0 = the workload's own end)")
+  app->add_option(
+         "--duration", f->duration_s,
+         "Simulated seconds of arrivals (0 = the workload's own end; with --plan, 120 s per "
+         "trial)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e7));
   app->add_option("--policy", f->policy,
@@ -211,6 +226,18 @@ Command add_sim_command(CLI::App& root) {
   app->add_option("--plan-trials", f->plan_options.max_trials, "--plan: simulations at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app->add_option("--plan-basis", f->plan_basis,
+                  "--plan: attainment over 'admitted' requests (tenant-quota rejections "
+                  "excluded) or all 'offered' ones")
+      ->capture_default_str();
+  app->add_option("--plan-steps", f->plan_options.steps,
+                  "--plan: resolution of the fleet-wide level (a level is k/steps of max_gpus)")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 65536));
+  app->add_option("--plan-trim-probes", f->plan_options.trim_probes,
+                  "--plan: simulations per pool when trimming the fleet found")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   app->add_option("--event", f->events,
                   "outage:POOL@START[-END], crash:INDEX@T or spot-preempt:POOL@T[-END] "
                   "(repeatable; times in s, or with unit s/m/h)");

@@ -26,7 +26,9 @@ class LeastLoadedPolicy final : public RoutingPolicy {
         best.push_back(r);
       }
     }
-    return best[best.size() == 1 ? 0 : random.below(best.size())]->id;
+    if (best.size() == 1) return best.front()->id;
+    sort_by_id(best);  // Random among equals, indexed in id order.
+    return best[random.below(best.size())]->id;
   }
 };
 

@@ -1,5 +1,7 @@
 // round-robin: eligible replicas (sorted by id) in turn.
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 
 #include "fleet/routing_internal.h"
 
@@ -13,10 +15,14 @@ class RoundRobinPolicy final : public RoutingPolicy {
 
   Result<std::string> choose(const RouteRequest& request, std::span<const ReplicaView> replicas,
                              Random& /*random*/) override {
-    const std::vector<const ReplicaView*> eligible = eligible_replicas(request, replicas);
+    std::vector<const ReplicaView*> eligible = eligible_replicas(request, replicas);
     if (eligible.empty()) return no_eligible_replica(request);
     const std::uint64_t turn = next_.fetch_add(1, std::memory_order_relaxed);
-    return eligible[turn % eligible.size()]->id;
+    // The turn-th by id: a selection, O(eligible), not a sort.
+    const auto nth = eligible.begin() + static_cast<std::ptrdiff_t>(turn % eligible.size());
+    std::nth_element(eligible.begin(), nth, eligible.end(),
+                     [](const ReplicaView* a, const ReplicaView* b) { return a->id < b->id; });
+    return (*nth)->id;
   }
 
  private:

@@ -36,11 +36,13 @@ class SpillwayPolicy final : public RoutingPolicy {
     // 2. Which: prefix affinity, else the lowest score.
     if (request.prefix_key) {
       const std::uint64_t key = mix64(*request.prefix_key ^ hash64(request.cache_namespace));
+      // Highest weight; among equal weights the lowest id (eligible replicas are not sorted).
       const ReplicaView* top = nullptr;
       std::uint64_t top_weight = 0;
+      PrefixHasher id_hash;  // hash64 of each id, reusing the prefixes ids share.
       for (const ReplicaView* r : set) {
-        const std::uint64_t weight = mix64(key ^ hash64(r->id));
-        if (top == nullptr || weight > top_weight) {
+        const std::uint64_t weight = mix64(key ^ id_hash.hash64(r->id));
+        if (top == nullptr || weight > top_weight || (weight == top_weight && r->id < top->id)) {
           top = r;
           top_weight = weight;
         }
@@ -59,7 +61,9 @@ class SpillwayPolicy final : public RoutingPolicy {
         best.push_back(r);
       }
     }
-    return best[best.size() == 1 ? 0 : random.below(best.size())]->id;
+    if (best.size() == 1) return best.front()->id;
+    sort_by_id(best);  // Random among equals, indexed in id order.
+    return best[random.below(best.size())]->id;
   }
 
  private:

@@ -17,6 +17,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "net/client_request.h"
 #include "net/url.h"
 
 namespace spillway::net {
@@ -30,7 +31,6 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 namespace {
 
-constexpr std::int64_t kMaxTimeoutMs = 24LL * 3600 * 1000;
 constexpr std::size_t kStreamPieceBytes = 16 * 1024;
 
 bool is_idempotent(std::string_view method) {
@@ -38,19 +38,8 @@ bool is_idempotent(std::string_view method) {
          method == "DELETE";
 }
 
-bool is_valid_target(std::string_view target) {
-  return !target.empty() && target.front() == '/' &&
-         std::none_of(target.begin(), target.end(),
-                      [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; });
-}
-
 Status check_timeout(std::string_view field, std::chrono::milliseconds value) {
-  if (value.count() < 1 || value.count() > kMaxTimeoutMs) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "http client option {} = {} ms: must be in [1, {}]", field, value.count(),
-                      kMaxTimeoutMs);
-  }
-  return Status::ok_status();
+  return internal::check_client_timeout("http client", field, value);
 }
 
 // Why one call attempt failed, and whether retrying it on a fresh connection is safe.
@@ -173,22 +162,7 @@ struct HttpClient::Impl {
 
   // Writes the request on the open connection.
   std::optional<Failure> send(const HttpClientRequest& request) {
-    http::request<http::string_body> msg;
-    const http::verb verb = http::string_to_verb(request.method);
-    if (verb == http::verb::unknown) {
-      msg.method_string(request.method);
-    } else {
-      msg.method(verb);
-    }
-    msg.target(request.target);
-    msg.version(11);
-    for (const auto& [name, value] : request.headers) {
-      if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding")) continue;
-      msg.insert(name, value);
-    }
-    if (!request.headers.contains("Host")) msg.set(http::field::host, where());
-    msg.body() = request.body;
-    msg.prepare_payload();
+    http::request<http::string_body> msg = internal::to_client_message(request, where());
     if (!options.keep_alive) msg.keep_alive(false);
     expire_within(options.io_timeout);
     const error_code ec = run([&](auto handler) { http::async_write(*stream, msg, handler); });
@@ -324,21 +298,7 @@ struct HttpClient::Impl {
   template <typename Attempt>
   Result<HttpClientResponse> call(const HttpClientRequest& request, Attempt&& attempt) {
     SPW_TRY(options.validate());
-    if (!is_valid_header_name(request.method)) {
-      return make_error(ErrorCode::kInvalidArgument, "http client request method '{}' is invalid",
-                        request.method);
-    }
-    if (!is_valid_target(request.target)) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "http client request target must start with '/' and contain no "
-                        "whitespace or control characters");
-    }
-    for (const auto& [name, value] : request.headers) {
-      if (!is_valid_header_name(name) || !is_valid_header_value(value)) {
-        return make_error(ErrorCode::kInvalidArgument,
-                          "http client request header '{}' has an invalid name or value", name);
-      }
-    }
+    SPW_TRY(internal::check_client_request("http client", request));
     deadline = std::chrono::steady_clock::now() + options.request_timeout;
     aborted = false;
     try {

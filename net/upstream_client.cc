@@ -27,6 +27,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "net/client_request.h"
+
 namespace spillway::net {
 
 namespace asio = boost::asio;
@@ -38,22 +40,10 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 namespace {
 
-constexpr std::int64_t kMaxTimeoutMs = 24LL * 3600 * 1000;
 constexpr std::size_t kPieceBytes = 16 * 1024;
 
 Status check_timeout(std::string_view field, std::chrono::milliseconds value) {
-  if (value.count() < 1 || value.count() > kMaxTimeoutMs) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "upstream client option {} = {} ms: must be in [1, {}]", field, value.count(),
-                      kMaxTimeoutMs);
-  }
-  return Status::ok_status();
-}
-
-bool is_valid_target(std::string_view target) {
-  return !target.empty() && target.front() == '/' &&
-         std::none_of(target.begin(), target.end(),
-                      [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; });
+  return internal::check_client_timeout("upstream client", field, value);
 }
 
 // One upstream connection with its watchdog timer. The watchdog is lazy: each step (connect,
@@ -317,36 +307,11 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
     co_return make_error(ErrorCode::kInvalidArgument,
                          "upstream host '{}': not an IP address or 'localhost'", host);
   }
-  if (!is_valid_header_name(request.method)) {
-    co_return make_error(ErrorCode::kInvalidArgument, "upstream request method '{}' is invalid",
-                         request.method);
-  }
-  if (!is_valid_target(request.target)) {
-    co_return make_error(ErrorCode::kInvalidArgument,
-                         "upstream request target must start with '/' and contain no "
-                         "whitespace or control characters");
-  }
-  http::request<http::string_body> msg;
-  const http::verb verb = http::string_to_verb(request.method);
-  if (verb == http::verb::unknown) {
-    msg.method_string(request.method);
-  } else {
-    msg.method(verb);
-  }
-  msg.target(request.target);
-  msg.version(11);
-  for (const auto& [name, value] : request.headers) {
-    if (!is_valid_header_name(name) || !is_valid_header_value(value)) {
-      co_return make_error(ErrorCode::kInvalidArgument,
-                           "upstream request header '{}' has an invalid name or value", name);
-    }
-    if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding")) continue;
-    msg.insert(name, value);
+  if (Status s = internal::check_client_request("upstream", request); !s.ok()) {
+    co_return s.error();
   }
   const std::string upstream = fmt::format("{}:{}", host, port);
-  if (!request.headers.contains("Host")) msg.set(http::field::host, upstream);
-  msg.body() = request.body;
-  msg.prepare_payload();
+  const http::request<http::string_body> msg = internal::to_client_message(request, upstream);
 
   const auto executor = co_await asio::this_coro::executor;
   auto& idle = asio::use_service<IdleConnections>(asio::query(executor, asio::execution::context));

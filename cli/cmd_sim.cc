@@ -1,5 +1,6 @@
 // spillway sim: the fleet simulator (docs/SIMULATOR.md).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -71,12 +72,18 @@ double wall_seconds_since(std::chrono::steady_clock::time_point start) {
 struct CalibrateFlags {
   std::string model;
   std::string out;
+  std::string statistic = "median";
+  double idle_gap_ms = 50;
   sim::CalibrationOptions options;
 };
 
 // spillway sim calibrate: times real engine steps on this machine and writes the fitted
 // cpu-local profile (sim/calibrate.h), for `spillway sim --gpu-profile FILE`.
-int run_calibrate(const CalibrateFlags& f) {
+int run_calibrate(CalibrateFlags& f) {
+  auto statistic = sim::parse_calibration_statistic(f.statistic);
+  if (!statistic.ok()) return fail(statistic.error());
+  f.options.statistic = *statistic;
+  f.options.idle_gap = Nanos{std::llround(f.idle_gap_ms * 1e6)};
   if (auto s = sim::validate_calibration_options(f.options); !s.ok()) return fail(s.error());
   engine::ModelLoadOptions load;
   load.path = f.model;
@@ -280,8 +287,19 @@ Command add_sim_command(CLI::App& root) {
   cal->add_option("--model", c->model, "GGUF model to run")->required();
   cal->add_option("--out", c->out, "Write the fitted profile here (TOML)");
   cal->add_option("--threads", c->options.threads, "Engine threads")->capture_default_str();
-  cal->add_option("--repetitions", c->options.repetitions, "Timed runs per step shape (fastest)")
+  cal->add_option("--repetitions", c->options.repetitions, "Timed runs per step shape")
       ->capture_default_str();
+  cal->add_option("--warmup", c->options.warmup, "Untimed runs per step shape first")
+      ->capture_default_str();
+  cal->add_option("--statistic", c->statistic,
+                  "What the timed runs of a step shape count as: min, median or mean")
+      ->capture_default_str();
+  cal->add_option("--idle-repetitions", c->options.idle_repetitions,
+                  "Wake-ups of an idle engine thread to time (0 = do not measure idle_wake)")
+      ->capture_default_str();
+  cal->add_option("--idle-gap-ms", c->idle_gap_ms, "Sleep before each timed wake-up")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 10000.0));
   cal->add_flag("--cpu-time", c->options.thread_cpu_time,
                 "Time by the thread's CPU time (1 thread; for a busy machine)");
   app->require_subcommand(0, 1);

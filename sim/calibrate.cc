@@ -7,15 +7,21 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
+#include <thread>
 #include <utility>
 
 #include "engine/batch.h"
+#include "engine/detokenizer.h"
 #include "engine/forward.h"
 #include "engine/kv_cache.h"
+#include "engine/request_stream.h"
 #include "engine/sampler.h"
 #include "engine/thread_pool.h"
 
@@ -24,14 +30,16 @@ namespace {
 
 constexpr std::int32_t kMaxGridValue = 1 << 16;
 
-Status check_grid(const std::vector<std::int32_t>& values, std::string_view field) {
-  if (values.empty() || values.size() > 64) {
-    return make_error(ErrorCode::kInvalidArgument, "{}: needs 1 to 64 values (got {})", field,
-                      values.size());
+// `values` in [min, kMaxGridValue], 1 to 64 of them (0 to 64 when `may_be_empty`).
+Status check_grid(const std::vector<std::int32_t>& values, std::string_view field,
+                  std::int32_t min = 1, bool may_be_empty = false) {
+  if ((values.empty() && !may_be_empty) || values.size() > 64) {
+    return make_error(ErrorCode::kInvalidArgument, "{}: needs {} to 64 values (got {})", field,
+                      may_be_empty ? 0 : 1, values.size());
   }
   for (const std::int32_t v : values) {
-    if (v < 1 || v > kMaxGridValue) {
-      return make_error(ErrorCode::kInvalidArgument, "{}: {} is outside [1, {}]", field, v,
+    if (v < min || v > kMaxGridValue) {
+      return make_error(ErrorCode::kInvalidArgument, "{}: {} is outside [{}, {}]", field, v, min,
                         kMaxGridValue);
     }
   }
@@ -286,12 +294,133 @@ Fit search(const std::vector<StepWork>& work, const std::vector<double>& measure
   return best;
 }
 
-// The fastest run: interference from other processes (a shared machine) only adds time.
-double fastest(const std::vector<double>& v) {
-  return *std::min_element(v.begin(), v.end());
+// One grid point: the batch the forward pass runs and the shape the model sees.
+struct Probe {
+  std::string label;
+  StepShape shape;
+  std::vector<engine::BatchToken> batch;
+  std::int32_t sequences = 0;  // Block-table slots used: 0 .. sequences - 1.
+  std::int32_t positions = 0;  // Positions the largest slot must cover.
+};
+
+// Adds a chunk of sequence `seq` (a slot), positions [start, start + count), to `p`; the last
+// position is sampled. Decode is a chunk of 1 after the prompt.
+void add_chunk(Probe& p, std::int32_t seq, std::int32_t start, std::int32_t count,
+               std::int32_t n_vocab, bool decode) {
+  for (std::int32_t k = 0; k < count; ++k) {
+    const std::int32_t token = ((start + k) * 17 + seq * 31 + 3) % n_vocab;
+    p.batch.push_back({seq, start + k, token, k == count - 1});
+  }
+  if (decode) {
+    p.shape.decode_tokens += count;
+  } else {
+    p.shape.prefill_tokens += count;
+  }
+  p.shape.attended_positions +=
+      static_cast<std::int64_t>(count) * start + static_cast<std::int64_t>(count) * (count + 1) / 2;
+  p.shape.kv_positions += start + count;
+  p.sequences = std::max(p.sequences, seq + 1);
+  p.positions = std::max(p.positions, start + count);
+}
+
+Probe prefill_probe(std::int32_t start, std::int32_t count, std::int32_t n_vocab,
+                    std::string label) {
+  Probe p;
+  p.label = std::move(label);
+  add_chunk(p, 0, start, count, n_vocab, false);
+  return p;
+}
+
+std::vector<std::int32_t> sorted_unique(std::vector<std::int32_t> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+// The grid of CalibrationOptions, clipped to the model's context: decode, prefill, mixed.
+std::vector<Probe> grid_probes(const CalibrationOptions& o, std::int32_t n_ctx,
+                               std::int32_t n_vocab) {
+  std::vector<Probe> out;
+  // Decoding at position c needs c + 1 positions.
+  std::vector<std::int32_t> contexts;
+  for (const std::int32_t c : o.decode_contexts) {
+    if (c < n_ctx) contexts.push_back(c);
+  }
+  if (contexts.empty()) contexts.push_back(n_ctx / 2);
+  for (const std::int32_t c : sorted_unique(contexts)) {
+    for (const std::int32_t b : sorted_unique(o.decode_batches)) {
+      Probe p;
+      p.label = fmt::format("decode b={} ctx={}", b, c + 1);
+      for (std::int32_t i = 0; i < b; ++i)
+        add_chunk(p, i, c, 1, n_vocab, true);
+      out.push_back(std::move(p));
+    }
+  }
+  std::vector<std::int32_t> chunks;
+  for (const std::int32_t n : o.prefill_chunks)
+    chunks.push_back(std::min(n, n_ctx));
+  for (const std::int32_t start : sorted_unique(o.prefill_starts)) {
+    for (const std::int32_t n : sorted_unique(chunks)) {
+      if (start + n > n_ctx) continue;
+      out.push_back(prefill_probe(start, n, n_vocab, fmt::format("prefill {} @{}", n, start)));
+    }
+  }
+  const std::int32_t mixed_context = std::min(o.mixed_context, n_ctx - 1);
+  for (const std::int32_t m : sorted_unique(o.mixed_chunks)) {
+    for (const std::int32_t b : sorted_unique(o.mixed_batches)) {
+      if (mixed_context < 1 || m > n_ctx) continue;
+      // Running sequences first, then the newly admitted prompt, as the scheduler orders them.
+      Probe p;
+      p.label = fmt::format("mixed {} + b={} ctx={}", m, b, mixed_context + 1);
+      for (std::int32_t i = 0; i < b; ++i)
+        add_chunk(p, i, mixed_context, 1, n_vocab, true);
+      add_chunk(p, b, 0, m, n_vocab, false);
+      out.push_back(std::move(p));
+    }
+  }
+  return out;
 }
 
 }  // namespace
+
+Result<CalibrationStatistic> parse_calibration_statistic(std::string_view name) {
+  if (name == "min") return CalibrationStatistic::kMin;
+  if (name == "median") return CalibrationStatistic::kMedian;
+  if (name == "mean") return CalibrationStatistic::kMean;
+  return make_error(ErrorCode::kInvalidArgument, "statistic: '{}' is not min, median or mean",
+                    name);
+}
+
+std::string_view calibration_statistic_name(CalibrationStatistic statistic) {
+  switch (statistic) {
+    case CalibrationStatistic::kMin:
+      return "min";
+    case CalibrationStatistic::kMedian:
+      return "median";
+    case CalibrationStatistic::kMean:
+      return "mean";
+  }
+  return "median";
+}
+
+double apply_statistic(CalibrationStatistic statistic, std::vector<double> values) {
+  if (values.empty()) return 0;
+  switch (statistic) {
+    case CalibrationStatistic::kMin:
+      return *std::min_element(values.begin(), values.end());
+    case CalibrationStatistic::kMean: {
+      double sum = 0;
+      for (const double v : values)
+        sum += v;
+      return sum / static_cast<double>(values.size());
+    }
+    case CalibrationStatistic::kMedian:
+      break;
+  }
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
 
 Status validate_calibration_options(const CalibrationOptions& o) {
   if (o.threads < 1 || o.threads > 512) {
@@ -300,6 +429,25 @@ Status validate_calibration_options(const CalibrationOptions& o) {
   SPW_TRY(check_grid(o.decode_batches, "decode_batches"));
   SPW_TRY(check_grid(o.decode_contexts, "decode_contexts"));
   SPW_TRY(check_grid(o.prefill_chunks, "prefill_chunks"));
+  SPW_TRY(check_grid(o.prefill_starts, "prefill_starts", 0));
+  SPW_TRY(check_grid(o.mixed_chunks, "mixed_chunks", 1, true));
+  SPW_TRY(check_grid(o.mixed_batches, "mixed_batches", 1, true));
+  if (o.mixed_context < 1 || o.mixed_context > kMaxGridValue) {
+    return make_error(ErrorCode::kInvalidArgument, "mixed_context: {} is outside [1, {}]",
+                      o.mixed_context, kMaxGridValue);
+  }
+  if (o.idle_repetitions < 0 || o.idle_repetitions > 1000) {
+    return make_error(ErrorCode::kInvalidArgument, "idle_repetitions: {} is outside [0, 1000]",
+                      o.idle_repetitions);
+  }
+  if (o.idle_gap <= Nanos{0} || o.idle_gap > Nanos{10'000'000'000}) {
+    return make_error(ErrorCode::kInvalidArgument, "idle_gap: {} ns is outside (0, 10 s]",
+                      o.idle_gap.count());
+  }
+  if (o.idle_probe_tokens < 1 || o.idle_probe_tokens > kMaxGridValue) {
+    return make_error(ErrorCode::kInvalidArgument, "idle_probe_tokens: {} is outside [1, {}]",
+                      o.idle_probe_tokens, kMaxGridValue);
+  }
   if (o.repetitions < 1 || o.repetitions > 1000) {
     return make_error(ErrorCode::kInvalidArgument, "repetitions: {} is outside [1, 1000]",
                       o.repetitions);
@@ -347,6 +495,13 @@ std::string CalibrationReport::to_text() const {
       profile.memory_bandwidth * profile.bandwidth_efficiency,
       profile.memory_bandwidth * profile.effective_kv_bandwidth_efficiency(), mean_abs_error * 100,
       max_abs_error * 100);
+  if (idle_cold > Nanos{0}) {
+    out += fmt::format(
+        "idle wake-up: probe step {:.1f} us after idle (from the notification), {:.1f} us awake: "
+        "idle_wake {:.1f} us\n",
+        static_cast<double>(idle_cold.count()) / 1e3, static_cast<double>(idle_warm.count()) / 1e3,
+        static_cast<double>(profile.idle_wake.count()) / 1e3);
+  }
   return out;
 }
 
@@ -422,34 +577,24 @@ Result<CalibrationReport> calibrate_cpu_local(const engine::Model& model,
   const engine::ModelConfig& config = model.config();
   const std::int32_t n_ctx = config.n_ctx_train;
   const std::int32_t n_vocab = config.n_vocab;
+  const std::vector<Probe> probes = grid_probes(options, n_ctx, n_vocab);
+  const Probe idle_probe =
+      prefill_probe(0, std::min(options.idle_probe_tokens, n_ctx), n_vocab, "idle probe");
 
-  // The grid, clipped to the context: decode at position c needs c + 1 positions.
-  std::vector<std::int32_t> contexts;
-  for (const std::int32_t c : options.decode_contexts) {
-    if (c < n_ctx) contexts.push_back(c);
+  // One slot of blocks per sequence; slot i holds blocks [i * per_seq, (i + 1) * per_seq).
+  std::int32_t sequences = 1;
+  std::int32_t positions = idle_probe.positions;
+  std::int32_t max_tokens = static_cast<std::int32_t>(idle_probe.batch.size());
+  std::size_t max_rows = 1;  // Sampled rows of a step: one per sequence at most.
+  for (const Probe& p : probes) {
+    sequences = std::max(sequences, p.sequences);
+    positions = std::max(positions, p.positions);
+    max_tokens = std::max(max_tokens, static_cast<std::int32_t>(p.batch.size()));
+    max_rows = std::max(max_rows, static_cast<std::size_t>(p.sequences));
   }
-  if (contexts.empty()) contexts.push_back(n_ctx / 2);
-  std::sort(contexts.begin(), contexts.end());
-  contexts.erase(std::unique(contexts.begin(), contexts.end()), contexts.end());
-  std::vector<std::int32_t> chunks;
-  for (const std::int32_t c : options.prefill_chunks)
-    chunks.push_back(std::min(c, n_ctx));
-  std::sort(chunks.begin(), chunks.end());
-  chunks.erase(std::unique(chunks.begin(), chunks.end()), chunks.end());
-  const std::int32_t max_batch =
-      *std::max_element(options.decode_batches.begin(), options.decode_batches.end());
-  const std::int32_t mid = contexts.back();  // Second prefill start, where it fits.
-  const std::int32_t max_tokens = std::max(max_batch, chunks.back());
-  std::int32_t positions = mid + 1;
-  for (const std::int32_t c : chunks) {
-    positions = std::max(positions, mid + c <= n_ctx ? mid + c : c);
-  }
-
-  // One slot of blocks per sequence of the largest batch; slot i holds blocks
-  // [i * per_seq, (i + 1) * per_seq).
   const std::int32_t bt = options.block_tokens;
   const std::int32_t per_seq = (positions + bt - 1) / bt;
-  const std::int64_t num_blocks = static_cast<std::int64_t>(per_seq) * max_batch;
+  const std::int64_t num_blocks = static_cast<std::int64_t>(per_seq) * sequences;
   if (num_blocks > (1 << 24)) {
     return make_error(ErrorCode::kOutOfRange,
                       "the calibration grid needs {} KV blocks; the limit is {}", num_blocks,
@@ -458,8 +603,8 @@ Result<CalibrationReport> calibrate_cpu_local(const engine::Model& model,
   SPW_ASSIGN_OR_RETURN(engine::KvCache cache,
                        engine::KvCache::create(config, {bt, static_cast<std::int32_t>(num_blocks),
                                                         engine::KvType::kF16}));
-  std::vector<std::vector<std::int32_t>> slots(static_cast<std::size_t>(max_batch));
-  for (std::int32_t i = 0; i < max_batch; ++i) {
+  std::vector<std::vector<std::int32_t>> slots(static_cast<std::size_t>(sequences));
+  for (std::int32_t i = 0; i < sequences; ++i) {
     for (std::int32_t b = 0; b < per_seq; ++b)
       slots[static_cast<std::size_t>(i)].push_back(i * per_seq + b);
   }
@@ -469,67 +614,124 @@ Result<CalibrationReport> calibrate_cpu_local(const engine::Model& model,
 
   engine::ThreadPool pool(options.threads);
   engine::ForwardPass forward(model, cache, pool, max_tokens);
-  std::vector<float> logits(static_cast<std::size_t>(max_batch) *
-                            static_cast<std::size_t>(n_vocab));
+  std::vector<float> logits(max_rows * static_cast<std::size_t>(n_vocab));
+  // What ServingEngine::on_logits does with each sampled row, per sequence: the engine's
+  // sampler (greedy, as the trace replay asks), streaming detokenization, and a stream whose
+  // listener takes the events as a client does.
   engine::SamplingParams greedy;
   greedy.temperature = 0;
-  engine::Sampler sampler(greedy, n_vocab);
+  std::vector<engine::Sampler> samplers;
+  std::vector<engine::StreamingDetokenizer> detokenizers;
+  std::vector<std::unique_ptr<engine::RequestStream>> streams;
+  for (std::int32_t i = 0; i < sequences; ++i) {
+    samplers.emplace_back(greedy, n_vocab);
+    detokenizers.emplace_back(model.tokenizer());
+    streams.push_back(std::make_unique<engine::RequestStream>(fmt::format("calibrate-{}", i), 1));
+    engine::RequestStream* stream = streams.back().get();
+    stream->set_listener([stream] { (void)stream->drain(); });
+  }
   const SteadyClock clock;
 
-  std::vector<StepMeasurement> points;
-  std::vector<engine::BatchToken> batch;
-  // Times one step of `batch` over the first `sequences` slots: the forward pass and sampling of
-  // every logits row, as the serving engine's step does.
-  auto measure = [&](std::int32_t sequences, std::int32_t rows) -> Result<Nanos> {
-    const engine::ForwardBatch fb{batch,
-                                  std::span(tables).first(static_cast<std::size_t>(sequences))};
-    std::vector<double> runs;
-    for (std::int32_t r = 0; r < options.warmup + options.repetitions; ++r) {
+  // One engine step: the forward pass, then each sampled row's work.
+  auto run_step = [&](const Probe& p) -> Status {
+    const engine::ForwardBatch fb{p.batch,
+                                  std::span(tables).first(static_cast<std::size_t>(p.sequences))};
+    SPW_TRY(forward.run(fb, logits));
+    std::size_t row = 0;
+    for (const engine::BatchToken& t : p.batch) {
+      if (!t.want_logits) continue;
+      const auto seq = static_cast<std::size_t>(t.seq);
+      const engine::SampledToken s = samplers[seq].sample(std::span(logits).subspan(
+          row * static_cast<std::size_t>(n_vocab), static_cast<std::size_t>(n_vocab)));
+      engine::StreamEvent ev;
+      ev.token = s.token;
+      ev.text = detokenizers[seq].push(s.token);
+      streams[seq]->push(std::move(ev));
+      ++row;
+    }
+    return Status();
+  };
+  auto elapsed_since = [&](TimePoint t0, std::int64_t c0) {
+    return options.thread_cpu_time ? static_cast<double>(thread_cpu_nanos() - c0)
+                                   : static_cast<double>((clock.now() - t0).count());
+  };
+  // Times `runs` steps of `p` after `warmup` untimed ones.
+  auto time_runs = [&](const Probe& p, std::int32_t runs) -> Result<std::vector<double>> {
+    std::vector<double> out;
+    for (std::int32_t r = 0; r < options.warmup + runs; ++r) {
       const TimePoint t0 = clock.now();
       const std::int64_t c0 = options.thread_cpu_time ? thread_cpu_nanos() : 0;
-      SPW_TRY(forward.run(fb, logits));
-      for (std::int32_t row = 0; row < rows; ++row) {
-        (void)sampler.sample(std::span(logits).subspan(
-            static_cast<std::size_t>(row) * static_cast<std::size_t>(n_vocab),
-            static_cast<std::size_t>(n_vocab)));
-      }
-      const TimePoint t1 = clock.now();
-      const double elapsed = options.thread_cpu_time ? static_cast<double>(thread_cpu_nanos() - c0)
-                                                     : static_cast<double>((t1 - t0).count());
-      if (r >= options.warmup) runs.push_back(elapsed);
+      SPW_TRY(run_step(p));
+      const double elapsed = elapsed_since(t0, c0);
+      if (r >= options.warmup) out.push_back(elapsed);
     }
-    return Nanos{std::llround(fastest(runs))};
+    return out;
   };
 
-  for (const std::int32_t ctx : contexts) {
-    for (const std::int32_t b : options.decode_batches) {
-      batch.clear();
-      for (std::int32_t i = 0; i < b; ++i)
-        batch.push_back({i, ctx, (i * 31 + 7) % n_vocab, true});
-      StepMeasurement p;
-      p.label = fmt::format("decode b={} ctx={}", b, ctx + 1);
-      p.shape.decode_tokens = b;
-      p.shape.attended_positions = static_cast<std::int64_t>(b) * (ctx + 1);
-      p.shape.kv_positions = p.shape.attended_positions;
-      SPW_ASSIGN_OR_RETURN(p.measured, measure(b, b));
-      points.push_back(std::move(p));
-    }
+  std::vector<StepMeasurement> points;
+  for (const Probe& p : probes) {
+    SPW_ASSIGN_OR_RETURN(std::vector<double> runs, time_runs(p, options.repetitions));
+    StepMeasurement m;
+    m.label = p.label;
+    m.shape = p.shape;
+    m.measured = Nanos{std::max<std::int64_t>(
+        1, std::llround(apply_statistic(options.statistic, std::move(runs))))};
+    points.push_back(std::move(m));
   }
-  for (const std::int32_t n : chunks) {
-    for (const std::int32_t start : {0, mid}) {
-      if (start + n > n_ctx || (start > 0 && start + n > positions)) continue;
-      batch.clear();
-      for (std::int32_t k = 0; k < n; ++k)
-        batch.push_back({0, start + k, (k * 17 + 3) % n_vocab, k == n - 1});
-      StepMeasurement p;
-      p.label = fmt::format("prefill {} @{}", n, start);
-      p.shape.prefill_tokens = n;
-      p.shape.attended_positions =
-          static_cast<std::int64_t>(n) * start + static_cast<std::int64_t>(n) * (n + 1) / 2;
-      p.shape.kv_positions = start + n;
-      SPW_ASSIGN_OR_RETURN(p.measured, measure(1, 1));
-      points.push_back(std::move(p));
+
+  // The idle wake-up: a worker sleeping on a condition variable as the serving engine's step
+  // thread does, woken after idle_gap to run the probe step.
+  double idle_cold = 0;
+  double idle_warm = 0;
+  if (options.idle_repetitions > 0) {
+    SPW_ASSIGN_OR_RETURN(std::vector<double> warm, time_runs(idle_probe, options.repetitions));
+    idle_warm = apply_statistic(options.statistic, std::move(warm));
+    std::mutex mu;
+    std::condition_variable wake;
+    std::condition_variable done_cv;
+    bool go = false;
+    bool done = false;
+    bool quit = false;
+    TimePoint notified{};
+    double elapsed = 0;
+    Status worker_status;
+    std::thread worker([&] {
+      std::unique_lock lock(mu);
+      for (;;) {
+        wake.wait(lock, [&] { return go || quit; });
+        if (quit) return;
+        go = false;
+        const TimePoint t0 = notified;
+        lock.unlock();
+        const std::int64_t c0 = options.thread_cpu_time ? thread_cpu_nanos() : 0;
+        Status ran = run_step(idle_probe);
+        const double e = elapsed_since(t0, c0);
+        lock.lock();
+        elapsed = e;
+        worker_status = std::move(ran);
+        done = true;
+        done_cv.notify_one();
+      }
+    });
+    std::vector<double> cold;
+    for (std::int32_t r = 0; r < options.idle_repetitions && worker_status.ok(); ++r) {
+      std::this_thread::sleep_for(options.idle_gap);
+      std::unique_lock lock(mu);
+      notified = clock.now();
+      go = true;
+      done = false;
+      wake.notify_one();
+      done_cv.wait(lock, [&] { return done; });
+      cold.push_back(elapsed);
     }
+    {
+      std::lock_guard lock(mu);
+      quit = true;
+    }
+    wake.notify_one();
+    worker.join();
+    SPW_TRY(worker_status);
+    idle_cold = apply_statistic(options.statistic, std::move(cold));
   }
 
   GpuProfile base;
@@ -542,10 +744,17 @@ Result<CalibrationReport> calibrate_cpu_local(const engine::Model& model,
   const ModelProfile profile = model_profile_of(model);
   SPW_ASSIGN_OR_RETURN(CalibrationReport report, fit_cpu_profile(profile, std::move(points), base));
   report.profile.link_bandwidth = report.profile.memory_bandwidth;
+  report.idle_cold = Nanos{std::llround(idle_cold)};
+  report.idle_warm = Nanos{std::llround(idle_warm)};
+  report.profile.idle_wake = std::max(Nanos{0}, report.idle_cold - report.idle_warm);
   report.profile.source = fmt::format(
-      "calibrate_cpu_local: {} with {} threads ({}), {} steps, mean |error| {:.1f}%, max {:.1f}%",
+      "calibrate_cpu_local: {} with {} threads ({}, {} of {} runs), {} steps, mean |error| "
+      "{:.1f}%, max {:.1f}%; idle wake-up {:.1f} us after {} ms idle",
       profile.name, options.threads, options.thread_cpu_time ? "thread CPU time" : "wall clock",
-      report.points.size(), report.mean_abs_error * 100, report.max_abs_error * 100);
+      calibration_statistic_name(options.statistic), options.repetitions, report.points.size(),
+      report.mean_abs_error * 100, report.max_abs_error * 100,
+      static_cast<double>(report.profile.idle_wake.count()) / 1e3,
+      static_cast<double>(options.idle_gap.count()) / 1e6);
   return report;
 }
 

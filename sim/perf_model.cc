@@ -81,26 +81,26 @@ std::vector<GpuProfile> builtin_gpus() {
                            "PFLOPS with sparsity (2.5 PFLOPS dense each), 13.4 TB HBM3e (186 GB "
                            "each) at 576 TB/s (8 TB/s each), NVLink 130 TB/s (1.8 TB/s each, 900 "
                            "GB/s per direction); efficiencies and overheads are assumptions"));
-  // The development machine (2 vCPUs of an AMD EPYC with AVX-512, 23 GiB), as fitted by
-  // calibrate_cpu_local on stories260K (1 thread, thread CPU time; docs/sim/perf-model.md has
-  // the run). Rates near 1e18 mean the fit found that term negligible (here the weights'
-  // stream, which the per-step overhead absorbs). Recalibrate (`spillway sim calibrate`) for any
-  // other machine or model: these figures hold for stories260K here and nothing else.
+  // The development machine (2 vCPUs of an AMD EPYC with AVX-512, 23.5 GiB), as fitted by
+  // `spillway sim calibrate` on stories260K (1 thread, wall clock, median of 9 runs, at a load
+  // average of 0.2-0.4; docs/sim/perf-model.md has the run). Recalibrate for any other machine
+  // or model: these figures hold for stories260K here and nothing else.
   GpuProfile cpu;
   cpu.name = "cpu-local";
-  cpu.peak_flops = 5.5758e10;
+  cpu.peak_flops = 5.1798e10;
   cpu.flops_efficiency = 1;
-  cpu.attention_efficiency = 0.030785;
-  cpu.memory_bandwidth = 1.7783e18;
+  cpu.attention_efficiency = 0.033478;  // 1.73e9 FLOP/s of attention.
+  cpu.memory_bandwidth = 4.9559e10;
   cpu.bandwidth_efficiency = 1;
-  cpu.kv_bandwidth_efficiency = 4.3741e-10;  // 7.78e8 B/s of KV reads.
+  cpu.kv_bandwidth_efficiency = 0.019858;  // 9.84e8 B/s of KV reads.
   cpu.memory_bytes = 25276026880;
   cpu.link_bandwidth = cpu.memory_bandwidth;  // One process: no tensor-parallel link.
   cpu.link_latency = Nanos{0};
-  cpu.step_overhead = Nanos{10743};
+  cpu.step_overhead = Nanos{2971};
+  cpu.idle_wake = Nanos{203077};
   cpu.source =
-      "calibrate_cpu_local on the development machine: stories260K, 1 thread, thread CPU time, "
-      "21 steps, mean |error| 5.9%, max 13.2%";
+      "calibrate_cpu_local on the development machine: stories260K, 1 thread, wall clock, median "
+      "of 9 runs, 49 steps, mean |error| 2.7%, max 11.0%; idle wake-up 203.1 us after 50 ms idle";
   out.push_back(std::move(cpu));
   return out;
 }
@@ -194,6 +194,9 @@ Status GpuProfile::validate() const {
   if (step_overhead < Nanos{0}) {
     return make_error(ErrorCode::kInvalidArgument, "step_overhead: negative");
   }
+  if (idle_wake < Nanos{0}) {
+    return make_error(ErrorCode::kInvalidArgument, "idle_wake: negative");
+  }
   return Status();
 }
 
@@ -220,7 +223,7 @@ Result<GpuProfile> parse_gpu_profile(std::string_view toml_text, const std::stri
   SPW_TRY(t.check_keys({"name", "peak_flops", "memory_bandwidth", "memory_bytes", "link_bandwidth",
                         "link_latency_us", "flops_efficiency", "attention_efficiency",
                         "bandwidth_efficiency", "kv_bandwidth_efficiency", "step_overhead_us",
-                        "source"}));
+                        "idle_wake_us", "source"}));
   constexpr double kHuge = 1e30;
   constexpr double kMaxMicros = 1e9;  // 1000 s: far beyond any step or all-reduce.
   GpuProfile p;
@@ -236,9 +239,11 @@ Result<GpuProfile> parse_gpu_profile(std::string_view toml_text, const std::stri
   SPW_ASSIGN_OR_RETURN(p.bandwidth_efficiency, t.number("bandwidth_efficiency", 0, 1));
   SPW_ASSIGN_OR_RETURN(p.kv_bandwidth_efficiency, t.number_or("kv_bandwidth_efficiency", 0, 0, 1));
   SPW_ASSIGN_OR_RETURN(const double overhead_us, t.number("step_overhead_us", 0, kMaxMicros));
+  SPW_ASSIGN_OR_RETURN(const double idle_wake_us, t.number_or("idle_wake_us", 0, 0, kMaxMicros));
   SPW_ASSIGN_OR_RETURN(p.source, t.string_or("source", ""));
   p.link_latency = from_micros(latency_us);
   p.step_overhead = from_micros(overhead_us);
+  p.idle_wake = from_micros(idle_wake_us);
   // The ranges above admit 0 for rates and efficiencies; validate() names what must be > 0.
   for (const auto& [key, value] : {std::pair<std::string_view, double>{"peak_flops", p.peak_flops},
                                    {"memory_bandwidth", p.memory_bandwidth},
@@ -281,6 +286,7 @@ std::string gpu_profile_to_toml(const GpuProfile& p) {
   out += fmt::format("bandwidth_efficiency = {}\n", p.bandwidth_efficiency);
   out += fmt::format("kv_bandwidth_efficiency = {}\n", p.kv_bandwidth_efficiency);
   out += fmt::format("step_overhead_us = {}\n", micros(p.step_overhead));
+  out += fmt::format("idle_wake_us = {}\n", micros(p.idle_wake));
   out += fmt::format("source = {}\n", toml_string(p.source));
   return out;
 }
@@ -437,7 +443,8 @@ Nanos PerfModel::step_time(const StepShape& shape) const {
   const double total_ns = (std::max(compute_s, memory_s) + comm_s) * 1e9;
   // A step longer than ~292 years is not a step; clamp instead of overflowing.
   const double capped = std::min(total_ns, 9e18);
-  return gpu_.step_overhead + Nanos{std::llround(capped)};
+  const Nanos wake = shape.after_idle ? gpu_.idle_wake : Nanos{0};
+  return gpu_.step_overhead + wake + Nanos{std::llround(capped)};
 }
 
 std::int32_t PerfModel::kv_cache_blocks(std::int32_t block_tokens, double memory_fraction) const {

@@ -19,6 +19,8 @@
 //   its own attention and KV-read rates (calibrate.h).
 //   one all-reduce = link_latency + 2 (tp - 1) / tp * tokens * n_embd * 2 bytes / link_bandwidth
 //                    (a ring all-reduce of BF16 activations)
+//   + idle_wake when the step is the first after the replica had no request in flight
+//     (StepShape::after_idle): its serving thread wakes, and caches are refilled.
 // An empty shape (no tokens) takes no time. docs/sim/perf-model.md derives each term.
 //
 // `cpu-local` stands for this machine: its figures are fitted by `spillway sim calibrate`
@@ -57,7 +59,11 @@ struct GpuProfile {
   // Achieved / peak bandwidth for reading the KV cache, (0, 1]; 0 = bandwidth_efficiency.
   double kv_bandwidth_efficiency = 0;
   Nanos step_overhead{0};  // Fixed per step (scheduling, launches, sampling).
-  std::string source;      // Where the figures come from.
+  // Added to a step that starts while the replica had no request in flight (its serving
+  // thread sleeps then, and other work evicts its data from the caches); measured by
+  // `spillway sim calibrate` for cpu-local, 0 for the datacenter profiles.
+  Nanos idle_wake{0};
+  std::string source;  // Where the figures come from.
 
   // kInvalidArgument naming the field for a non-positive rate or size, an efficiency outside
   // (0, 1], or a negative time.
@@ -76,8 +82,9 @@ struct GpuProfile {
 [[nodiscard]] Result<GpuProfile> builtin_gpu_profile(std::string_view name);
 [[nodiscard]] std::vector<std::string> builtin_gpu_profile_names();
 // A profile from TOML: a [profile] table with the fields above, times in microseconds
-// (link_latency_us, step_overhead_us); `source`, `attention_efficiency` and
-// `kv_bandwidth_efficiency` optional (0 when absent). Errors name file:line:column and key.
+// (link_latency_us, step_overhead_us, idle_wake_us); `source`, `attention_efficiency`,
+// `kv_bandwidth_efficiency` and `idle_wake_us` optional (0 when absent). Errors name
+// file:line:column and key.
 [[nodiscard]] Result<GpuProfile> load_gpu_profile(const std::string& path);
 [[nodiscard]] Result<GpuProfile> parse_gpu_profile(std::string_view toml_text,
                                                    const std::string& source_name);
@@ -126,6 +133,7 @@ struct StepShape {
   std::int64_t kv_positions = 0;        // Sum over the step's sequences of the positions whose
                                         // keys and values are read (the context at the end of
                                         // the sequence's chunk); 0 = attended_positions.
+  bool after_idle = false;              // The replica had no request in flight before this step.
 };
 
 class PerfModel {

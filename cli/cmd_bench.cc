@@ -145,6 +145,14 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("--kv-cache-mib", f->replay.serving.kv_cache_mib, "Trace: KV cache size")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  app->add_option("--kv-cache-tokens", f->replay.serving.kv_cache_tokens,
+                  "Trace: KV cache size in tokens instead (0: use --kv-cache-mib)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 30));
+  app->add_option("--block-tokens", f->replay.serving.block_tokens,
+                  "Trace: positions per KV-cache block")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   app->add_option("--max-batch-tokens", f->replay.serving.max_batch_tokens,
                   "Trace: tokens per engine step")
       ->capture_default_str()

@@ -7,8 +7,10 @@
 //     for one still prefilling), within the per-step token budget. When a sequence needs a new
 //     block and none is left, the lowest-priority, most recently arrived running sequence is
 //     preempted (its blocks are released and it goes back to waiting, to be recomputed later);
-//     that may be the sequence itself. The oldest sequence of the highest class always
-//     progresses, so there is no deadlock and no livelock.
+//     that may be the sequence itself. Within a class, admission follows arrival, so this is
+//     the most recently admitted one; a sequence readmitted after a preemption keeps its
+//     arrival, so it is not picked again ahead of newer ones. The oldest sequence of the highest
+//     class always progresses, so there is no deadlock and no livelock.
 //  2. Waiting sequences are admitted in the same order while budget, blocks and the running
 //     limit allow: each first reuses the longest cached prefix of its tokens (prefix caching),
 //     then gets a first chunk of the rest (chunked prefill). A waiting sequence that does not

@@ -1,6 +1,8 @@
 #include "engine/serving_engine.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <utility>
 
 #include "engine/detokenizer.h"
@@ -68,6 +70,7 @@ double seconds(Nanos d) {
 }
 
 constexpr std::int64_t kMiB = 1 << 20;
+constexpr std::int64_t kMaxKvCacheMib = std::int64_t{1} << 40;  // Keeps MiB * kMiB in range.
 
 }  // namespace
 
@@ -90,14 +93,26 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const Model& model,
                       "max_waiting must be >= 0, max_n >= 1, max_stop_strings >= 0 and "
                       "max_stop_bytes >= 1");
   }
-  if (options.kv_cache_blocks < 0 || options.kv_cache_mib < 0) {
+  if (options.kv_cache_blocks < 0 || options.kv_cache_tokens < 0 || options.kv_cache_mib < 0) {
     return make_error(ErrorCode::kInvalidArgument, "the KV cache size must not be negative");
+  }
+  if (options.kv_cache_mib > kMaxKvCacheMib) {
+    return make_error(ErrorCode::kOutOfRange, "kv_cache_mib must be at most {} (got {})",
+                      kMaxKvCacheMib, options.kv_cache_mib);
+  }
+  if (options.block_tokens < 1 || options.block_tokens > 4096) {
+    return make_error(ErrorCode::kInvalidArgument, "block_tokens must be in [1, 4096] (got {})",
+                      options.block_tokens);
   }
   const std::int32_t context =
       options.context == 0 ? config.n_ctx_train : std::min(options.context, config.n_ctx_train);
   const std::size_t block_bytes = KvCache::bytes_per_token(config, options.kv_type) *
-                                  static_cast<std::size_t>(std::max(options.block_tokens, 1));
+                                  static_cast<std::size_t>(options.block_tokens);
   std::int64_t blocks = options.kv_cache_blocks;
+  if (blocks == 0 && options.kv_cache_tokens > 0) {
+    blocks = options.kv_cache_tokens / options.block_tokens +
+             (options.kv_cache_tokens % options.block_tokens != 0 ? 1 : 0);
+  }
   if (blocks == 0) {
     blocks = options.kv_cache_mib * kMiB / static_cast<std::int64_t>(block_bytes);
     if (blocks < 1) {
@@ -367,7 +382,8 @@ void ServingEngine::sweep_cancelled(TimePoint now) {
   if (everything) {
     const Status why = make_error(ErrorCode::kUnavailable, "the server is shutting down");
     for (auto& a : active_) {
-      for (auto& c : a->choices) finish_choice(*c, FinishReason::kCancelled, why, "");
+      for (auto& c : a->choices)
+        finish_choice(*c, FinishReason::kCancelled, why, "");
     }
   }
   for (auto& a : active_) {
@@ -437,8 +453,32 @@ bool ServingEngine::step(TimePoint now) {
   return true;
 }
 
+namespace {
+// True when no logit is NaN or infinite (exponent bits all ones); a branch-free integer
+// reduction, so it vectorizes.
+bool all_finite(std::span<const float> logits) {
+  std::uint32_t bad = 0;
+  for (const float x : logits) {
+    const auto bits = std::bit_cast<std::uint32_t>(x);
+    bad |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
+}
+}  // namespace
+
 void ServingEngine::on_logits(Choice& c, std::span<float> logits, TimePoint now) {
   Active& a = *c.request;
+  // Corrupt weights or an overflow would have the sampler pick garbage: end the choice with
+  // an error the client sees instead.
+  if (!all_finite(logits)) {
+    finish_choice(c, FinishReason::kError,
+                  make_error(ErrorCode::kInternal,
+                             "the model produced non-finite logits after {} generated tokens "
+                             "(corrupt weights or a numerical overflow)",
+                             c.generated),
+                  "");
+    return;
+  }
   SampledToken s = c.sampler.sample(logits);
   ++c.generated;
   metrics_->generation_tokens->inc();

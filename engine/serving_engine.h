@@ -44,10 +44,12 @@ namespace spillway::engine {
 
 struct ServingOptions {
   std::int32_t threads = 1;
-  // KV cache size: kv_cache_blocks if non-zero, else kv_cache_mib (rounded down to blocks).
+  // KV cache size, allocated once: kv_cache_blocks if non-zero, else kv_cache_tokens if
+  // non-zero (rounded up to whole blocks), else kv_cache_mib (rounded down to whole blocks).
   std::int64_t kv_cache_mib = 256;
+  std::int64_t kv_cache_tokens = 0;
   std::int32_t kv_cache_blocks = 0;
-  std::int32_t block_tokens = 16;
+  std::int32_t block_tokens = 16;  // Positions per block, in [1, 4096].
   KvType kv_type = KvType::kF16;
   std::int32_t context = 0;             // Tokens per sequence; 0 = the model's training context.
   std::int32_t max_batch_tokens = 256;  // Tokens per step (decode tokens + prefill chunks).

@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <numeric>
 #include <set>
@@ -51,7 +51,6 @@ struct Spec {
     return out;
   }
 };
-
 
 Spec spec(SeqId id, std::vector<std::int32_t> prompt, std::int32_t max_new,
           std::int32_t priority = 0, std::uint64_t arrival = 0, std::string ns = "",
@@ -411,6 +410,56 @@ TEST(Scheduler, PreemptsLowestPriorityNewestAndRecomputes) {
     EXPECT_EQ(seqs[id].generated, alone(prompts[id], 10)) << "sequence " << id;
   }
   EXPECT_EQ(s.pool().used(), 0);
+}
+
+// Runs one schedule/commit round, "sampling" a token for every chunk that wants one.
+StepPlan step_once(Scheduler& s) {
+  StepPlan plan = s.schedule();
+  s.commit(plan);
+  for (const ScheduledChunk& c : plan.chunks) {
+    if (c.want_logits) s.append_token(c.id, fake_next(s.tokens(c.id)));
+  }
+  return plan;
+}
+
+TEST(Scheduler, PreemptionVictimIsTheLowestPriorityMostRecentArrival) {
+  // 6 blocks of 2 tokens. Three 2-token prompts: 1 and 2 in class 0 (arrivals 0 and 1), 3 in
+  // class 1 but the last to arrive. Each grows by one block every second step.
+  Scheduler s(opts(6, 2, 16, 8, 64));
+  ASSERT_TRUE(s.add(spec(1, {11, 12}, 10, 0, 0)).ok());
+  ASSERT_TRUE(s.add(spec(2, {21, 22}, 10, 0, 1)).ok());
+  ASSERT_TRUE(s.add(spec(3, {31, 32}, 10, 1, 2)).ok());
+  std::vector<SeqId> victims;
+  for (int i = 0; i < 4 && victims.empty(); ++i) {
+    const StepPlan plan = step_once(s);
+    victims = plan.preempted;
+  }
+  // The fourth step needs a third block for each: sequence 2 (lowest class, newest in it) goes,
+  // not 3 (newest overall but a higher class) and not 1 (older in the same class).
+  EXPECT_EQ(victims, std::vector<SeqId>{2});
+  EXPECT_TRUE(s.is_running(1));
+  EXPECT_TRUE(s.is_running(3));
+  EXPECT_FALSE(s.is_running(2));
+  EXPECT_EQ(s.stats().preemptions, 1u);
+
+  // A waiting request of a higher class is admitted by preempting the newest running
+  // sequence of a strictly lower class; one of an equal class waits instead.
+  // Blocks of 4 tokens: the running ones need no new block for the next three steps.
+  Scheduler t(opts(4, 4, 16, 8, 64));
+  ASSERT_TRUE(t.add(spec(1, iota_tokens(5, 10), 10, 0, 0)).ok());
+  ASSERT_TRUE(t.add(spec(2, iota_tokens(5, 20), 10, 0, 1)).ok());
+  step_once(t);  // Both admitted; all 4 blocks in use.
+  ASSERT_EQ(t.pool().available(), 0);
+  ASSERT_TRUE(t.add(spec(3, {31, 32}, 4, 0, 2)).ok());
+  StepPlan plan = step_once(t);
+  EXPECT_TRUE(plan.preempted.empty());
+  EXPECT_FALSE(t.is_running(3));
+  ASSERT_TRUE(t.add(spec(4, {41, 42}, 4, 2, 3)).ok());
+  plan = step_once(t);
+  EXPECT_EQ(plan.preempted, std::vector<SeqId>{2});
+  EXPECT_TRUE(t.is_running(4));
+  EXPECT_TRUE(t.is_running(1));
+  EXPECT_FALSE(t.is_running(3));  // Still behind 2, which arrived before it.
 }
 
 // Random arrivals, lengths, priorities, shared prefixes, siblings and cancellations against a

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -12,7 +14,10 @@
 #include "core/metrics.h"
 #include "core/random.h"
 
+#include "engine/detokenizer.h"
 #include "engine/generator.h"
+#include "engine/gguf.h"
+#include "engine/unicode.h"
 
 #include "model_fixture.h"
 
@@ -24,6 +29,7 @@ using spillway::testing::stories_gguf;
 
 struct ChoiceResult {
   std::vector<std::int32_t> tokens;
+  std::vector<std::optional<SampledToken>> logprobs;  // One per token event.
   std::string text;
   int finishes = 0;
   FinishReason finish = FinishReason::kError;
@@ -32,26 +38,43 @@ struct ChoiceResult {
   std::int32_t completion_tokens = -1;
 };
 
+// Strict UTF-8 (no ill-formed or truncated sequences).
+bool valid_utf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const Utf8Scan scan = scan_utf8(text.substr(i));
+    if (scan.kind != Utf8Scan::Kind::kValid) return false;
+    i += scan.length;
+  }
+  return true;
+}
+
+// Adds one event to its choice's result; checks the event is well-formed: a valid index,
+// nothing after the choice's finish event, and text that is valid UTF-8 on its own.
+void record(std::vector<ChoiceResult>& out, StreamEvent& ev) {
+  ASSERT_GE(ev.index, 0);
+  ASSERT_LT(ev.index, static_cast<std::int32_t>(out.size()));
+  ChoiceResult& c = out[static_cast<std::size_t>(ev.index)];
+  EXPECT_EQ(c.finishes, 0) << "event after the finish event";
+  EXPECT_TRUE(valid_utf8(ev.text)) << "text delta is not valid UTF-8";
+  c.text += ev.text;
+  if (ev.kind == StreamEvent::Kind::kToken) {
+    c.tokens.push_back(ev.token);
+    c.logprobs.push_back(std::move(ev.logprob));
+  } else {
+    ++c.finishes;
+    c.finish = ev.finish;
+    c.status = ev.status;
+    c.cached_prompt_tokens = ev.cached_prompt_tokens;
+    c.completion_tokens = ev.completion_tokens;
+  }
+}
+
 // Reads a stream to its end; checks there is exactly one finish per choice and nothing after.
 std::vector<ChoiceResult> collect(RequestStream& stream, std::int32_t n) {
   std::vector<ChoiceResult> out(static_cast<std::size_t>(n));
   StreamEvent ev;
-  while (stream.next(ev)) {
-    EXPECT_GE(ev.index, 0);
-    EXPECT_LT(ev.index, n);
-    ChoiceResult& c = out[static_cast<std::size_t>(ev.index)];
-    EXPECT_EQ(c.finishes, 0) << "event after the finish event";
-    c.text += ev.text;
-    if (ev.kind == StreamEvent::Kind::kToken) {
-      c.tokens.push_back(ev.token);
-    } else {
-      ++c.finishes;
-      c.finish = ev.finish;
-      c.status = ev.status;
-      c.cached_prompt_tokens = ev.cached_prompt_tokens;
-      c.completion_tokens = ev.completion_tokens;
-    }
-  }
+  while (stream.next(ev))
+    record(out, ev);
   for (const ChoiceResult& c : out)
     EXPECT_EQ(c.finishes, 1);
   EXPECT_TRUE(stream.done());
@@ -81,14 +104,17 @@ class ServingEngineTest : public ::testing::Test {
 
   // Greedy output of one prompt generated alone (the reference for batched runs).
   static std::vector<std::int32_t> alone(const std::vector<std::int32_t>& prompt,
-                                         std::int32_t max_tokens) {
-    static std::map<std::pair<std::vector<std::int32_t>, std::int32_t>, std::vector<std::int32_t>>
+                                         std::int32_t max_tokens, bool ignore_eos = false) {
+    static std::map<std::tuple<std::vector<std::int32_t>, std::int32_t, bool>,
+                    std::vector<std::int32_t>>
         memo;
-    auto& slot = memo[{prompt, max_tokens}];
+    auto& slot = memo[{prompt, max_tokens, ignore_eos}];
     if (!slot.empty()) return slot;
     auto engine = ServingEngine::create(*model_, small_options());
     EXPECT_TRUE(engine.ok());
-    auto stream = (*engine)->submit(request(prompt, max_tokens));
+    EngineRequest r = request(prompt, max_tokens);
+    r.ignore_eos = ignore_eos;
+    auto stream = (*engine)->submit(std::move(r));
     EXPECT_TRUE(stream.ok());
     slot = collect(**stream, 1)[0].tokens;
     return slot;
@@ -142,72 +168,165 @@ TEST_F(ServingEngineTest, SingleRequestMatchesTheGenerator) {
   EXPECT_EQ(got.completion_tokens, static_cast<std::int32_t>(expected->tokens.size()));
 }
 
-// Random arrivals, lengths, priorities and cancellations against a cache far too small for
-// all of them at once: every request ends exactly once, uncancelled greedy outputs equal
-// generating alone, preemption happens, and no block is leaked.
+// Random arrivals (submitted while earlier requests run), prompt and output lengths,
+// priorities, tenants, n, EOS honoured or ignored, and cancellations (some before admission,
+// some mid-stream), against a cache far too small for all of them at once: every choice gets
+// exactly one finish event, every uncancelled greedy output equals generating the request
+// alone, preemption happens, and at the end every block is free.
 TEST_F(ServingEngineTest, RandomLoadOnASmallCacheKeepsOutputsAndFreesEverything) {
+  const std::vector<std::int32_t> common = tokens(
+      "Once upon a time, there was a little girl named Lily. She loved to play outside "
+      "in the sun with her big red ball and her friend Tom.");
+  const std::int32_t n_vocab = model_->config().n_vocab;
+  std::uint64_t preemptions = 0;
+  std::uint64_t hits = 0;
+  for (const std::uint64_t seed : {11u, 12u, 13u}) {
+    SCOPED_TRACE(seed);
+    ServingOptions o = small_options();
+    o.kv_cache_blocks = 24;  // 384 tokens for up to 16 sequences of up to 200.
+    o.max_batch_tokens = 48;
+    auto created = ServingEngine::create(*model_, o);
+    ASSERT_TRUE(created.ok());
+    ServingEngine& engine = **created;
+
+    SeededRandom rng(seed);
+    struct Sent {
+      EngineRequest req;
+      std::shared_ptr<RequestStream> stream;
+      int cancel_after = -1;  // Tokens read before cancelling; -1 = never.
+      bool cancelled = false;
+      bool done = false;
+      int tokens_read = 0;
+      std::vector<ChoiceResult> got;
+    };
+    std::vector<Sent> sent;
+    constexpr std::size_t kRequests = 24;
+    auto submit_one = [&] {
+      Sent s;
+      // 1 to 80 prompt tokens: a prefix of a common text (so some prefixes are cached) or
+      // BOS alone, then random tokens.
+      const auto len = static_cast<std::size_t>(1 + rng.below(80));
+      if (rng.below(2) == 0) {
+        s.req.prompt.assign(common.begin(),
+                            common.begin() + static_cast<std::ptrdiff_t>(
+                                                 std::min<std::size_t>(len, common.size())));
+      } else {
+        s.req.prompt.push_back(common[0]);
+      }
+      while (s.req.prompt.size() < len) {
+        s.req.prompt.push_back(
+            3 + static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(n_vocab - 3))));
+      }
+      s.req.max_tokens = 1 + static_cast<std::int32_t>(rng.below(120));
+      s.req.sampling.temperature = 0.0f;
+      s.req.cache_namespace = "t" + std::to_string(rng.below(2));
+      s.req.priority = static_cast<std::int32_t>(rng.below(3));
+      s.req.n = rng.below(5) == 0 ? 2 : 1;
+      s.req.ignore_eos = rng.below(2) == 0;
+      const std::uint64_t c = rng.below(6);
+      s.cancel_after = c == 0 ? 0 : c == 1 ? 1 + static_cast<int>(rng.below(10)) : -1;
+      auto stream = engine.submit(s.req);
+      ASSERT_TRUE(stream.ok()) << stream.error().message();
+      s.stream = *stream;
+      s.got.resize(static_cast<std::size_t>(s.req.n));
+      if (s.cancel_after == 0) {  // Most likely before it is even admitted.
+        s.stream->cancel();
+        s.cancelled = true;
+      }
+      sent.push_back(std::move(s));
+    };
+    auto read_some = [&](Sent& s, int events) {
+      StreamEvent ev;
+      for (int k = 0; k < events; ++k) {
+        if (!s.stream->next(ev)) {
+          s.done = true;
+          return;
+        }
+        if (ev.kind == StreamEvent::Kind::kToken) ++s.tokens_read;
+        record(s.got, ev);
+        if (!s.cancelled && s.cancel_after > 0 && s.tokens_read >= s.cancel_after) {
+          s.stream->cancel();
+          s.cancelled = true;
+        }
+      }
+    };
+    // Arrivals are interleaved with reading: each loop either submits the next request or
+    // reads a few events of a random unfinished one (which paces the arrivals by the engine's
+    // progress).
+    for (;;) {
+      std::vector<std::size_t> unfinished;
+      for (std::size_t i = 0; i < sent.size(); ++i) {
+        if (!sent[i].done) unfinished.push_back(i);
+      }
+      if (unfinished.empty() && sent.size() == kRequests) break;
+      if (sent.size() < kRequests && (unfinished.empty() || rng.below(2) == 0)) {
+        submit_one();
+        if (::testing::Test::HasFatalFailure()) return;
+      } else {
+        read_some(sent[unfinished[rng.below(unfinished.size())]],
+                  1 + static_cast<int>(rng.below(4)));
+      }
+    }
+
+    for (const Sent& s : sent) {
+      for (const ChoiceResult& c : s.got) {
+        EXPECT_EQ(c.finishes, 1);
+        const auto full = alone(s.req.prompt, s.req.max_tokens, s.req.ignore_eos);
+        if (c.finish == FinishReason::kCancelled) {
+          EXPECT_TRUE(s.cancelled);
+          EXPECT_EQ(c.status.code(), ErrorCode::kCancelled);
+          ASSERT_LE(c.tokens.size(), full.size());
+          EXPECT_TRUE(std::equal(c.tokens.begin(), c.tokens.end(), full.begin()));
+        } else {
+          EXPECT_EQ(c.tokens, full) << "prompt of " << s.req.prompt.size() << " tokens";
+          EXPECT_EQ(c.finish, c.tokens.size() == static_cast<std::size_t>(s.req.max_tokens)
+                                  ? FinishReason::kLength
+                                  : FinishReason::kStop);
+        }
+      }
+    }
+    ASSERT_TRUE(engine.wait_idle(std::chrono::seconds(60)));
+    const EngineStats st = engine.stats();
+    EXPECT_EQ(st.kv_blocks_used, 0) << "leaked blocks";
+    EXPECT_EQ(st.running, 0);
+    EXPECT_EQ(st.waiting, 0);
+    preemptions += st.scheduler.preemptions;
+    hits += st.scheduler.prefix_hit_tokens;
+  }
+  EXPECT_GT(preemptions, 0u);  // The cache was small enough to matter.
+  EXPECT_GT(hits, 0u);
+}
+
+// Requests that together need several times the cache, none cancelled and EOS ignored (so
+// every one keeps growing): all complete with exactly their own greedy output.
+TEST_F(ServingEngineTest, PreemptionUnderPressureCompletesEveryRequestCorrectly) {
   ServingOptions o = small_options();
-  o.kv_cache_blocks = 24;  // 384 tokens for up to 16 sequences of up to ~150.
-  o.max_batch_tokens = 48;
+  o.kv_cache_blocks = 12;  // 192 tokens; each request grows to 110-140.
   auto created = ServingEngine::create(*model_, o);
   ASSERT_TRUE(created.ok());
   ServingEngine& engine = **created;
-
   const char* starts[] = {"Once upon a time", "The little dog", "Tom and Lily went to the park",
                           "One day, a big bird", "Sara had a red ball. She"};
-  SeededRandom rng(11);
-  struct Sent {
-    std::vector<std::int32_t> prompt;
-    std::int32_t max_tokens;
-    std::shared_ptr<RequestStream> stream;
-    int cancel_after;  // Tokens read before cancelling; -1 = never.
-  };
-  std::vector<Sent> sent;
-  for (int i = 0; i < 24; ++i) {
-    Sent s;
-    s.prompt = tokens(starts[rng.below(5)]);
-    s.max_tokens = 20 + static_cast<std::int32_t>(rng.below(100));
-    s.cancel_after = rng.below(5) == 0 ? static_cast<int>(rng.below(10)) : -1;
-    EngineRequest r = request(s.prompt, s.max_tokens, "t" + std::to_string(rng.below(2)));
-    r.priority = static_cast<std::int32_t>(rng.below(3));
-    auto stream = engine.submit(std::move(r));
-    ASSERT_TRUE(stream.ok()) << stream.error().message();
-    s.stream = *stream;
-    sent.push_back(std::move(s));
-    if (rng.below(3) == 0) std::this_thread::yield();
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::vector<EngineRequest> sent;
+  for (int i = 0; i < 8; ++i) {
+    EngineRequest r = request(tokens(starts[i % 5]), 100 + 4 * i, "t" + std::to_string(i % 3));
+    r.ignore_eos = true;
+    r.priority = i % 2;
+    auto s = engine.submit(r);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    streams.push_back(*s);
+    sent.push_back(std::move(r));
   }
-  for (Sent& s : sent) {
-    std::vector<std::int32_t> got;
-    int finishes = 0;
-    FinishReason reason = FinishReason::kError;
-    StreamEvent ev;
-    while (s.stream->next(ev)) {
-      if (ev.kind == StreamEvent::Kind::kToken) {
-        got.push_back(ev.token);
-        if (s.cancel_after >= 0 && static_cast<int>(got.size()) == s.cancel_after + 1) {
-          s.stream->cancel();
-        }
-      } else {
-        ++finishes;
-        reason = ev.finish;
-      }
-    }
-    EXPECT_EQ(finishes, 1);
-    if (s.cancel_after < 0) {
-      EXPECT_NE(reason, FinishReason::kCancelled);
-      EXPECT_EQ(got, alone(s.prompt, s.max_tokens));
-    } else if (reason == FinishReason::kCancelled) {
-      const auto full = alone(s.prompt, s.max_tokens);
-      ASSERT_LE(got.size(), full.size());
-      EXPECT_TRUE(std::equal(got.begin(), got.end(), full.begin()));
-    }
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    const ChoiceResult r = collect(*streams[i], 1)[0];
+    EXPECT_EQ(r.finish, FinishReason::kLength) << "request " << i;
+    EXPECT_EQ(r.completion_tokens, sent[i].max_tokens);
+    EXPECT_EQ(r.tokens, alone(sent[i].prompt, sent[i].max_tokens, true)) << "request " << i;
   }
-  ASSERT_TRUE(engine.wait_idle(std::chrono::seconds(60)));
-  const EngineStats st = engine.stats();
-  EXPECT_EQ(st.kv_blocks_used, 0);
-  EXPECT_EQ(st.running, 0);
-  EXPECT_EQ(st.waiting, 0);
-  EXPECT_GT(st.scheduler.preemptions, 0u);
+  ASSERT_TRUE(engine.wait_idle(std::chrono::seconds(10)));
+  EXPECT_GT(engine.stats().scheduler.preemptions, 0u);
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
 }
 
 TEST_F(ServingEngineTest, SharedPrefixIsComputedOnceAndOnlyWithinANamespace) {
@@ -344,6 +463,49 @@ TEST_F(ServingEngineTest, DeadlinesStopsAndLengthsEndRequests) {
   EXPECT_EQ(rc[0].text, text.substr(0, text.find(stop)));
 }
 
+// A model whose weights make the logits non-finite (here: NaN final-norm weights, as corrupt
+// weights would) ends each choice with one error finish event, not with sampled garbage.
+TEST_F(ServingEngineTest, NonFiniteLogitsEndTheChoiceWithAnError) {
+  const auto dir = spillway::testing::temp_dir("serving_engine_nonfinite");
+  const std::string path = (dir / "nan.gguf").string();
+  std::filesystem::copy_file(stories_gguf(), path,
+                             std::filesystem::copy_options::overwrite_existing);
+  std::size_t at = 0, bytes = 0;
+  {
+    auto file = GgufFile::open(stories_gguf());
+    ASSERT_TRUE(file.ok());
+    const GgufTensorInfo* norm = file->find_tensor("output_norm.weight");
+    ASSERT_NE(norm, nullptr);
+    ASSERT_EQ(norm->type, GgmlType::kF32);
+    at = file->data_offset() + norm->offset;
+    bytes = norm->nbytes;
+  }
+  {
+    std::fstream out(path, std::ios::in | std::ios::out | std::ios::binary);
+    out.seekp(static_cast<std::streamoff>(at));
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (std::size_t i = 0; i < bytes / sizeof(float); ++i)
+      out.write(reinterpret_cast<const char*>(&nan), sizeof nan);
+    ASSERT_TRUE(out.good());
+  }
+  auto broken = load_model_or_die({path, ""});
+  auto engine = ServingEngine::create(*broken, small_options());
+  ASSERT_TRUE(engine.ok());
+  EngineRequest r = request(tokens("Once upon a time"), 8);
+  r.n = 2;
+  auto stream = (*engine)->submit(std::move(r));
+  ASSERT_TRUE(stream.ok());
+  const auto out = collect(**stream, 2);
+  for (const ChoiceResult& c : out) {
+    EXPECT_EQ(c.finish, FinishReason::kError);
+    EXPECT_TRUE(c.tokens.empty());
+    EXPECT_EQ(c.completion_tokens, 0);
+    ASSERT_FALSE(c.status.ok());
+    EXPECT_NE(c.status.error().message().find("non-finite logits"), std::string::npos)
+        << c.status.error().message();
+  }
+}
+
 TEST_F(ServingEngineTest, InvalidRequestsAreRejectedAtSubmit) {
   ServingOptions o = small_options();
   o.kv_cache_blocks = 4;  // 64 tokens.
@@ -367,7 +529,12 @@ TEST_F(ServingEngineTest, InvalidRequestsAreRejectedAtSubmit) {
   EngineRequest empty_stop = request(p, 4);
   empty_stop.stop = {""};
   EXPECT_EQ(code(empty_stop), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code(request(p, 100)), ErrorCode::kOutOfRange);    // Beyond the 64-token cache.
+  EXPECT_EQ(code(request(p, 100)), ErrorCode::kOutOfRange);  // Beyond the 64-token cache.
+  // Too large even for an empty cache: rejected at submission, saying why.
+  auto too_big = engine.submit(request(p, 100));
+  ASSERT_FALSE(too_big.ok());
+  EXPECT_NE(too_big.error().message().find("the whole cache holds 64"), std::string::npos)
+      << too_big.error().message();
   EXPECT_EQ(code(request(p, 10000)), ErrorCode::kOutOfRange);  // Beyond the context.
   EXPECT_EQ(code(request(p, 4)), ErrorCode::kOk);
 
@@ -402,31 +569,249 @@ TEST_F(ServingEngineTest, ShutdownCancelsWhatIsInFlight) {
 
 TEST_F(ServingEngineTest, MetricsFollowTheVllmNames) {
   MetricsRegistry registry;
-  auto created = ServingEngine::create(*model_, small_options(), &registry);
+  ServingOptions o = small_options();
+  o.max_running = 1;
+  auto created = ServingEngine::create(*model_, o, &registry);
   ASSERT_TRUE(created.ok());
   ServingEngine& engine = **created;
-  const auto prompt = tokens("Once upon a time");
+  const auto prompt = tokens(
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+      "sun with her big red ball.");
+  ASSERT_GT(prompt.size(), 16u);
+  const std::size_t reusable = (prompt.size() - 1) / 16 * 16;
   EngineRequest r = request(prompt, 6);
   r.ignore_eos = true;
   auto s = engine.submit(r);
   ASSERT_TRUE(s.ok());
   collect(**s, 1);
   ASSERT_TRUE(engine.wait_idle(std::chrono::seconds(10)));
-  const std::string text = registry.render_prometheus();
-  for (const char* line :
-       {"spillway:time_to_first_token_seconds_count 1",
-        "spillway:e2e_request_latency_seconds_count 1",
-        "spillway:request_queue_time_seconds_count 1",
-        "spillway:inter_token_latency_seconds_count 5", "spillway:generation_tokens_total 6",
-        "spillway:num_requests_running 0", "spillway:num_requests_waiting 0",
-        "spillway:kv_cache_usage_perc 0", "spillway:kv_cache_blocks_total 64",
-        "spillway:request_success_total{finished_reason=\"length\"} 1"}) {
-    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  std::string text = registry.render_prometheus();
+  auto expect_line = [&](const std::string& line) {
+    EXPECT_NE(text.find(line + "\n"), std::string::npos) << line << "\n" << text;
+  };
+  for (const char* line : {"spillway:time_to_first_token_seconds_count 1",
+                           "spillway:e2e_request_latency_seconds_count 1",
+                           "spillway:request_queue_time_seconds_count 1",
+                           "spillway:inter_token_latency_seconds_count 5",
+                           "spillway:generation_tokens_total 6", "spillway:num_requests_running 0",
+                           "spillway:num_requests_waiting 0", "spillway:kv_cache_usage_perc 0",
+                           "spillway:kv_cache_blocks_used 0", "spillway:kv_cache_blocks_total 64",
+                           "spillway:prefix_cache_hits_total 0", "spillway:num_preemptions_total 0",
+                           "spillway:request_success_total{finished_reason=\"length\"} 1"}) {
+    expect_line(line);
   }
-  EXPECT_NE(text.find("spillway:prompt_tokens_total " + std::to_string(prompt.size())),
-            std::string::npos);
-  EXPECT_NE(text.find("spillway:prefix_cache_queries_total"), std::string::npos);
-  EXPECT_NE(text.find("spillway:num_preemptions_total 0"), std::string::npos);
+  expect_line("spillway:prompt_tokens_total " + std::to_string(prompt.size()));
+  expect_line("spillway:prefix_cache_queries_total " + std::to_string(prompt.size()));
+  // Latencies are histograms.
+  for (const char* name :
+       {"spillway:time_to_first_token_seconds", "spillway:inter_token_latency_seconds",
+        "spillway:e2e_request_latency_seconds", "spillway:request_queue_time_seconds"}) {
+    expect_line(std::string("# TYPE ") + name + " histogram");
+  }
+
+  // The same prompt again: its full blocks (but the last token) come from the prefix cache.
+  // Meanwhile a long request runs and another waits behind it (max_running = 1).
+  EngineRequest blocker = request(tokens("The little dog"), 400);
+  blocker.ignore_eos = true;
+  auto b = engine.submit(blocker);
+  ASSERT_TRUE(b.ok());
+  StreamEvent ev;
+  ASSERT_TRUE((*b)->next(ev));
+  auto again = engine.submit(r);
+  ASSERT_TRUE(again.ok());
+  EngineStats st;
+  for (int i = 0; i < 10000; ++i) {  // The gauges are published after each step.
+    st = engine.stats();
+    if (st.running == 1 && st.waiting == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  text = registry.render_prometheus();
+  ASSERT_EQ(st.running, 1);
+  ASSERT_EQ(st.waiting, 1);
+  expect_line("spillway:num_requests_running 1");
+  expect_line("spillway:num_requests_waiting 1");
+  EXPECT_EQ(text.find("spillway:kv_cache_blocks_used 0\n"), std::string::npos);
+  (*b)->cancel();
+  collect(**b, 1);
+  const ChoiceResult second = collect(**again, 1)[0];
+  EXPECT_EQ(second.cached_prompt_tokens, static_cast<std::int32_t>(reusable));
+  ASSERT_TRUE(engine.wait_idle(std::chrono::seconds(10)));
+  text = registry.render_prometheus();
+  expect_line("spillway:prefix_cache_hits_total " + std::to_string(reusable));
+  expect_line("spillway:request_success_total{finished_reason=\"cancelled\"} 1");
+  expect_line("spillway:time_to_first_token_seconds_count 3");
+}
+
+// A cancel() takes effect at the very next step: the request computes nothing more, its
+// blocks go back to the pool and the request waiting for its place runs.
+TEST_F(ServingEngineTest, CancellationTakesEffectAtTheNextStepAndFreesTheBlocks) {
+  ServingOptions o = small_options();
+  o.max_running = 1;
+  o.kv_cache_blocks = 8;  // 128 tokens: the blocker below needs all of them eventually.
+  auto created = ServingEngine::create(*model_, o);
+  ASSERT_TRUE(created.ok());
+  ServingEngine& engine = **created;
+  const auto blocker_prompt = tokens("Once upon a time");
+  EngineRequest blocker =
+      request(blocker_prompt, 128 - static_cast<std::int32_t>(blocker_prompt.size()));
+  blocker.ignore_eos = true;
+  auto b = engine.submit(blocker);
+  ASSERT_TRUE(b.ok());
+  StreamEvent ev;
+  ASSERT_TRUE((*b)->next(ev));  // Running; `a` below waits for the only slot.
+
+  EngineRequest waiting = request(tokens("The little dog"), 50);
+  waiting.ignore_eos = true;
+  auto a = engine.submit(waiting);
+  ASSERT_TRUE(a.ok());
+  // Cancel `a` from the step thread as soon as its first token is queued: the engine must
+  // not compute a second one.
+  RequestStream* raw = a->get();
+  raw->set_listener([raw] { raw->cancel(); });
+  (*b)->cancel();
+  const ChoiceResult rb = collect(**b, 1)[0];
+  EXPECT_EQ(rb.finish, FinishReason::kCancelled);
+  EXPECT_LT(rb.completion_tokens, blocker.max_tokens);
+  const ChoiceResult ra = collect(**a, 1)[0];
+  EXPECT_EQ(ra.finish, FinishReason::kCancelled);
+  EXPECT_EQ(ra.tokens.size(), 1u);
+  EXPECT_EQ(ra.completion_tokens, 1);
+  ASSERT_TRUE(engine.wait_idle(std::chrono::seconds(10)));
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+}
+
+TEST_F(ServingEngineTest, TokenEventsCarryLogprobsOnlyWhenAsked) {
+  auto created = ServingEngine::create(*model_, small_options());
+  ASSERT_TRUE(created.ok());
+  ServingEngine& engine = **created;
+  const auto prompt = tokens("Once upon a time");
+  auto plain = engine.submit(request(prompt, 10));
+  ASSERT_TRUE(plain.ok());
+  const ChoiceResult p = collect(**plain, 1)[0];
+  ASSERT_FALSE(p.tokens.empty());
+  for (const auto& lp : p.logprobs)
+    EXPECT_FALSE(lp.has_value());
+
+  EngineRequest with = request(prompt, 10);
+  with.logprobs = true;
+  with.sampling.top_logprobs = 3;
+  auto s = engine.submit(with);
+  ASSERT_TRUE(s.ok());
+  const ChoiceResult w = collect(**s, 1)[0];
+  EXPECT_EQ(w.tokens, p.tokens);  // Asking for log-probabilities changes nothing else.
+  ASSERT_EQ(w.logprobs.size(), w.tokens.size());
+  for (std::size_t i = 0; i < w.tokens.size(); ++i) {
+    ASSERT_TRUE(w.logprobs[i].has_value()) << i;
+    const SampledToken& lp = *w.logprobs[i];
+    EXPECT_EQ(lp.token, w.tokens[i]);
+    EXPECT_LE(lp.logprob, 0.0f);
+    ASSERT_EQ(lp.top.size(), 3u);
+    EXPECT_EQ(lp.top[0].token, w.tokens[i]);  // Greedy: the chosen token is the likeliest.
+    EXPECT_FLOAT_EQ(lp.top[0].logprob, lp.logprob);
+    EXPECT_GE(lp.top[0].logprob, lp.top[1].logprob);
+    EXPECT_GE(lp.top[1].logprob, lp.top[2].logprob);
+  }
+}
+
+// Near-uniform sampling on stories260K picks many of its byte tokens, so generated text is full
+// of broken and split UTF-8 sequences: every delta must still be valid UTF-8 (collect() checks)
+// and the deltas of a choice must add up to the detokenized text of its tokens.
+TEST_F(ServingEngineTest, TextDeltasAreValidUtf8EvenFromRandomBytes) {
+  auto created = ServingEngine::create(*model_, small_options());
+  ASSERT_TRUE(created.ok());
+  ServingEngine& engine = **created;
+  EngineRequest r = request(tokens("Once upon a time"), 64);
+  r.n = 4;
+  r.ignore_eos = true;
+  r.sampling.temperature = 20.0f;
+  r.sampling.seed = 3;
+  auto s = engine.submit(r);
+  ASSERT_TRUE(s.ok());
+  int high_bytes = 0;
+  for (const ChoiceResult& c : collect(**s, 4)) {
+    EXPECT_EQ(c.text, detokenize(model_->tokenizer(), c.tokens,
+                                 DetokenizeOptions{.strip_leading_space = false}));
+    for (const std::int32_t t : c.tokens) {
+      const std::string piece = model_->tokenizer().token_to_piece(t);
+      high_bytes += piece.size() == 1 && static_cast<unsigned char>(piece[0]) >= 0x80 ? 1 : 0;
+    }
+  }
+  EXPECT_GT(high_bytes, 10);  // The case under test really occurred.
+}
+
+TEST_F(ServingEngineTest, CacheSizeIsSetInMibOrTokensAtStartAndNeverGrows) {
+  const std::size_t per_token = KvCache::bytes_per_token(model_->config(), KvType::kF16);
+  ServingOptions o = small_options();
+  o.kv_cache_blocks = 0;
+  o.kv_cache_mib = 1;
+  o.block_tokens = 32;
+  auto by_mib = ServingEngine::create(*model_, o);
+  ASSERT_TRUE(by_mib.ok()) << by_mib.error().message();
+  const auto blocks = static_cast<std::int32_t>((1 << 20) / (per_token * 32));
+  ASSERT_GT(blocks, 0);
+  EXPECT_EQ((*by_mib)->stats().kv_blocks_total, blocks);
+  EXPECT_EQ((*by_mib)->kv_cache_bytes(), static_cast<std::int64_t>(blocks * 32 * per_token));
+  EXPECT_LE((*by_mib)->kv_cache_bytes(), 1 << 20);
+
+  o.kv_cache_tokens = 100;  // Takes precedence over MiB; rounded up to whole blocks of 8.
+  o.block_tokens = 8;
+  auto by_tokens = ServingEngine::create(*model_, o);
+  ASSERT_TRUE(by_tokens.ok()) << by_tokens.error().message();
+  ServingEngine& engine = **by_tokens;
+  EXPECT_EQ(engine.stats().kv_blocks_total, 13);
+  const std::int64_t bytes = engine.kv_cache_bytes();
+  EXPECT_EQ(bytes, static_cast<std::int64_t>(13 * 8 * per_token));
+  // Load does not change the cache: more requests than fit are queued and preempted instead.
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 6; ++i) {
+    EngineRequest r = request(tokens("Once upon a time"), 40);
+    r.ignore_eos = true;
+    r.cache_namespace = "";  // Private: no sharing.
+    auto st = engine.submit(r);
+    ASSERT_TRUE(st.ok());
+    streams.push_back(*st);
+  }
+  for (auto& st : streams)
+    EXPECT_EQ(collect(*st, 1)[0].finish, FinishReason::kLength);
+  ASSERT_TRUE(engine.wait_idle(std::chrono::seconds(10)));
+  EXPECT_EQ(engine.kv_cache_bytes(), bytes);
+  EXPECT_EQ(engine.stats().kv_blocks_total, 13);
+  EXPECT_GT(engine.stats().scheduler.preemptions, 0u);
+
+  auto code = [&](const ServingOptions& options) {
+    auto e = ServingEngine::create(*model_, options);
+    return e.ok() ? ErrorCode::kOk : e.error().code();
+  };
+  o.kv_cache_tokens = -1;
+  EXPECT_EQ(code(o), ErrorCode::kInvalidArgument);
+  o.kv_cache_tokens = 0;
+  o.block_tokens = 0;
+  EXPECT_EQ(code(o), ErrorCode::kInvalidArgument);
+}
+
+// The namespace is the isolation boundary: a namespace that the caller declares shared (a
+// public system prompt) is reused across tenants, while their private ones never are.
+TEST_F(ServingEngineTest, ASharedNamespaceIsReusedAcrossTenants) {
+  auto created = ServingEngine::create(*model_, small_options());
+  ASSERT_TRUE(created.ok());
+  ServingEngine& engine = **created;
+  const auto prompt = tokens(
+      "You are a storyteller. Tell short, happy stories about animals who live in a big forest.");
+  const auto reusable = static_cast<std::int32_t>((prompt.size() - 1) / 16 * 16);
+  ASSERT_GT(reusable, 0);
+  auto cached = [&](const std::string& ns) {
+    auto s = engine.submit(request(prompt, 2, ns));
+    EXPECT_TRUE(s.ok());
+    return s.ok() ? collect(**s, 1)[0].cached_prompt_tokens : -1;
+  };
+  EXPECT_EQ(cached("tenant:a"), 0);
+  EXPECT_EQ(cached("tenant:b"), 0);              // Same text, another tenant: no hit.
+  EXPECT_EQ(cached("shared:public"), 0);         // First use of the shared namespace.
+  EXPECT_EQ(cached("shared:public"), reusable);  // Any tenant using it now hits.
+  EXPECT_EQ(cached("tenant:a"), reusable);       // Each tenant's own cache still works...
+  EXPECT_EQ(cached("tenant:c"), 0);              // ...and stays its own.
+  EXPECT_EQ(cached(""), 0);                      // No namespace: private to the request.
+  EXPECT_EQ(cached(""), 0);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 // -offset * sum(x) per block, from the activation sums.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "engine/kernels.h"
@@ -224,36 +225,59 @@ inline __mmask16 tail_mask(std::int64_t left) {
 // tile of one panel and T tokens keeps T accumulators of 16 rows and never reduces across lanes;
 // each thread streams its panels as one contiguous region.
 
-// Tiles of up to kTokens tokens, over one panel at a time. A pass takes as many tokens as keep
-// their activations within kPassActivationBytes (in L2 beside the panel, which stays in L1/L2
+// Tiles of up to kTokens tokens, over P panels at a time. A pass takes as many tokens as keep
+// their activations within kPassActivationBytes (in L2 beside the panels, which stay in L1/L2
 // for all of the pass's token tiles), so the weights stream from memory once per pass: once
-// per call for decode batches and most prompts.
+// per call for decode batches and most prompts. The first tile over a panel prefetches ahead
+// (the others find the panel in cache).
 inline constexpr std::int64_t kPassActivationBytes = std::int64_t{512} << 10;
-template <typename K, int T>
+
+// The int8 kernels take two panels per tile when a pass has several tokens, so that each
+// broadcast activation group feeds two vpdpbusd and the loads no longer outnumber them (~20%
+// less CPU time per batched product, matmul_bench); single-token decode streams one panel at a
+// time.
+inline constexpr int kMaxTilePanels = 2;
+
+template <typename K, int P, int T>
 void panel_tail(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
-                std::int64_t t, std::int64_t left) {
+                std::int64_t t, std::int64_t left, std::int64_t prefetch) {
   if constexpr (T >= 1) {
     if (left == T) {
-      K::template tile<T>(a, panel, r, r_end, t);
+      K::template tile<P, T>(a, panel, r, r_end, t, prefetch);
       return;
     }
-    panel_tail<K, T - 1>(a, panel, r, r_end, t, left);
+    panel_tail<K, P, T - 1>(a, panel, r, r_end, t, left, prefetch);
+  }
+}
+
+// Tokens [t0, t1) over the panels of rows [r0, r1), P panels per tile.
+template <typename K, int P>
+void drive_pass(const MatmulArgs& a, std::int64_t r0, std::int64_t r1, std::int64_t t0,
+                std::int64_t t1) {
+  const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
+  for (std::int64_t r = r0; r < r1; r += P * kPanelRows) {
+    if (P > 1 && r + kPanelRows >= r1) {  // A last lone panel.
+      drive_pass<K, 1>(a, r, r1, t0, t1);
+      return;
+    }
+    const std::byte* panel = a.w + static_cast<std::size_t>(r / kPanelRows) * panel_bytes;
+    std::int64_t t = t0;
+    for (; t + K::kTokens <= t1; t += K::kTokens)
+      K::template tile<P, K::kTokens>(a, panel, r, r1, t, t == t0 ? K::kPrefetchUnits : 0);
+    panel_tail<K, P, K::kTokens - 1>(a, panel, r, r1, t, t1 - t, t == t0 ? K::kPrefetchUnits : 0);
   }
 }
 
 template <typename K>
 void drive_panels(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
-  const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
   const std::int64_t per_pass =
       std::max<std::int64_t>(K::kTokens, kPassActivationBytes / K::activation_bytes(a));
   for (std::int64_t t0 = 0; t0 < a.n; t0 += per_pass) {
     const std::int64_t t1 = std::min(a.n, t0 + per_pass);
-    for (std::int64_t r = r0; r < r1; r += kPanelRows) {
-      const std::byte* panel = a.w + static_cast<std::size_t>(r / kPanelRows) * panel_bytes;
-      std::int64_t t = t0;
-      for (; t + K::kTokens <= t1; t += K::kTokens)
-        K::template tile<K::kTokens>(a, panel, r, r1, t);
-      panel_tail<K, K::kTokens - 1>(a, panel, r, r1, t, t1 - t);
+    if (K::kMaxPanels > 1 && t1 - t0 > 1) {
+      drive_pass<K, K::kMaxPanels>(a, r0, r1, t0, t1);
+    } else {
+      drive_pass<K, 1>(a, r0, r1, t0, t1);
     }
   }
 }
@@ -275,12 +299,15 @@ inline __m512i broadcast4(const std::int8_t* p) {
 
 struct F16Panel {
   static constexpr int kTokens = 8;
+  static constexpr int kMaxPanels = 1;               // FMA-bound: a second panel would not help.
+  static constexpr std::int64_t kPrefetchUnits = 0;  // The hardware prefetchers keep up.
   static std::int64_t activation_bytes(const MatmulArgs& a) {
     return a.cols * static_cast<std::int64_t>(sizeof(float));
   }
-  template <int T>
+  template <int P, int T>
   static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
-                   std::int64_t t) {
+                   std::int64_t t, std::int64_t /*prefetch*/) {
+    static_assert(P == 1);
     // Enough independent FMA chains to cover the FMA latency even for one token.
     constexpr int kChains = T <= 2 ? 4 : 2;
     const auto* w = reinterpret_cast<const __m256i*>(panel);
@@ -315,65 +342,94 @@ struct F16Panel {
   }
 };
 
-// Q8_0 (weights stored as w + 128) and Q4_0 (nibbles) panels. Per block and token: eight
-// vpdpbusd of the block's 16 x 32 weights with broadcast groups of four activations, started
-// at -offset * sum(x), then one convert and one FMA with the 16 rows' scales times the token's.
+// Q8_0 (weights stored as w + 128) and Q4_0 (nibbles) panels. Per block, panel and token:
+// eight vpdpbusd of the block's 16 x 32 weights with broadcast groups of four activations,
+// started at -offset * sum(x), then one convert and one FMA with the 16 rows' scales times the
+// token's. A tile of P panels shares each broadcast between the P panels.
 template <typename Weights>
 struct QuantPanel {
   static constexpr int kTokens = 4;
+  static constexpr int kMaxPanels = kMaxTilePanels;
   static constexpr std::int64_t kBlockBytes = Weights::kQuantBytes * kPanelRows;
   // Prefetch ~4 KiB ahead in the thread's contiguous run of panels (past a panel's end are its
   // scales and then the next panel; a prefetch never faults): the hardware prefetchers alone
   // leave single-token decode 20-25% short of streaming speed (matmul_bench, one thread).
-  static constexpr std::int64_t kPrefetchBlocks = std::int64_t{4096} / kBlockBytes;
+  static constexpr std::int64_t kPrefetchUnits = std::int64_t{4096} / kBlockBytes;
   static std::int64_t activation_bytes(const MatmulArgs& a) { return a.xq.q_stride; }
-  template <int T>
+  template <int P, int T>
   static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
-                   std::int64_t t) {
-    // Fewer than four tokens leave too few dependency chains; split each in two.
-    constexpr int kChains = T < 4 ? 2 : 1;
+                   std::int64_t t, std::int64_t prefetch) {
+    // Fewer than four products per activation group leave too few dependency chains.
+    constexpr int kChains = P * T < 4 ? 2 : 1;
     const std::int64_t nb = a.cols / 32;
-    const std::byte* scales = panel + nb * kBlockBytes;
+    const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
+    const std::byte* quants[P];
+    const std::byte* scales[P];
+    for (int p = 0; p < P; ++p) {
+      quants[p] = panel + static_cast<std::size_t>(p) * panel_bytes;
+      scales[p] = quants[p] + nb * kBlockBytes;
+    }
     const std::int8_t* q[T];
     const float* d[T];
     const std::int32_t* sums[T];
-    __m512 acc[T];
+    __m512 acc[P][T];
     for (int j = 0; j < T; ++j) {
       q[j] = a.xq.q + (t + j) * a.xq.q_stride;
       d[j] = a.xq.d + (t + j) * a.xq.d_stride;
       sums[j] = static_cast<const std::int32_t*>(a.xq.sums) + (t + j) * a.xq.sums_stride;
-      acc[j] = _mm512_setzero_ps();
+      for (int p = 0; p < P; ++p)
+        acc[p][j] = _mm512_setzero_ps();
     }
     for (std::int64_t b = 0; b < nb; ++b) {
-      const std::byte* ahead = panel + (b + kPrefetchBlocks) * kBlockBytes;
-      for (std::int64_t off = 0; off < kBlockBytes; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
-      __m512i wv[8];
-      Weights::load(panel + b * kBlockBytes, wv);
-      const __m512 dw =
-          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
-      // Tokens interleaved, so their dependency chains overlap.
-      __m512i dot[T][kChains];
-      for (int j = 0; j < T; ++j) {
-        dot[j][0] = _mm512_set1_epi32(-Weights::kOffset * sums[j][b]);
-        for (int c = 1; c < kChains; ++c)
-          dot[j][c] = _mm512_setzero_si512();
-      }
-      for (int g = 0; g < 8; ++g) {
-        for (int j = 0; j < T; ++j) {
-          dot[j][g % kChains] = _mm512_dpbusd_epi32(
-              dot[j][g % kChains], wv[g], broadcast4(q[j] + 32 * b + Weights::x_offset(g)));
+      if (prefetch != 0) {
+        for (int p = 0; p < P; ++p) {
+          const std::byte* ahead = quants[p] + (b + prefetch) * kBlockBytes;
+          for (std::int64_t off = 0; off < kBlockBytes; off += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
         }
       }
+      // Tokens and panels interleaved, so their dependency chains overlap.
+      __m512i dot[P][T][kChains];
       for (int j = 0; j < T; ++j) {
-        for (int c = 1; c < kChains; ++c)
-          dot[j][0] = _mm512_add_epi32(dot[j][0], dot[j][c]);
-        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[j][0]),
-                                 _mm512_mul_ps(dw, _mm512_set1_ps(d[j][b])), acc[j]);
+        const __m512i start = _mm512_set1_epi32(-Weights::kOffset * sums[j][b]);
+        for (int p = 0; p < P; ++p) {
+          dot[p][j][0] = start;
+          for (int c = 1; c < kChains; ++c)
+            dot[p][j][c] = _mm512_setzero_si512();
+        }
+      }
+      // Groups g and g + 4 come from one load for Q4_0 (low and high nibbles).
+      for (int g = 0; g < 4; ++g) {
+        __m512i x_lo[T], x_hi[T];
+        for (int j = 0; j < T; ++j) {
+          x_lo[j] = broadcast4(q[j] + 32 * b + Weights::x_offset(g));
+          x_hi[j] = broadcast4(q[j] + 32 * b + Weights::x_offset(g + 4));
+        }
+        for (int p = 0; p < P; ++p) {
+          __m512i w_lo, w_hi;
+          Weights::load_pair(quants[p] + b * kBlockBytes, g, w_lo, w_hi);
+          for (int j = 0; j < T; ++j) {
+            const int c_lo = g % kChains, c_hi = (g + 1) % kChains;
+            dot[p][j][c_lo] = _mm512_dpbusd_epi32(dot[p][j][c_lo], w_lo, x_lo[j]);
+            dot[p][j][c_hi] = _mm512_dpbusd_epi32(dot[p][j][c_hi], w_hi, x_hi[j]);
+          }
+        }
+      }
+      for (int p = 0; p < P; ++p) {
+        const __m512 dw = _mm512_cvtph_ps(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales[p] + 32 * b)));
+        for (int j = 0; j < T; ++j) {
+          for (int c = 1; c < kChains; ++c)
+            dot[p][j][0] = _mm512_add_epi32(dot[p][j][0], dot[p][j][c]);
+          acc[p][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[p][j][0]),
+                                      _mm512_mul_ps(dw, _mm512_set1_ps(d[j][b])), acc[p][j]);
+        }
       }
     }
-    for (int j = 0; j < T; ++j)
-      store_panel(a, r, r_end, t + j, acc[j]);
+    for (int p = 0; p < P; ++p) {
+      for (int j = 0; j < T; ++j)
+        store_panel(a, r + p * kPanelRows, r_end, t + j, acc[p][j]);
+    }
   }
 };
 
@@ -381,9 +437,10 @@ struct QuantPanel {
 struct Q80PanelWeights {
   static constexpr std::int64_t kQuantBytes = 32;
   static constexpr std::int32_t kOffset = 128;
-  static void load(const std::byte* p, __m512i* wv) {
-    for (int g = 0; g < 8; ++g)
-      wv[g] = _mm512_loadu_si512(p + 64 * g);
+  // Groups g and g + 4 (g < 4).
+  static void load_pair(const std::byte* p, int g, __m512i& lo, __m512i& hi) {
+    lo = _mm512_loadu_si512(p + 64 * g);
+    hi = _mm512_loadu_si512(p + 64 * (g + 4));
   }
   static constexpr int x_offset(int g) { return 4 * g; }
 };
@@ -393,13 +450,11 @@ struct Q80PanelWeights {
 struct Q40PanelWeights {
   static constexpr std::int64_t kQuantBytes = 16;
   static constexpr std::int32_t kOffset = 8;
-  static void load(const std::byte* p, __m512i* wv) {
+  static void load_pair(const std::byte* p, int g, __m512i& lo, __m512i& hi) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    for (int g = 0; g < 4; ++g) {
-      const __m512i v = _mm512_loadu_si512(p + 64 * g);
-      wv[g] = _mm512_and_si512(v, low4);
-      wv[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-    }
+    const __m512i v = _mm512_loadu_si512(p + 64 * g);
+    lo = _mm512_and_si512(v, low4);
+    hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
   }
   static constexpr int x_offset(int g) { return g < 4 ? 4 * g : 16 + 4 * (g - 4); }
 };

@@ -29,6 +29,11 @@ struct ServeFlags {
   std::string kv_type = "f16";
   std::int64_t shutdown_timeout_ms = 30'000;
   std::int64_t unready_grace_ms = 0;
+  // HTTP timeouts (net::HttpServerOptions), in milliseconds.
+  std::int64_t header_timeout_ms = 0;
+  std::int64_t body_timeout_ms = 0;
+  std::int64_t idle_timeout_ms = 0;
+  std::int64_t write_timeout_ms = 0;
 };
 
 int run_serve(ServeFlags& f) {
@@ -58,6 +63,12 @@ int run_serve(ServeFlags& f) {
     f.options.engine.threads =
         static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
   }
+  f.options.http.header_timeout = std::chrono::milliseconds(f.header_timeout_ms);
+  f.options.http.body_timeout = std::chrono::milliseconds(f.body_timeout_ms);
+  f.options.http.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
+  f.options.http.write_timeout = std::chrono::milliseconds(f.write_timeout_ms);
+  // One body limit: the API's own check must not refuse what the HTTP layer accepted.
+  f.options.limits.max_body_bytes = f.options.http.max_body_bytes;
   f.options.shutdown_timeout = std::chrono::milliseconds(f.shutdown_timeout_ms);
   f.options.unready_grace = std::chrono::milliseconds(f.unready_grace_ms);
 
@@ -92,6 +103,10 @@ Command add_serve_command(CLI::App& root) {
   auto f = std::make_shared<ServeFlags>();
   serve::ServeOptions& o = f->options;
   o.http.port = 8000;
+  f->header_timeout_ms = o.http.header_timeout.count();
+  f->body_timeout_ms = o.http.body_timeout.count();
+  f->idle_timeout_ms = o.http.idle_timeout.count();
+  f->write_timeout_ms = o.http.write_timeout.count();
   o.engine.threads = 0;  // All cores unless --threads says otherwise.
   CLI::App* app = root.add_subcommand(
       "serve", "Serve one model over the OpenAI-compatible HTTP API (chat, completions, SSE)");
@@ -101,7 +116,9 @@ Command add_serve_command(CLI::App& root) {
   app->add_option("--model-name", o.model_name,
                   "Name clients use as `model` (default: the file name without extension)");
   app->add_option("--chat-template", f->chat_template,
-                  "Jinja chat template file overriding the model's tokenizer.chat_template");
+                  "Jinja chat template file overriding the model's tokenizer.chat_template "
+                  "(a model with neither gets a role-prefixed fallback: \"User: ...\\n\\n"
+                  "Assistant:\")");
   app->add_option("--host", o.http.host, "Address to listen on")->capture_default_str();
   app->add_option("--port", o.http.port, "Port (0: any free port)")
       ->capture_default_str()
@@ -140,10 +157,41 @@ Command add_serve_command(CLI::App& root) {
   app->add_option("--max-waiting", o.engine.max_waiting, "Requests queued before answering 429")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  app->add_option("--max-connections", o.http.max_connections)
+  app->add_option("--max-connections", o.http.max_connections,
+                  "Connections open at once (idle keep-alive ones included); more are closed "
+                  "at accept")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 20));
-  app->add_option("--max-body-bytes", o.http.max_body_bytes)->capture_default_str();
+      ->check(CLI::Range(1, 1'000'000));
+  app->add_option("--max-body-bytes", o.http.max_body_bytes, "Request body; beyond it: 413")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30));
+  app->add_option("--max-header-bytes", o.http.max_header_bytes,
+                  "Request line and header fields together; beyond it: 431")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1} << 10, std::size_t{1} << 20));
+  app->add_option("--max-url-bytes", o.http.max_url_bytes,
+                  "Request target (path and query); beyond it: 414")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 20));
+  constexpr std::int64_t kDayMs = 24LL * 3600 * 1000;
+  app->add_option("--header-timeout-ms", f->header_timeout_ms,
+                  "From a request's first byte (or the connection's start) to the end of its "
+                  "headers; a slower client is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, kDayMs));
+  app->add_option("--body-timeout-ms", f->body_timeout_ms,
+                  "From the end of the headers to the end of the body; beyond it: 408")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, kDayMs));
+  app->add_option("--idle-timeout-ms", f->idle_timeout_ms,
+                  "An idle keep-alive connection is closed after this long")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, kDayMs));
+  app->add_option("--write-timeout-ms", f->write_timeout_ms,
+                  "One write to a client that does not read; beyond it the connection closes "
+                  "(a stream's generation is cancelled)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, kDayMs));
   app->add_option("--io-threads", o.http.io_threads, "HTTP event-loop threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));

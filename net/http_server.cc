@@ -115,7 +115,8 @@ Status HttpServer::Impl::start() {
   }
   asio::post(acceptor->get_executor(), [this] { do_accept(); });
   state = State::kRunning;
-  log_info("http server listening", {kv("host", o.host), kv("port", port.load())});
+  // Debug only: each command logs its own one "ready" line (spillway serve: "ready url=...").
+  log_debug("http server listening", {kv("host", o.host), kv("port", port.load())});
   return Status::ok_status();
 }
 
@@ -197,7 +198,7 @@ void HttpServer::Impl::stop() {
   accept_retry.reset();
   acceptor.reset();
   loops.clear();
-  log_info("http server stopped", {kv("port", port.load())});
+  log_debug("http server stopped", {kv("port", port.load())});
 }
 
 HttpServer::HttpServer(HttpServerOptions options, Router router)

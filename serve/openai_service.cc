@@ -127,6 +127,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     texts_[static_cast<std::size_t>(choice)] = std::move(text);
   }
 
+  // A prompt only echoed, not generated from (completions with max_tokens 0): its tokens
+  // still count in the usage.
+  void count_echo_only_prompt(std::int64_t tokens) { echo_only_prompt_tokens_ += tokens; }
+
   // Starts the SSE response (stream) and attaches the engine streams: streams[k] carries the
   // choices [offsets[k], offsets[k] + n).
   void run(std::vector<std::shared_ptr<RequestStream>> streams, std::vector<std::int32_t> offsets) {
@@ -148,6 +152,19 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
           }
         }
       }
+    }
+    if (streams_.empty()) {
+      // Echo only (max_tokens 0): the prompts are the whole answer, each cut at its length.
+      std::lock_guard lock(mu_);
+      for (std::size_t i = 0; i < texts_.size(); ++i) {
+        finish_[i] = openai::FinishReason::kLength;
+        if (stream_) {
+          writer_.write(net::format_sse_data(completion_chunks_.finish_chunk(
+              static_cast<std::int32_t>(i), openai::FinishReason::kLength)));
+        }
+      }
+      complete();
+      return;
     }
     auto self = shared_from_this();
     // A client that goes away cancels every generation of this exchange.
@@ -228,7 +245,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       const auto ct = cached_by_stream_.find(offsets_[k]);
       if (ct != cached_by_stream_.end()) cached += ct->second;
     }
-    u.prompt_tokens = prompt;
+    u.prompt_tokens = prompt + echo_only_prompt_tokens_;
     u.cached_prompt_tokens = cached;
     return u;
   }
@@ -299,6 +316,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::map<std::int32_t, std::int32_t> prompt_tokens_by_stream_;
   std::map<std::int32_t, std::int32_t> cached_by_stream_;
   std::int32_t open_ = 0;
+  std::int64_t echo_only_prompt_tokens_ = 0;
   openai::Usage usage_;
   std::optional<Error> error_;
 };
@@ -461,7 +479,8 @@ void OpenAiService::completions(net::HttpRequest request, net::ResponseWriter wr
   if (!admitted) return;
   const Caller& caller = admitted->first;
   const openai::CompletionRequest& req = admitted->second;
-  if (req.echo && req.logprobs && *req.logprobs > 0) {
+  // Even logprobs 0 asks for the prompt tokens' log-probabilities when echoing.
+  if (req.echo && req.logprobs) {
     return fail(writer,
                 make_error(ErrorCode::kUnimplemented,
                            "echo with logprobs (log-probabilities of prompt tokens) is not "
@@ -494,7 +513,10 @@ void OpenAiService::completions(net::HttpRequest request, net::ResponseWriter wr
         exchange->set_prefix(first_choice + i, prompt->text);
     }
     const std::int32_t max_tokens = req.sampling.max_tokens.value_or(16);
-    if (max_tokens == 0) continue;  // Echo only (the parser allows 0 only with echo).
+    if (max_tokens == 0) {  // Echo only (the parser allows 0 only with echo).
+      exchange->count_echo_only_prompt(static_cast<std::int64_t>(prompt->tokens.size()));
+      continue;
+    }
     engine::EngineRequest er =
         engine_request(req.sampling, max_tokens, logprobs ? *req.logprobs : 0, logprobs);
     er.id = fmt::format("{}-{}", request.request_id, p);
@@ -512,20 +534,6 @@ void OpenAiService::completions(net::HttpRequest request, net::ResponseWriter wr
     }
     streams.push_back(*stream);
     offsets.push_back(first_choice);
-  }
-  if (streams.empty()) {
-    // max_tokens 0 with echo: the prompts are the whole answer.
-    std::vector<openai::CompletionChoice> out;
-    for (std::int32_t i = 0; i < choices; ++i) {
-      openai::CompletionChoice c;
-      c.index = i;
-      auto prompt = prompts_.completion(req.prompts[static_cast<std::size_t>(i / n)], i / n);
-      c.text = prompt.ok() ? prompt->text : "";
-      c.finish_reason = openai::FinishReason::kLength;
-      out.push_back(std::move(c));
-    }
-    writer.respond(net::HttpResponse::json(200, openai::render_completion(meta, out, {})));
-    return;
   }
   exchange->run(std::move(streams), std::move(offsets));
 }

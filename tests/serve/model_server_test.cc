@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -145,6 +147,7 @@ TEST_F(ModelServerTest, StreamConcatenatesToTheNonStreamingText) {
   EXPECT_EQ(events.back(), "[DONE]");
   std::string text;
   int finishes = 0;
+  std::size_t finish_at = 0;
   for (std::size_t i = 0; i + 1 < events.size(); ++i) {
     const json::value v = json::parse(events[i]);
     EXPECT_EQ(v.at("object").as_string(), "chat.completion.chunk");
@@ -162,11 +165,71 @@ TEST_F(ModelServerTest, StreamConcatenatesToTheNonStreamingText) {
     if (const auto* c = delta.if_contains("content")) text += c->as_string();
     if (!choices.at(0).at("finish_reason").is_null()) {
       ++finishes;
+      finish_at = i;
       EXPECT_EQ(choices.at(0).at("finish_reason").as_string(), "length");
+      EXPECT_FALSE(delta.contains("content"));
     }
   }
   EXPECT_EQ(finishes, 1);
+  // Role chunk, content deltas, the finish chunk, then only the usage chunk and [DONE].
+  EXPECT_EQ(finish_at, events.size() - 3);
   EXPECT_EQ(text, expected);
+
+  // Without stream_options.include_usage no chunk has a "usage" field.
+  const auto plain = stream("/v1/chat/completions", body + R"(,"stream":true})");
+  ASSERT_GE(plain.size(), 3u);
+  EXPECT_EQ(plain.back(), "[DONE]");
+  for (std::size_t i = 0; i + 1 < plain.size(); ++i) {
+    EXPECT_FALSE(json::parse(plain[i]).as_object().contains("usage")) << plain[i];
+  }
+  EXPECT_FALSE(json::parse(plain[plain.size() - 2])
+                   .at("choices")
+                   .as_array()
+                   .at(0)
+                   .at("finish_reason")
+                   .is_null());
+}
+
+// Echo with max_tokens 0: the prompt is the whole answer, streamed as SSE when asked, and its
+// tokens count as prompt tokens. Echo with logprobs (prompt log-probabilities) is refused.
+TEST_F(ModelServerTest, EchoOnlyCompletionStreamsAndCountsThePrompt) {
+  const std::string prompt = "Once upon a time";
+  auto tokens = server_->engine().model().tokenizer().encode(prompt, true, false);
+  ASSERT_TRUE(tokens.ok());
+  const auto n_prompt = static_cast<std::int64_t>(tokens->size());
+  const std::string body =
+      R"({"model":"stories","prompt":")" + prompt + R"(","echo":true,"max_tokens":0)";
+
+  const auto r = call("POST", "/v1/completions", body + "}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json::value v = json::parse(r.body);
+  const auto& choice = v.at("choices").as_array().at(0);
+  EXPECT_EQ(choice.at("text").as_string(), prompt);
+  EXPECT_EQ(choice.at("finish_reason").as_string(), "length");
+  EXPECT_EQ(v.at("usage").at("prompt_tokens").as_int64(), n_prompt);
+  EXPECT_EQ(v.at("usage").at("completion_tokens").as_int64(), 0);
+
+  const auto events = stream("/v1/completions",
+                             body + R"(,"stream":true,"stream_options":{"include_usage":true}})");
+  ASSERT_EQ(events.size(), 4u);
+  const json::value text = json::parse(events[0]);
+  EXPECT_EQ(text.at("object").as_string(), "text_completion");
+  EXPECT_EQ(text.at("choices").as_array().at(0).at("text").as_string(), prompt);
+  EXPECT_EQ(json::parse(events[1]).at("choices").as_array().at(0).at("finish_reason").as_string(),
+            "length");
+  const json::value usage = json::parse(events[2]);
+  EXPECT_TRUE(usage.at("choices").as_array().empty());
+  EXPECT_EQ(usage.at("usage").at("prompt_tokens").as_int64(), n_prompt);
+  EXPECT_EQ(usage.at("usage").at("completion_tokens").as_int64(), 0);
+  EXPECT_EQ(events[3], "[DONE]");
+
+  for (const char* logprobs : {"0", "2"}) {
+    const auto e = call("POST", "/v1/completions",
+                        R"({"model":"stories","prompt":"Once","echo":true,"max_tokens":4,)"
+                        R"("logprobs":)" +
+                            std::string(logprobs) + "}");
+    EXPECT_EQ(e.status, 501) << logprobs << ": " << e.body;
+  }
 }
 
 TEST_F(ModelServerTest, CompletionsWithNStopAndLogprobs) {
@@ -247,9 +310,34 @@ TEST_F(ModelServerTest, ProbesModelsAndMetrics) {
   EXPECT_EQ(m.at("data").as_array().at(0).at("id").as_string(), "stories");
   EXPECT_EQ(call("GET", "/v1/models/stories").status, 200);
   EXPECT_EQ(call("GET", "/v1/models/other").status, 404);
-  call("POST", "/v1/completions", R"({"model":"stories","prompt":"Hi","max_tokens":3})");
+  // The same long prompt twice: the second finds its full blocks in the prefix cache.
+  std::int64_t prompt_tokens = 0, completion_tokens = 0;
+  for (const char* prompt : {"Hi",
+                             "Once upon a time, there was a little girl named Lily. She "
+                             "loved to play outside in the sunshine with her dog.",
+                             "Once upon a time, there was a little girl named Lily. She "
+                             "loved to play outside in the sunshine with her dog."}) {
+    const auto r =
+        call("POST", "/v1/completions",
+             R"({"model":"stories","max_tokens":3,"prompt":")" + std::string(prompt) + "\"}");
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json::value usage = json::parse(r.body).at("usage");
+    prompt_tokens += usage.at("prompt_tokens").as_int64();
+    completion_tokens += usage.at("completion_tokens").as_int64();
+  }
   const auto metrics = call("GET", "/metrics", "", "");
   ASSERT_EQ(metrics.status, 200);
+  const auto value = [&](std::string_view name) {
+    const std::string line = "\n" + std::string(name) + " ";
+    const std::size_t at = metrics.body.find(line);
+    EXPECT_NE(at, std::string::npos) << name;
+    return at == std::string::npos ? -1.0 : std::stod(metrics.body.substr(at + line.size()));
+  };
+  EXPECT_EQ(value("spillway:prompt_tokens_total"), static_cast<double>(prompt_tokens));
+  EXPECT_EQ(value("spillway:generation_tokens_total"), static_cast<double>(completion_tokens));
+  EXPECT_GE(value("spillway:prefix_cache_hits_total"), 16.0);  // At least one 16-token block.
+  EXPECT_GE(value("spillway:prefix_cache_queries_total"),
+            value("spillway:prefix_cache_hits_total"));
   for (const char* name :
        {"spillway:num_requests_running", "spillway:num_requests_waiting",
         "spillway:kv_cache_usage_perc", "spillway:prompt_tokens_total",
@@ -311,6 +399,40 @@ TEST_F(ModelServerTest, ClientDisconnectCancelsTheGeneration) {
   const engine::EngineStats st = server_->engine().stats();
   EXPECT_EQ(st.kv_blocks_used, 0);
   EXPECT_LT(st.scheduler.computed_tokens, 300u);  // Stopped long before 400 tokens.
+}
+
+// Idle keep-alive connections cost no threads: with a thousand of them open, the process has
+// exactly the threads it had before (the I/O threads and the engine's).
+TEST_F(ModelServerTest, ThousandIdleKeepAliveConnectionsCostNoThreads) {
+  const auto threads = [] {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& task : std::filesystem::directory_iterator("/proc/self/task"))
+      ++n;
+    return n;
+  };
+  const std::size_t before = threads();
+  constexpr int kConnections = 1000;
+  std::vector<net::HttpClient> idle;
+  idle.reserve(kConnections);
+  for (int i = 0; i < kConnections; ++i) {
+    idle.push_back(client());
+    net::HttpClientRequest r;
+    r.target = "/health";
+    auto resp = idle.back().request(r);
+    ASSERT_TRUE(resp.ok()) << i << ": " << resp.error().message();
+    ASSERT_EQ(resp->status, 200);
+  }
+  EXPECT_EQ(threads(), before);
+  // All of them are still open (the server's own gauge; this request's connection is one more).
+  const std::string metrics = call("GET", "/metrics", "", "").body;
+  const std::string_view name = "\nspillway_http_connections_open ";
+  const std::size_t at = metrics.find(name);
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_GE(std::stol(metrics.substr(at + name.size())), kConnections + 1);
+  // And the server still generates.
+  EXPECT_EQ(
+      call("POST", "/v1/completions", R"({"model":"stories","prompt":"Hi","max_tokens":2})").status,
+      200);
 }
 
 // The first phase of shutdown: the listener is still open, /ready and new generations answer

@@ -299,3 +299,17 @@ test('unknown fields are ignored as OpenAI does; `user` is accepted', async () =
   });
   assert.equal(extra.choices[0].message.content, plain.choices[0].message.content);
 });
+
+test('top_p and the penalties reach the sampler', async () => {
+  const params = { model: MODEL, messages, max_tokens: 48, seed: 11 };
+  const greedy = (await openai.chat.completions.create({ ...params, temperature: 0 })).choices[0]
+    .message.content;
+  // A nucleus this small holds only the most likely token: sampling at temperature 1 is greedy.
+  const nucleus = await openai.chat.completions.create({ ...params, temperature: 1, top_p: 1e-6 });
+  assert.equal(nucleus.choices[0].message.content, greedy);
+  // Greedy text of 48 tokens repeats tokens; penalizing repeats changes it.
+  for (const penalty of [{ presence_penalty: 2 }, { frequency_penalty: 2 }]) {
+    const r = await openai.chat.completions.create({ ...params, temperature: 0, ...penalty });
+    assert.notEqual(r.choices[0].message.content, greedy, JSON.stringify(penalty));
+  }
+});

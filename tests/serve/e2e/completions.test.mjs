@@ -123,6 +123,27 @@ test('echo puts the prompt before the completion', async () => {
   assert.equal(s.texts.get(0), prompt + plain.choices[0].text);
 });
 
+test('echo with max_tokens 0 returns the prompt alone, streamed when asked', async () => {
+  const params = { model: MODEL, prompt, max_tokens: 0, echo: true, temperature: 0 };
+  const plain = await openai.completions.create({ ...params, max_tokens: 1, echo: false });
+  const r = await openai.completions.create(params);
+  assert.equal(r.choices[0].text, prompt);
+  assert.equal(r.choices[0].finish_reason, 'length');
+  assert.equal(r.usage.prompt_tokens, plain.usage.prompt_tokens);
+  assert.equal(r.usage.completion_tokens, 0);
+  const s = await collectStream(
+    await openai.completions.create({
+      ...params,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+    'completion',
+  );
+  assert.equal(s.texts.get(0), prompt);
+  assert.equal(s.finish.get(0), 'length');
+  assert.deepEqual(s.chunks.at(-1).usage, r.usage);
+});
+
 test('completion logprobs: tokens, token_logprobs, top_logprobs, text_offset agree', async () => {
   const params = { model: MODEL, prompt, max_tokens: 24, temperature: 0, logprobs: 3 };
   const r = await openai.completions.create(params);

@@ -1,8 +1,7 @@
 // Every error class of the API surfacing as the SDK's typed error (and, where the SDK cannot
 // produce the request, as the documented status and body over plain fetch). `main` server.
-// 429 is in queue.test.mjs. 503 (not ready) has no test: the server is only ever not ready
-// while shutting down, and it closes its listener and idle connections at the same moment, so
-// no client request can observe it (model_server.cc, ModelServer::shutdown).
+// 429 is in queue.test.mjs, 503 (not ready, while shutting down) in unready.test.mjs, 414 and
+// 431 (URL and header limits) in limits.test.mjs.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -196,10 +195,13 @@ test('405: a wrong method on a known route, with Allow', async () => {
 });
 
 test('501: echo with logprobs is reported, not ignored', async () => {
-  const e = await expectApiError(
-    () => complete({ echo: true, logprobs: 1, max_tokens: 2 }),
-    OpenAI.InternalServerError,
-    501,
-  );
-  assertErrorShape(e.error, { param: 'echo' });
+  // Even logprobs 0 would owe the prompt tokens' log-probabilities.
+  for (const logprobs of [0, 1]) {
+    const e = await expectApiError(
+      () => complete({ echo: true, logprobs, max_tokens: 2 }),
+      OpenAI.InternalServerError,
+      501,
+    );
+    assertErrorShape(e.error, { param: 'echo' });
+  }
 });

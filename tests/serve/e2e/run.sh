@@ -5,7 +5,8 @@
 # Installs the pinned SDK (package.json + package-lock.json of this folder) into WORK_DIR with
 # `npm ci` (reused while WORK_DIR's node_modules matches the lock file), starts the servers
 # below on free ports, runs the *.test.mjs files with node's own test runner, then stops every
-# server with SIGTERM and checks that each exits 0. The servers are killed on any exit path.
+# server with SIGTERM (`main` with SIGINT) and checks that each exits 0 and logged exactly one
+# line when it became ready. The servers are killed on any exit path.
 #
 #   main      stories260K, API key, small body limit      chat, completions, errors
 #   queue     stories260K, --max-running 1 --max-waiting 1 429 when the queue is full, cancel
@@ -13,6 +14,8 @@
 #             prompt token counts against llama.cpp's tokenizer test vectors
 #   shutdown  stories260K; shutdown.test.mjs sends it SIGTERM mid-stream (streams finish)
 #   cancel    the same with --shutdown-timeout-ms 0 (streams are cancelled)
+#   limits    stories260K, small connection, URL and header limits and timeouts (limits.test.mjs)
+#   unready   stories260K, --unready-grace-ms 10000; unready.test.mjs sends it SIGTERM (503)
 #
 # Without the shared model (or without node/npm, or when npm cannot install) the test is
 # skipped, except under CI=true, where that is a failure.
@@ -129,18 +132,24 @@ start_server queue --model "$models/stories260K.gguf" --max-running 1 --max-wait
 start_server vocab --model "$work/vocab-tiny.gguf" --model-name vocab-tiny
 start_server shutdown --model "$models/stories260K.gguf" --shutdown-timeout-ms 60000
 start_server cancel --model "$models/stories260K.gguf" --shutdown-timeout-ms 0
+start_server limits --model "$models/stories260K.gguf" --max-connections 4 --max-url-bytes 1024 \
+  --max-header-bytes 4096 --header-timeout-ms 2000 --idle-timeout-ms 3000
+start_server unready --model "$models/stories260K.gguf" --unready-grace-ms 10000
 
 main_url=$(server_url 0) || exit 1
 queue_url=$(server_url 1) || exit 1
 vocab_url=$(server_url 2) || exit 1
 shutdown_url=$(server_url 3) || exit 1
 cancel_url=$(server_url 4) || exit 1
+limits_url=$(server_url 5) || exit 1
+unready_url=$(server_url 6) || exit 1
 
 # --- The tests. ---
 cd "$work/suite" || exit 1
 SPW_MAIN_URL=$main_url SPW_API_KEY=$api_key SPW_QUEUE_URL=$queue_url \
   SPW_VOCAB_URL=$vocab_url SPW_SHUTDOWN_URL=$shutdown_url SPW_SHUTDOWN_PID=${pids[3]} \
-  SPW_CANCEL_URL=$cancel_url SPW_CANCEL_PID=${pids[4]} \
+  SPW_CANCEL_URL=$cancel_url SPW_CANCEL_PID=${pids[4]} SPW_LIMITS_URL=$limits_url \
+  SPW_UNREADY_URL=$unready_url SPW_UNREADY_PID=${pids[6]} \
   SPW_SHARED_DIR=$shared \
   node --test --test-reporter=spec --test-concurrency=3 --test-timeout=180000 ./*.test.mjs &
 node_pid=$!
@@ -148,12 +157,14 @@ wait "$node_pid"
 tests_rc=$?
 node_pid=""
 
-# --- Graceful exit: SIGTERM → exit 0 for every server; "clean=true" (every request finished in
-# time) except for `cancel`, whose stream the shutdown cancelled. ---
+# --- Graceful exit: SIGTERM (SIGINT for `main`) → exit 0 for every server; "clean=true" (every
+# request finished in time) except for `cancel`, whose stream the shutdown cancelled. ---
 failed=0
 for i in "${!pids[@]}"; do
   pid=${pids[$i]}
-  kill -TERM "$pid" 2>/dev/null
+  signal=TERM
+  [ "${names[$i]}" = main ] && signal=INT
+  kill -"$signal" "$pid" 2>/dev/null
   for _ in $(seq 1 600); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
@@ -168,8 +179,16 @@ for i in "${!pids[@]}"; do
   clean=true
   [ "${names[$i]}" = cancel ] && clean=false
   if [ "$rc" -ne 0 ] || ! grep -q "stopped clean=$clean" "$work/${names[$i]}.log"; then
-    echo "FAIL: server '${names[$i]}' exited $rc after SIGTERM; its log ends:"
+    echo "FAIL: server '${names[$i]}' exited $rc after SIG$signal; its log ends:"
     tail -n 20 "$work/${names[$i]}.log"
+    failed=1
+  fi
+  # Starting up logs one line, the ready line (servers signalled by the tests got SIGTERM).
+  log=$work/${names[$i]}.log
+  if ! head -n 1 "$log" | grep -q ' ready url=' || [ "$(grep -c ' ready url=' "$log")" -ne 1 ] ||
+    { [ "$signal" = INT ] && ! grep -q 'shutting down signal=SIGINT' "$log"; }; then
+    echo "FAIL: server '${names[$i]}': expected one ready line first (and the signal logged):"
+    head -n 5 "$log"
     failed=1
   fi
 done

@@ -150,6 +150,21 @@ void ForwardPass::project(const float* x, std::int64_t n,
     matmul(pool_, scratch_, *t.w, x, n, t.y);
 }
 
+void ForwardPass::for_each_token(std::int64_t n,
+                                 const std::function<void(std::int64_t)>& per_token) {
+  // Below this, waking the other threads costs more than the elementwise work it would split.
+  constexpr std::int64_t kMinParallelTokens = 4;
+  if (n < kMinParallelTokens || pool_.size() == 1) {
+    for (std::int64_t t = 0; t < n; ++t)
+      per_token(t);
+    return;
+  }
+  pool_.run([&](int thread, int threads) {
+    for (std::int64_t t = n * thread / threads; t < n * (thread + 1) / threads; ++t)
+      per_token(t);
+  });
+}
+
 Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
   SPW_TRY(validate(batch, logits.size()));
   const ModelConfig& c = model_.config();
@@ -165,11 +180,11 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
 
   for (std::int32_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& w = model_.layers()[static_cast<std::size_t>(l)];
-    for (std::int64_t t = 0; t < n; ++t) {
+    for_each_token(n, [&](std::int64_t t) {
       rms_norm(x_.data() + t * d, w.attn_norm.data(), c.rms_eps, d, xn_.data() + t * d);
-    }
+    });
     project(xn_.data(), n, {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}});
-    for (std::int64_t t = 0; t < n; ++t) {
+    for_each_token(n, [&](std::int64_t t) {
       float* q = q_.data() + t * c.q_dim();
       float* k = k_.data() + t * c.kv_dim();
       float* v = v_.data() + t * c.kv_dim();
@@ -195,20 +210,29 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
         std::memcpy(kdst, k, sizeof(float) * c.kv_dim());
         std::memcpy(vdst, v, sizeof(float) * c.kv_dim());
       }
-    }
+    });
     attention(batch, l);
     matmul(pool_, scratch_, w.wo, att_.data(), n, xn_.data());
-    for (std::int64_t i = 0; i < n * d; ++i)
-      x_[static_cast<std::size_t>(i)] += xn_[static_cast<std::size_t>(i)];
-
-    for (std::int64_t t = 0; t < n; ++t) {
-      rms_norm(x_.data() + t * d, w.ffn_norm.data(), c.rms_eps, d, xn_.data() + t * d);
-    }
+    // The residual, then the FFN's input norm, token by token.
+    for_each_token(n, [&](std::int64_t t) {
+      float* x = x_.data() + t * d;
+      float* xn = xn_.data() + t * d;
+      for (std::int64_t i = 0; i < d; ++i)
+        x[i] += xn[i];
+      rms_norm(x, w.ffn_norm.data(), c.rms_eps, d, xn);
+    });
     project(xn_.data(), n, {{&w.ffn_gate, gate_.data()}, {&w.ffn_up, up_.data()}});
-    swiglu(gate_.data(), up_.data(), n * c.n_ff, gate_.data());
+    const std::int64_t ff = c.n_ff;
+    for_each_token(n, [&](std::int64_t t) {
+      swiglu(gate_.data() + t * ff, up_.data() + t * ff, ff, gate_.data() + t * ff);
+    });
     matmul(pool_, scratch_, w.ffn_down, gate_.data(), n, xn_.data());
-    for (std::int64_t i = 0; i < n * d; ++i)
-      x_[static_cast<std::size_t>(i)] += xn_[static_cast<std::size_t>(i)];
+    for_each_token(n, [&](std::int64_t t) {
+      float* x = x_.data() + t * d;
+      const float* xn = xn_.data() + t * d;
+      for (std::int64_t i = 0; i < d; ++i)
+        x[i] += xn[i];
+    });
   }
 
   std::int64_t wanted = 0;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <span>
 #include <vector>
@@ -41,6 +42,9 @@ class ForwardPass {
   void attention(const ForwardBatch& batch, std::int32_t layer);
   // y_i = W_i x for products that share their input x ([n][cols]).
   void project(const float* x, std::int64_t n, std::initializer_list<MatmulTarget> targets);
+  // Runs per_token(t) for t in [0, n): split over the pool for batches of at least
+  // kMinParallelTokens tokens (each token's work is independent), on this thread otherwise.
+  void for_each_token(std::int64_t n, const std::function<void(std::int64_t)>& per_token);
 
   const Model& model_;
   KvCache& cache_;

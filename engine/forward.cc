@@ -40,6 +40,8 @@ ForwardPass::ForwardPass(const Model& model, KvCache& cache, ThreadPool& pool,
   up_.resize(sz(t, c.n_ff));
   scores_stride_ = static_cast<std::int64_t>(cache.num_blocks()) * cache.block_tokens();
   scores_.resize(sz(pool.size(), scores_stride_));
+  kv_blocks_stride_ = 2 * static_cast<std::int64_t>(cache.num_blocks());
+  kv_blocks_.resize(sz(pool.size(), kv_blocks_stride_));
   last_hidden_.resize(sz(t, c.n_embd));
 }
 
@@ -101,37 +103,56 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
   const std::int32_t group = c.n_head / c.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   const std::int32_t bt = cache_.block_tokens();
+  const bool f16 = cache_.type() == KvType::kF16;
+  const auto row_stride =
+      static_cast<std::int64_t>(cache_.slot_stride_bytes() / sizeof(std::uint16_t));
+  // One unit of work per token and KV head: the query heads of its group share the resolved
+  // block table (and, in the kernels, the rows they read).
   pool_.run([&](int thread, int threads) {
     float* scores = scores_.data() + thread * scores_stride_;
-    const std::int64_t work = n * c.n_head;
+    const std::uint16_t** k_blocks = kv_blocks_.data() + thread * kv_blocks_stride_;
+    const std::uint16_t** v_blocks = k_blocks + cache_.num_blocks();
+    const std::int64_t work = n * c.n_head_kv;
     for (std::int64_t w = work * thread / threads; w < work * (thread + 1) / threads; ++w) {
-      const std::int64_t t = w / c.n_head;
-      const std::int32_t h = static_cast<std::int32_t>(w % c.n_head);
-      const std::int32_t kvh = h / group;
+      const std::int64_t t = w / c.n_head_kv;
+      const std::int32_t kvh = static_cast<std::int32_t>(w % c.n_head_kv);
       const BatchToken& b = batch.tokens[static_cast<std::size_t>(t)];
       const auto& table = batch.block_tables[static_cast<std::size_t>(b.seq)];
-      const float* q = q_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
       const std::int64_t head = static_cast<std::int64_t>(kvh) * c.head_dim;
-      const bool f16 = cache_.type() == KvType::kF16;
-      for (std::int32_t p = 0; p <= b.pos; ++p) {
-        const void* k = cache_.key(layer, table[static_cast<std::size_t>(p / bt)], p % bt);
-        scores[p] =
-            (f16 ? kernels_.dot_f16(q, static_cast<const std::uint16_t*>(k) + head, c.head_dim)
-                 : dot_f32(q, static_cast<const float*>(k) + head, c.head_dim)) *
-            scale;
+      const std::int64_t positions = b.pos + 1;
+      KvRows k_rows, v_rows;
+      if (f16) {
+        const std::int64_t blocks = (positions + bt - 1) / bt;
+        for (std::int64_t i = 0; i < blocks; ++i) {
+          const std::int32_t block = table[static_cast<std::size_t>(i)];
+          k_blocks[i] = static_cast<const std::uint16_t*>(cache_.key(layer, block, 0)) + head;
+          v_blocks[i] = static_cast<const std::uint16_t*>(cache_.value(layer, block, 0)) + head;
+        }
+        k_rows = KvRows{k_blocks, bt, row_stride, positions};
+        v_rows = KvRows{v_blocks, bt, row_stride, positions};
       }
-      softmax(scores, b.pos + 1);
-      float* out = att_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
-      std::fill(out, out + c.head_dim, 0.0f);
-      for (std::int32_t p = 0; p <= b.pos; ++p) {
-        const void* v = cache_.value(layer, table[static_cast<std::size_t>(p / bt)], p % bt);
-        const float a = scores[p];
+      for (std::int32_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+        const float* q = q_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
+        float* out = att_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
         if (f16) {
-          kernels_.axpy_f16(a, static_cast<const std::uint16_t*>(v) + head, out, c.head_dim);
-        } else {
-          const float* vf = static_cast<const float*>(v) + head;
+          kernels_.scores_f16(q, c.head_dim, scale, k_rows, scores);
+          softmax(scores, positions);
+          kernels_.weighted_sum_f16(scores, v_rows, c.head_dim, out);
+          continue;
+        }
+        for (std::int32_t p = 0; p <= b.pos; ++p) {
+          const auto* k = static_cast<const float*>(
+              cache_.key(layer, table[static_cast<std::size_t>(p / bt)], p % bt));
+          scores[p] = dot_f32(q, k + head, c.head_dim) * scale;
+        }
+        softmax(scores, positions);
+        std::fill(out, out + c.head_dim, 0.0f);
+        for (std::int32_t p = 0; p <= b.pos; ++p) {
+          const auto* v = static_cast<const float*>(
+              cache_.value(layer, table[static_cast<std::size_t>(p / bt)], p % bt));
+          const float a = scores[p];
           for (std::int32_t i = 0; i < c.head_dim; ++i)
-            out[i] += a * vf[i];
+            out[i] += a * v[head + i];
         }
       }
     }

@@ -56,6 +56,9 @@ class ForwardPass {
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;
   std::vector<float> scores_;  // Per thread: attention scores over a whole sequence.
   std::int64_t scores_stride_ = 0;
+  // Per thread: a sequence's block table resolved to one KV head's key and value rows.
+  std::vector<const std::uint16_t*> kv_blocks_;
+  std::int64_t kv_blocks_stride_ = 0;
   std::vector<float> last_hidden_;  // Normalized final states of tokens that want logits.
 };
 

@@ -27,6 +27,7 @@
 
 #include "engine/cpu_features.h"
 #include "engine/ggml_type.h"
+#include "engine/kv_rows.h"
 
 namespace spillway::engine {
 
@@ -74,6 +75,12 @@ using QuantizeQ8_256 = void (*)(const float* x, std::int64_t cols, std::int8_t* 
 using DotF16 = float (*)(const float* x, const std::uint16_t* y, std::int64_t n);
 using AxpyF16 = void (*)(float a, const std::uint16_t* x, float* y, std::int64_t n);
 using ToF16 = void (*)(const float* x, std::uint16_t* y, std::int64_t n);
+// Attention over one KV head's F16 rows (engine/kv_rows.h) for one query head:
+// scores[p] = scale * (q . K[p]) for p < k.n; out = sum_p w[p] * V[p] (out overwritten).
+// head_dim is any positive count; float accumulation.
+using ScoresF16 = void (*)(const float* q, std::int64_t head_dim, float scale, const KvRows& k,
+                           float* scores);
+using WeightedSumF16 = void (*)(const float* w, const KvRows& v, std::int64_t head_dim, float* out);
 
 struct KernelTable {
   IsaLevel level;
@@ -88,6 +95,8 @@ struct KernelTable {
   DotF16 dot_f16;
   AxpyF16 axpy_f16;
   ToF16 to_f16;
+  ScoresF16 scores_f16;
+  WeightedSumF16 weighted_sum_f16;
 };
 
 // The table of `level`. REQUIRES: level <= max_isa(detect_cpu_features()).

@@ -214,7 +214,9 @@ constexpr KernelTable kTable{IsaLevel::kAvx2,
                              nullptr,
                              dot_f16,
                              axpy_f16,
-                             to_f16};
+                             to_f16,
+                             scores_f16_by_rows<dot_f16>,
+                             weighted_sum_f16_by_rows<axpy_f16>};
 
 }  // namespace
 

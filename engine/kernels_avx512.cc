@@ -487,6 +487,87 @@ void to_f16(const float* x, std::uint16_t* y, std::int64_t n) {
   }
 }
 
+// Lane i of the result is the sum of the 16 lanes of v[i] (a transposing reduction: 45
+// shuffles and adds for 16 sums instead of 16 horizontal sums).
+inline __m512 sum16(const __m512* v) {
+  __m512 t[8];
+  for (int k = 0; k < 8; ++k) {
+    // Per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] for a = v[2k], b = v[2k+1].
+    t[k] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]),
+                         _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+  }
+  __m512 u[4];
+  for (int m = 0; m < 4; ++m) {
+    // Per 128-bit lane L: the lane's partial sums of v[4m .. 4m+3].
+    const __m512d lo = _mm512_castps_pd(t[2 * m]), hi = _mm512_castps_pd(t[2 * m + 1]);
+    u[m] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi)),
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi)));
+  }
+  // Add the four 128-bit lanes of each u[m], leaving u[m]'s totals in lane m.
+  const __m512 x01 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88),
+                                   _mm512_shuffle_f32x4(u[0], u[1], 0xDD));
+  const __m512 x23 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88),
+                                   _mm512_shuffle_f32x4(u[2], u[3], 0xDD));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(x01, x23, 0x88), _mm512_shuffle_f32x4(x01, x23, 0xDD));
+}
+
+// Scores 16 positions at a time: one vector of products per position, then sum16.
+void scores_f16(const float* q, std::int64_t head_dim, float scale, const KvRows& k,
+                float* scores) {
+  KvRowWalk walk(k);
+  const __m512 s = _mm512_set1_ps(scale);
+  __m512 v[16];
+  for (std::int64_t p0 = 0; p0 < k.n; p0 += 16) {
+    const std::int64_t m = std::min<std::int64_t>(16, k.n - p0);
+    for (std::int64_t i = 0; i < 16; ++i) {
+      __m512 acc = _mm512_setzero_ps();
+      if (i < m) {
+        const std::uint16_t* row = walk.next();
+        for (std::int64_t c = 0; c < head_dim; c += 16) {
+          const __mmask16 mask = tail_mask(head_dim - c);
+          acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, q + c),
+                                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row + c)), acc);
+        }
+      }
+      v[i] = acc;
+    }
+    _mm512_mask_storeu_ps(scores + p0, tail_mask(m), _mm512_mul_ps(sum16(v), s));
+  }
+}
+
+// out = sum_p w[p] V[p], 64 columns per pass over the positions, with two sets of
+// accumulators (even and odd positions) so that the FMA chains overlap.
+void weighted_sum_f16(const float* w, const KvRows& v, std::int64_t head_dim, float* out) {
+  for (std::int64_t c0 = 0; c0 < head_dim; c0 += 64) {
+    __m512 acc[2][4];
+    for (auto& set : acc) {
+      for (__m512& a : set)
+        a = _mm512_setzero_ps();
+    }
+    __mmask16 mask[4];
+    for (int j = 0; j < 4; ++j)
+      mask[j] = c0 + 16 * j < head_dim ? tail_mask(head_dim - c0 - 16 * j) : __mmask16{0};
+    KvRowWalk walk(v);
+    const auto add_row = [&](__m512* a, float weight) {
+      const std::uint16_t* row = walk.next() + c0;
+      const __m512 wp = _mm512_set1_ps(weight);
+      for (int j = 0; j < 4; ++j) {
+        a[j] = _mm512_fmadd_ps(
+            wp, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask[j], row + 16 * j)), a[j]);
+      }
+    };
+    std::int64_t p = 0;
+    for (; p + 2 <= v.n; p += 2) {
+      add_row(acc[0], w[p]);
+      add_row(acc[1], w[p + 1]);
+    }
+    if (p < v.n) add_row(acc[0], w[p]);
+    for (int j = 0; j < 4; ++j) {
+      _mm512_mask_storeu_ps(out + c0 + 16 * j, mask[j], _mm512_add_ps(acc[0][j], acc[1][j]));
+    }
+  }
+}
+
 constexpr KernelTable kTable{IsaLevel::kAvx512,
                              quantize_q8_32_x86,
                              quantize_q8_256_x86,
@@ -502,7 +583,9 @@ constexpr KernelTable kTable{IsaLevel::kAvx512,
                              drive_panels<QuantPanel<Q40PanelWeights>>,
                              dot_f16,
                              axpy_f16,
-                             to_f16};
+                             to_f16,
+                             scores_f16,
+                             weighted_sum_f16};
 
 }  // namespace
 

@@ -284,10 +284,24 @@ void to_f16(const float* x, std::uint16_t* y, std::int64_t n) {
     y[i] = fp32_to_fp16(x[i]);
 }
 
-constexpr KernelTable kTable{IsaLevel::kScalar, quantize_q8_32, quantize_q8_256, f32_rows,
-                             f16_rows,          bf16_rows,      q8_0_rows,       q4_0_rows,
-                             q4_k_rows,         q6_k_rows,      f16_x16_rows,    q8_0_x16_rows,
-                             q4_0_x16_rows,     dot_f16,        axpy_f16,        to_f16};
+constexpr KernelTable kTable{IsaLevel::kScalar,
+                             quantize_q8_32,
+                             quantize_q8_256,
+                             f32_rows,
+                             f16_rows,
+                             bf16_rows,
+                             q8_0_rows,
+                             q4_0_rows,
+                             q4_k_rows,
+                             q6_k_rows,
+                             f16_x16_rows,
+                             q8_0_x16_rows,
+                             q4_0_x16_rows,
+                             dot_f16,
+                             axpy_f16,
+                             to_f16,
+                             scores_f16_by_rows<dot_f16>,
+                             weighted_sum_f16_by_rows<axpy_f16>};
 
 }  // namespace
 

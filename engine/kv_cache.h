@@ -44,6 +44,8 @@ class KvCache {
   [[nodiscard]] std::int32_t num_blocks() const { return num_blocks_; }
   [[nodiscard]] KvType type() const { return type_; }
   [[nodiscard]] std::size_t bytes() const { return storage_.size(); }
+  // Bytes from one slot's key (or value) vector to the next slot's, within a block.
+  [[nodiscard]] std::size_t slot_stride_bytes() const { return 2 * vector_bytes_; }
   // Bytes one token slot takes (all layers, K and V).
   [[nodiscard]] static std::size_t bytes_per_token(const ModelConfig& config, KvType type);
 

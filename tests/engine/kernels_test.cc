@@ -404,6 +404,72 @@ TEST(CpuFeaturesTest, ParsesAndCapsLevels) {
   EXPECT_NE(line.find("kernels: avx512"), std::string::npos);
 }
 
+// The attention kernels against a double-precision reference: head sizes below, at and
+// between vector widths, position counts around the 16-position groups, blocks of 16 and of 7
+// slots with a slot stride wider than one row (as in the KV cache, where K and V alternate).
+TEST(KernelsTest, AttentionKernelsMatchTheReference) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (IsaLevel level : supported_levels()) {
+    const KernelTable& kernels = kernel_table(level);
+    for (std::int64_t head_dim : {8, 20, 64, 100, 128}) {
+      for (std::int64_t n : {1, 5, 16, 17, 40}) {
+        for (std::int64_t block_tokens : {16, 7}) {
+          SCOPED_TRACE(::testing::Message() << isa_name(level) << " head_dim=" << head_dim
+                                            << " n=" << n << " block=" << block_tokens);
+          const std::int64_t stride = 2 * head_dim + 3;
+          const std::int64_t blocks = (n + block_tokens - 1) / block_tokens;
+          // Blocks out of order in memory, as a block table would have them.
+          std::vector<std::uint16_t> storage(
+              static_cast<std::size_t>((blocks + 1) * block_tokens * stride));
+          for (std::uint16_t& h : storage)
+            h = fp32_to_fp16(u(rng));
+          std::vector<const std::uint16_t*> table(static_cast<std::size_t>(blocks));
+          for (std::int64_t b = 0; b < blocks; ++b)
+            table[static_cast<std::size_t>(b)] =
+                storage.data() + (blocks - b) * block_tokens * stride;
+          const KvRows rows{table.data(), block_tokens, stride, n};
+          std::vector<float> q(static_cast<std::size_t>(head_dim)),
+              w(static_cast<std::size_t>(n));
+          for (float& x : q)
+            x = u(rng);
+          for (float& x : w)
+            x = u(rng);
+          std::vector<float> scores(static_cast<std::size_t>(n) + 16, -7.0f);
+          kernels.scores_f16(q.data(), head_dim, 0.125f, rows, scores.data());
+          std::vector<float> out(static_cast<std::size_t>(head_dim) + 16, -7.0f);
+          kernels.weighted_sum_f16(w.data(), rows, head_dim, out.data());
+          for (std::int64_t p = 0; p < n; ++p) {
+            double dot = 0.0, mag = 0.0;
+            for (std::int64_t i = 0; i < head_dim; ++i) {
+              const double term = static_cast<double>(q[static_cast<std::size_t>(i)]) *
+                                  fp16_to_fp32(rows.row(p)[i]);
+              dot += term;
+              mag += std::fabs(term);
+            }
+            EXPECT_NEAR(scores[static_cast<std::size_t>(p)], 0.125 * dot, 1e-6 * mag + 1e-7)
+                << "score " << p;
+          }
+          EXPECT_EQ(scores[static_cast<std::size_t>(n)], -7.0f) << "wrote past the scores";
+          for (std::int64_t i = 0; i < head_dim; ++i) {
+            double sum = 0.0, mag = 0.0;
+            for (std::int64_t p = 0; p < n; ++p) {
+              const double term = static_cast<double>(w[static_cast<std::size_t>(p)]) *
+                                  fp16_to_fp32(rows.row(p)[i]);
+              sum += term;
+              mag += std::fabs(term);
+            }
+            EXPECT_NEAR(out[static_cast<std::size_t>(i)], sum, 1e-6 * mag + 1e-7)
+                << "column " << i;
+          }
+          EXPECT_EQ(out[static_cast<std::size_t>(head_dim)], -7.0f) << "wrote past the output";
+          if (HasFailure()) return;
+        }
+      }
+    }
+  }
+}
+
 // selected_isa() reads SPILLWAY_ISA once per process, so each case runs in a fresh child.
 void expect_selected(const char* env, IsaLevel expected) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");

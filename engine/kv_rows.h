@@ -1,0 +1,63 @@
+// One KV head's cached rows for the positions [0, n) of one sequence, as the attention kernels
+// (KernelTable::scores_f16, weighted_sum_f16) read them: the rows of position p is head_dim
+// fp16 values at blocks[p / block_tokens] + (p % block_tokens) * stride. `blocks` is the
+// sequence's block table resolved to pointers (each at the head's row of the block's first
+// slot), so a kernel walks a block's slots at a fixed stride.
+//
+// Thread-safety: a plain view; the rows must not change while a kernel reads them.
+#pragma once
+
+#include <cstdint>
+
+namespace spillway::engine {
+
+struct KvRows {
+  const std::uint16_t* const* blocks = nullptr;
+  std::int64_t block_tokens = 1;
+  std::int64_t stride = 0;  // fp16 elements from one slot's row to the next slot's.
+  std::int64_t n = 0;       // Positions.
+
+  [[nodiscard]] const std::uint16_t* row(std::int64_t p) const {
+    return blocks[p / block_tokens] + (p % block_tokens) * stride;
+  }
+};
+
+// Visits the rows of positions [0, n) in order, without a division per row.
+class KvRowWalk {
+ public:
+  explicit KvRowWalk(const KvRows& rows) : rows_(rows) {}
+  [[nodiscard]] const std::uint16_t* next() {
+    const std::uint16_t* r = rows_.blocks[block_] + slot_ * rows_.stride;
+    if (++slot_ == rows_.block_tokens) {
+      slot_ = 0;
+      ++block_;
+    }
+    return r;
+  }
+
+ private:
+  const KvRows& rows_;
+  std::int64_t block_ = 0;
+  std::int64_t slot_ = 0;
+};
+
+// The attention kernels of a level without dedicated ones, over its fp16 dot and axpy.
+// scores[p] = scale * (q . row(p)); out = sum_p w[p] * row(p).
+template <float (*Dot)(const float*, const std::uint16_t*, std::int64_t)>
+void scores_f16_by_rows(const float* q, std::int64_t head_dim, float scale, const KvRows& k,
+                        float* scores) {
+  KvRowWalk walk(k);
+  for (std::int64_t p = 0; p < k.n; ++p)
+    scores[p] = Dot(q, walk.next(), head_dim) * scale;
+}
+
+template <void (*Axpy)(float, const std::uint16_t*, float*, std::int64_t)>
+void weighted_sum_f16_by_rows(const float* w, const KvRows& v, std::int64_t head_dim, float* out) {
+  for (std::int64_t i = 0; i < head_dim; ++i)
+    out[i] = 0.0f;
+  KvRowWalk walk(v);
+  for (std::int64_t p = 0; p < v.n; ++p)
+    Axpy(w[p], walk.next(), out, head_dim);
+}
+
+}  // namespace spillway::engine

@@ -4,6 +4,12 @@
 // Events: for each choice (index 0..n-1), zero or more kToken events, then exactly one kFinish
 // event. After the last choice's kFinish the stream is done and delivers nothing more.
 //
+// A request with prompt_logprobs (serving_engine.h) first gets kPromptLogprobs events: one per
+// computed prompt chunk, in order, together covering prompt positions 1 .. prompt length - 1
+// exactly once (position 0 has no context and no log-probability), all before any kToken
+// event of any choice. They belong to the request, not to one choice: their index is 0 and
+// they apply to every choice. A request that ends early (cancelled, error) may get fewer.
+//
 // Thread-safety: all members are safe to call from any thread. The listener is called on the
 // engine's step thread after events are queued, without the stream's lock held; it must be
 // quick and must not block (e.g. post a wake-up to an I/O loop).
@@ -27,7 +33,7 @@
 namespace spillway::engine {
 
 struct StreamEvent {
-  enum class Kind { kToken, kFinish };
+  enum class Kind { kToken, kFinish, kPromptLogprobs };
   Kind kind = Kind::kToken;
   std::int32_t index = 0;  // Choice.
 
@@ -37,6 +43,12 @@ struct StreamEvent {
   std::int32_t token = -1;
   std::string text;
   std::optional<SampledToken> logprob;  // kToken, when the request asked for log-probabilities.
+
+  // kPromptLogprobs: prompt_logprobs[i] scores the prompt token at position
+  // first_position + i given the tokens before it (its `token` is that prompt token; `top`
+  // has the request's prompt_top_logprobs alternatives).
+  std::int32_t first_position = 0;
+  std::vector<SampledToken> prompt_logprobs;
 
   // kFinish.
   FinishReason finish = FinishReason::kStop;

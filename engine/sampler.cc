@@ -63,6 +63,49 @@ void Sampler::apply_penalties(std::span<float> logits) const {
   }
 }
 
+namespace {
+
+// Appends the k most likely tokens of `logits` to `out` (see score_token).
+void append_top(std::span<const float> logits, float log_z, std::int32_t k,
+                std::vector<std::int32_t>& order, std::vector<TokenLogprob>& out) {
+  if (k <= 0) return;
+  // Most likely first; lower id first on ties, so results never depend on sort stability.
+  const auto by_logit = [&](std::int32_t a, std::int32_t b) {
+    const float la = logits[static_cast<std::size_t>(a)];
+    const float lb = logits[static_cast<std::size_t>(b)];
+    return la > lb || (la == lb && a < b);
+  };
+  order.resize(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  const auto top =
+      static_cast<std::ptrdiff_t>(std::min<std::size_t>(static_cast<std::size_t>(k), order.size()));
+  std::partial_sort(order.begin(), order.begin() + top, order.end(), by_logit);
+  for (std::ptrdiff_t i = 0; i < top; ++i) {
+    const std::int32_t t = order[static_cast<std::size_t>(i)];
+    out.push_back({t, logits[static_cast<std::size_t>(t)] - log_z});
+  }
+}
+
+}  // namespace
+
+float log_partition(std::span<const float> logits) {
+  const float max_raw = *std::max_element(logits.begin(), logits.end());
+  double z = 0.0;
+  for (float l : logits)
+    z += std::exp(static_cast<double>(l - max_raw));
+  return max_raw + static_cast<float>(std::log(z));
+}
+
+SampledToken score_token(std::span<const float> logits, std::int32_t token,
+                         std::int32_t top_logprobs, std::vector<std::int32_t>& order) {
+  SampledToken out;
+  const float log_z = log_partition(logits);
+  out.token = token;
+  out.logprob = logits[static_cast<std::size_t>(token)] - log_z;
+  append_top(logits, log_z, top_logprobs, order, out.top);
+  return out;
+}
+
 SampledToken Sampler::sample(std::span<float> logits) {
   SampledToken out;
   // Most likely first; lower id first on ties, so results never depend on sort stability.
@@ -72,22 +115,8 @@ SampledToken Sampler::sample(std::span<float> logits) {
     return la > lb || (la == lb && a < b);
   };
   // Raw log-softmax for reported log-probabilities.
-  const float max_raw = *std::max_element(logits.begin(), logits.end());
-  double z = 0.0;
-  for (float l : logits)
-    z += std::exp(static_cast<double>(l - max_raw));
-  const float log_z = max_raw + static_cast<float>(std::log(z));
-  if (params_.top_logprobs > 0) {
-    order_.resize(logits.size());
-    std::iota(order_.begin(), order_.end(), 0);
-    const auto k = static_cast<std::ptrdiff_t>(
-        std::min<std::size_t>(static_cast<std::size_t>(params_.top_logprobs), order_.size()));
-    std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), by_logit);
-    for (std::ptrdiff_t i = 0; i < k; ++i) {
-      const std::int32_t t = order_[static_cast<std::size_t>(i)];
-      out.top.push_back({t, logits[static_cast<std::size_t>(t)] - log_z});
-    }
-  }
+  const float log_z = log_partition(logits);
+  append_top(logits, log_z, params_.top_logprobs, order_, out.top);
   const bool penalized = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
                          params_.frequency_penalty != 0.0f;
   if (penalized) raw_.assign(logits.begin(), logits.end());

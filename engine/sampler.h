@@ -47,6 +47,18 @@ struct SampledToken {
   std::vector<TokenLogprob> top;  // top_logprobs most likely tokens, most likely first.
 };
 
+// Log-probabilities as reported for tokens (the raw distribution, before any penalty):
+// log p(t) = logits[t] - log_partition(logits). REQUIRES: logits non-empty.
+[[nodiscard]] float log_partition(std::span<const float> logits);
+
+// Scores `token` under the raw distribution of `logits` exactly as Sampler::sample reports the
+// token it picks: its log-probability and the `top_logprobs` most likely tokens (most likely
+// first, lower id first on ties). Used for prompt tokens, which are given rather than sampled.
+// `order` is scratch space, reused across calls. REQUIRES: 0 <= token < logits.size(),
+// top_logprobs >= 0.
+[[nodiscard]] SampledToken score_token(std::span<const float> logits, std::int32_t token,
+                                       std::int32_t top_logprobs, std::vector<std::int32_t>& order);
+
 class Sampler {
  public:
   // REQUIRES: validate_sampling_params(params).ok(), n_vocab > 0.

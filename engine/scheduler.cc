@@ -23,6 +23,11 @@ Status validate_scheduler_options(const SchedulerOptions& o) {
                       "max_running must be in [1, max_batch_tokens = {}] (got {})",
                       o.max_batch_tokens, o.max_running);
   }
+  if (o.max_prompt_logits_tokens < 1) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "max_prompt_logits_tokens must be at least 1 (got {})",
+                      o.max_prompt_logits_tokens);
+  }
   if (o.max_context < 2) {
     return make_error(ErrorCode::kInvalidArgument, "max_context must be at least 2 (got {})",
                       o.max_context);
@@ -144,13 +149,15 @@ void Scheduler::preempt(SeqId id, StepPlan& plan) {
 StepPlan Scheduler::schedule() {
   StepPlan plan;
   std::int32_t budget = options_.max_batch_tokens;
+  std::int32_t logits_budget = options_.max_prompt_logits_tokens;
 
   // 1. Running sequences, in order; victims come from the back.
   for (std::size_t i = 0; i < running_.size() && budget > 0;) {
     const SeqId id = running_[i];
     Seq& s = seqs_.at(id);
     const auto known = static_cast<std::int32_t>(s.tokens.size());
-    const std::int32_t n = std::min(known - s.num_computed, budget);
+    std::int32_t n = std::min(known - s.num_computed, budget);
+    if (scoring_prompt(s)) n = std::min(n, logits_budget);
     if (n <= 0) {
       ++i;
       continue;
@@ -165,6 +172,7 @@ StepPlan Scheduler::schedule() {
     if (self_preempted) break;  // It was the last one; nothing after it.
     plan.chunks.push_back({id, s.num_computed, n, s.num_computed + n == known});
     budget -= n;
+    if (scoring_prompt(s)) logits_budget -= n;
     ++i;
   }
 
@@ -178,11 +186,14 @@ StepPlan Scheduler::schedule() {
       continue;
     }
     const auto known = static_cast<std::int32_t>(s.tokens.size());
+    const bool scoring = scoring_prompt(s);
+    if (scoring && logits_budget <= 0) break;  // First come, first served, as below.
     // Reuse cached full blocks, but always compute at least the last token (its logits).
-    const std::int32_t max_hit_blocks = (known - 1) / options_.block_tokens;
+    const std::int32_t max_hit_blocks = scoring ? 0 : (known - 1) / options_.block_tokens;
     s.blocks = pool_.match(s.spec.cache_namespace, s.tokens, max_hit_blocks);
     s.num_computed = static_cast<std::int32_t>(s.blocks.size()) * options_.block_tokens;
-    const std::int32_t n = std::min(known - s.num_computed, budget);
+    std::int32_t n = std::min(known - s.num_computed, budget);
+    if (scoring) n = std::min(n, logits_budget);
     bool fits = reserve(s, s.num_computed + n);
     // Make room by preempting strictly lower-priority running sequences, if that suffices.
     if (!fits) {
@@ -203,6 +214,7 @@ StepPlan Scheduler::schedule() {
           std::erase_if(plan.chunks, [&](const ScheduledChunk& c) {
             if (c.id != victim) return false;
             budget += c.count;
+            if (scoring_prompt(seqs_.at(victim))) logits_budget += c.count;
             return true;
           });
           preempt(victim, plan);
@@ -230,6 +242,7 @@ StepPlan Scheduler::schedule() {
     }
     plan.chunks.push_back({id, s.num_computed, n, s.num_computed + n == known});
     budget -= n;
+    if (scoring) logits_budget -= n;
     waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(w));
     const auto pos = std::upper_bound(running_.begin(), running_.end(), id, [&](SeqId a, SeqId b) {
       return before(seqs_.at(a), seqs_.at(b));

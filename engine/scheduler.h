@@ -27,6 +27,11 @@
 // `wait_for` and is admitted only once that one's prompt is computed, so it finds the prompt's
 // full blocks in the prefix cache and shares them.
 //
+// Sequences with `prompt_logits` (prompt log-probabilities) need logits at every prompt
+// position: until their prompt has been computed once they reuse no cached prefix and get at
+// most max_prompt_logits_tokens prompt tokens per step, all such sequences together (so the
+// caller's logits buffer is bounded). They still publish their blocks.
+//
 // Thread-safety: none; one thread (the engine's step thread, or the simulator) drives it.
 // Pure bookkeeping: no tensors, no clock, so the fleet simulator runs this same code.
 #pragma once
@@ -51,6 +56,8 @@ struct SchedulerOptions {
   std::int32_t max_batch_tokens = 512;  // Tokens computed per step (decode + prefill chunks).
   std::int32_t max_running = 64;        // Sequences in the batch at once; <= max_batch_tokens.
   std::int32_t max_context = 0;         // Prompt + generated tokens per sequence.
+  // Per step, prompt tokens of sequences with prompt_logits (see the file comment); >= 1.
+  std::int32_t max_prompt_logits_tokens = 64;
 };
 
 // Errors (kInvalidArgument) name the offending option.
@@ -64,6 +71,7 @@ struct SequenceSpec {
   std::vector<std::int32_t> prompt;
   std::int32_t max_new_tokens = 1;  // >= 1.
   SeqId wait_for = -1;              // Admit only after this sequence's prompt is computed.
+  bool prompt_logits = false;       // Logits at every prompt position (see the file comment).
 };
 
 struct ScheduledChunk {
@@ -143,6 +151,10 @@ class Scheduler {
   void preempt(SeqId id, StepPlan& plan);
   void insert_waiting(SeqId id);
   void publish_full_blocks(Seq& s);
+  // Scoring its prompt: limited by max_prompt_logits_tokens, no prefix reuse.
+  [[nodiscard]] static bool scoring_prompt(const Seq& s) {
+    return s.spec.prompt_logits && !s.prompt_done;
+  }
 
   SchedulerOptions options_;
   BlockPool pool_;

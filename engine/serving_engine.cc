@@ -40,6 +40,7 @@ struct ServingEngine::Active {
   bool first_token = false;
   std::int32_t open = 0;
   std::int32_t cached_prompt_tokens = 0;
+  std::int32_t prompt_scored = 1;  // prompt_logprobs: the next prompt position to score.
   std::vector<std::unique_ptr<Choice>> choices;
 };
 
@@ -131,6 +132,9 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const Model& model,
   sched.max_batch_tokens = options.max_batch_tokens;
   sched.max_running = options.max_running;
   sched.max_context = context;
+  // No step computes more positions than max_batch_tokens, so no more rows are ever needed.
+  sched.max_prompt_logits_tokens =
+      std::min(options.max_prompt_logprob_tokens, options.max_batch_tokens);
   SPW_TRY(validate_scheduler_options(sched));
   SPW_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(config, {options.block_tokens,
                                                                sched.num_blocks, options.kv_type}));
@@ -150,7 +154,8 @@ ServingEngine::ServingEngine(const Model& model, const ServingOptions& options,
       pool_(options.threads),
       forward_(model, cache_, pool_, options.max_batch_tokens),
       scheduler_(sched),
-      logits_(static_cast<std::size_t>(options.max_running) *
+      logits_((static_cast<std::size_t>(options.max_running) +
+               static_cast<std::size_t>(sched.max_prompt_logits_tokens)) *
               static_cast<std::size_t>(model.config().n_vocab)),
       metrics_(std::make_unique<Metrics>()) {
   if (metrics == nullptr) {
@@ -211,9 +216,15 @@ Result<std::shared_ptr<RequestStream>> ServingEngine::submit(EngineRequest reque
     return make_error(ErrorCode::kInvalidArgument, "n must be in [1, {}] (got {})", options_.max_n,
                       request.n);
   }
-  if (request.max_tokens < 1) {
-    return make_error(ErrorCode::kInvalidArgument, "max_tokens must be at least 1 (got {})",
-                      request.max_tokens);
+  const std::int32_t min_tokens = request.prompt_logprobs ? 0 : 1;
+  if (request.max_tokens < min_tokens) {
+    return make_error(ErrorCode::kInvalidArgument, "max_tokens must be at least {} (got {})",
+                      min_tokens, request.max_tokens);
+  }
+  if (request.prompt_top_logprobs < 0 || request.prompt_top_logprobs > 20) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "prompt_top_logprobs = {} is out of range [0, 20]",
+                      request.prompt_top_logprobs);
   }
   if (request.prompt.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "the prompt has no tokens");
@@ -236,7 +247,9 @@ Result<std::shared_ptr<RequestStream>> ServingEngine::submit(EngineRequest reque
                         options_.max_stop_bytes, s.size());
     }
   }
-  const std::int64_t total = static_cast<std::int64_t>(request.prompt.size()) + request.max_tokens;
+  // A prompt only scored (max_tokens 0) still computes one position past the prompt's logits.
+  const std::int64_t total =
+      static_cast<std::int64_t>(request.prompt.size()) + std::max(request.max_tokens, 1);
   if (total > context_) {
     return make_error(ErrorCode::kOutOfRange,
                       "this model's maximum context length is {} tokens; the request asks for {} "
@@ -360,8 +373,9 @@ void ServingEngine::admit(const std::shared_ptr<Active>& a) {
     spec.arrival = arrival;
     spec.cache_namespace = ns;
     spec.prompt = r.prompt;
-    spec.max_new_tokens = r.max_tokens;
+    spec.max_new_tokens = std::max(r.max_tokens, 1);
     spec.wait_for = i == 0 ? -1 : first;
+    spec.prompt_logits = r.prompt_logprobs && i == 0;  // Siblings reuse its prompt blocks.
     Status added = scheduler_.add(std::move(spec));
     Choice& c = *choice;
     a->choices.push_back(std::move(choice));
@@ -422,9 +436,11 @@ bool ServingEngine::step(TimePoint now) {
     }
     tables.push_back(scheduler_.block_table(chunk.id));
     const auto tokens = scheduler_.tokens(chunk.id);
+    const auto [lo, hi] = prompt_rows(chunk);
     for (std::int32_t p = chunk.start; p < chunk.start + chunk.count; ++p) {
+      const bool last = chunk.want_logits && p == chunk.start + chunk.count - 1;
       batch.push_back({static_cast<std::int32_t>(i), p, tokens[static_cast<std::size_t>(p)],
-                       chunk.want_logits && p == chunk.start + chunk.count - 1});
+                       last || (p >= lo && p < hi)});
     }
   }
   const Status ran = forward_.run({batch, tables}, logits_);
@@ -445,12 +461,37 @@ bool ServingEngine::step(TimePoint now) {
   std::size_t row = 0;
   const TimePoint done = clock_.now();
   for (const ScheduledChunk& chunk : plan.chunks) {
+    // Rows are in batch order: this chunk's prompt positions, then its last token's.
+    const auto [lo, hi] = prompt_rows(chunk);
+    if (hi > lo) {
+      const std::size_t rows = static_cast<std::size_t>(hi - lo);
+      Choice& c = *by_seq_.at(chunk.id);
+      const bool open =
+          on_prompt_logits(c, lo + 1, std::span(logits_).subspan(row * n_vocab, rows * n_vocab));
+      row += rows;
+      if (!open) {
+        if (chunk.want_logits) ++row;
+        continue;
+      }
+    }
     if (!chunk.want_logits) continue;
     Choice& c = *by_seq_.at(chunk.id);
     on_logits(c, std::span(logits_).subspan(row * n_vocab, n_vocab), done);
     ++row;
   }
   return true;
+}
+
+std::pair<std::int32_t, std::int32_t> ServingEngine::prompt_rows(
+    const ScheduledChunk& chunk) const {
+  const Choice& c = *by_seq_.at(chunk.id);
+  const Active& a = *c.request;
+  if (!a.req.prompt_logprobs || c.index != 0) return {0, 0};
+  // Position p's logits score the prompt token at p + 1.
+  const std::int32_t lo = std::max(chunk.start, a.prompt_scored - 1);
+  const std::int32_t hi =
+      std::min(chunk.start + chunk.count, static_cast<std::int32_t>(a.req.prompt.size()) - 1);
+  return hi > lo ? std::pair(lo, hi) : std::pair(0, 0);
 }
 
 namespace {
@@ -466,8 +507,44 @@ bool all_finite(std::span<const float> logits) {
 }
 }  // namespace
 
+bool ServingEngine::on_prompt_logits(Choice& c, std::int32_t first, std::span<const float> rows) {
+  Active& a = *c.request;
+  const auto n_vocab = static_cast<std::size_t>(model_.config().n_vocab);
+  StreamEvent ev;
+  ev.kind = StreamEvent::Kind::kPromptLogprobs;
+  ev.index = 0;
+  ev.first_position = first;
+  ev.prompt_logprobs.reserve(rows.size() / n_vocab);
+  for (std::size_t r = 0; r < rows.size() / n_vocab; ++r) {
+    const auto logits = rows.subspan(r * n_vocab, n_vocab);
+    if (!all_finite(logits)) {
+      const Status why = make_error(ErrorCode::kInternal,
+                                    "the model produced non-finite logits at prompt position {} "
+                                    "(corrupt weights or a numerical overflow)",
+                                    first + static_cast<std::int32_t>(r) - 1);
+      for (auto& choice : a.choices)
+        finish_choice(*choice, FinishReason::kError, why, "");
+      return false;
+    }
+    const std::int32_t position = first + static_cast<std::int32_t>(r);
+    ev.prompt_logprobs.push_back(score_token(logits,
+                                             a.req.prompt[static_cast<std::size_t>(position)],
+                                             a.req.prompt_top_logprobs, scratch_));
+  }
+  a.prompt_scored = first + static_cast<std::int32_t>(ev.prompt_logprobs.size());
+  a.stream->push(std::move(ev));
+  return true;
+}
+
 void ServingEngine::on_logits(Choice& c, std::span<float> logits, TimePoint now) {
   Active& a = *c.request;
+  if (a.req.max_tokens == 0) {
+    // The prompt is scored (prompt_logprobs): nothing to generate, for any choice. Siblings
+    // still waiting for this prompt end too.
+    for (auto& choice : a.choices)
+      finish_choice(*choice, FinishReason::kLength, Status(), "");
+    return;
+  }
   // Corrupt weights or an overflow would have the sampler pick garbage: end the choice with
   // an error the client sees instead.
   if (!all_finite(logits)) {

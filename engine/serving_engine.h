@@ -7,6 +7,15 @@
 // queue is bounded (max_waiting requests), so submit() fails fast with kResourceExhausted
 // ("queue full"; HTTP 429) instead of queueing without limit.
 //
+// Prompt log-probabilities (EngineRequest::prompt_logprobs): the request's first choice
+// computes logits at every prompt position and scores each prompt token from the second on
+// with the sampler's own log-softmax (score_token), delivered as kPromptLogprobs events
+// (request_stream.h) before any generated token, once even across preemption and with n > 1.
+// Such a request reuses no cached prefix for its prompt (cached_prompt_tokens is 0), though
+// later requests may reuse its blocks. Memory stays fixed: the logits buffer, allocated at
+// create(), holds max_running + max_prompt_logprob_tokens rows of n_vocab floats, and the
+// scheduler gives such prompts at most max_prompt_logprob_tokens positions per step.
+//
 // Prefix-cache isolation: a request's blocks are reused only by requests with the same
 // `cache_namespace`. The caller sets it: the tenant by default, or a namespace it declares
 // shared (public system prompts). An empty namespace gets a private one per request, so
@@ -26,6 +35,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
@@ -58,15 +68,24 @@ struct ServingOptions {
   std::int32_t max_n = 16;              // Choices per request.
   std::int32_t max_stop_strings = 16;
   std::int32_t max_stop_bytes = 256;  // Per stop string.
+  // Prompt positions scored per step for prompt_logprobs requests, >= 1 (at most
+  // max_batch_tokens take effect); each takes a logits row of n_vocab floats (file comment).
+  std::int32_t max_prompt_logprob_tokens = 64;
 };
 
 struct EngineRequest {
-  std::string id;                     // For logs and the stream; any string.
-  std::vector<std::int32_t> prompt;   // Token ids, BOS included if the model wants one.
-  std::int32_t max_tokens = 16;       // Per choice, >= 1.
-  std::int32_t n = 1;                 // Choices, sharing the prompt's cache blocks.
-  SamplingParams sampling;            // Choice i samples with seed + i.
-  bool logprobs = false;              // Attach SampledToken (and sampling.top_logprobs) to tokens.
+  std::string id;                    // For logs and the stream; any string.
+  std::vector<std::int32_t> prompt;  // Token ids, BOS included if the model wants one.
+  std::int32_t max_tokens = 16;      // Per choice, >= 1 (>= 0 with prompt_logprobs).
+  std::int32_t n = 1;                // Choices, sharing the prompt's cache blocks.
+  SamplingParams sampling;           // Choice i samples with seed + i.
+  bool logprobs = false;             // Attach SampledToken (and sampling.top_logprobs) to tokens.
+  // Score the prompt: kPromptLogprobs events with prompt_top_logprobs alternatives per
+  // position ([0, 20], as sampling.top_logprobs). With max_tokens 0 the prompt is only scored:
+  // every choice then finishes with kLength and no tokens (the prompt plus one token must
+  // still fit the context). See the file comment.
+  bool prompt_logprobs = false;
+  std::int32_t prompt_top_logprobs = 0;
   std::vector<std::string> stop;      // Stop strings (never emitted).
   bool ignore_eos = false;            // Generate exactly max_tokens (benchmarks).
   bool strip_leading_space = false;   // The text starts right after BOS (an empty prompt).
@@ -132,6 +151,12 @@ class ServingEngine {
   // Schedules and runs one step; false if nothing could run.
   bool step(TimePoint now);
   void on_logits(Choice& c, std::span<float> logits, TimePoint now);
+  // Scores prompt positions [first, first + rows.size() / n_vocab) of a prompt_logprobs request
+  // from the logits rows of the positions before them; false if the request was ended.
+  bool on_prompt_logits(Choice& c, std::int32_t first, std::span<const float> rows);
+  // The positions [lo, hi) of `chunk` whose logits score prompt tokens ({0, 0} if none).
+  [[nodiscard]] std::pair<std::int32_t, std::int32_t> prompt_rows(
+      const ScheduledChunk& chunk) const;
   void finish_choice(Choice& c, FinishReason reason, Status status, std::string tail);
   void finish_request_if_done(Active& a);
   void update_gauges();
@@ -145,7 +170,8 @@ class ServingEngine {
   ThreadPool pool_;
   ForwardPass forward_;
   Scheduler scheduler_;
-  std::vector<float> logits_;  // [max_running][n_vocab]
+  std::vector<float> logits_;          // [max_running + max_prompt_logprob_tokens][n_vocab]
+  std::vector<std::int32_t> scratch_;  // score_token's, step thread only.
 
   // Shared with submitters.
   mutable std::mutex mu_;

@@ -7,6 +7,8 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <span>
+#include <variant>
 
 #include "core/log.h"
 #include "core/random.h"
@@ -92,6 +94,27 @@ openai::TokenLogprob to_logprob(const engine::Tokenizer& tok, const engine::Samp
   return out;
 }
 
+// The text of each prompt token, concatenating to the echoed prompt: text prompts were
+// encoded with the vocabulary's space prefix, which the first piece after BOS drops (as the
+// detokenizer does); token prompts echo their pieces as they are.
+std::vector<std::string> prompt_pieces(const engine::Tokenizer& tok,
+                                       std::span<const std::int32_t> tokens,
+                                       bool strip_leading_space) {
+  const engine::Vocab& vocab = tok.vocab();
+  std::vector<std::string> out;
+  out.reserve(tokens.size());
+  bool at_start = strip_leading_space && vocab.add_space_prefix;
+  for (const std::int32_t t : tokens) {
+    std::string piece = tok.token_to_piece(t);
+    if (at_start && !(vocab.bos_id >= 0 && t == vocab.bos_id)) {
+      at_start = false;
+      if (!piece.empty() && piece.front() == ' ') piece.erase(0, 1);
+    }
+    out.push_back(std::move(piece));
+  }
+  return out;
+}
+
 // Maps engine errors that reach a client after acceptance.
 Error stream_error(const StreamEvent& ev) {
   if (ev.finish == FinishReason::kCancelled) {
@@ -127,6 +150,18 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     texts_[static_cast<std::size_t>(choice)] = std::move(text);
   }
 
+  // Completions with echo + logprobs: choices [first_choice, first_choice + n) start with the
+  // prompt's tokens (`pieces`, concatenating to the echoed prompt), whose log-probabilities
+  // the engine stream of that prompt delivers (kPromptLogprobs); the first token has none. In
+  // a stream, the echoed prompt's chunk waits for them and carries them.
+  void expect_prompt_logprobs(std::int32_t first_choice, std::int32_t n,
+                              std::vector<std::string> pieces) {
+    PromptEcho& e = prompt_echo_[first_choice];
+    e.n = n;
+    e.pieces = std::move(pieces);
+    if (!e.pieces.empty()) e.entries.push_back({e.pieces.front(), std::nullopt, {}});
+  }
+
   // A prompt only echoed, not generated from (completions with max_tokens 0): its tokens
   // still count in the usage.
   void count_echo_only_prompt(std::int64_t tokens) { echo_only_prompt_tokens_ += tokens; }
@@ -146,11 +181,17 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
         }
       } else {
         for (std::size_t i = 0; i < texts_.size(); ++i) {
-          if (!texts_[i].empty()) {
+          if (!texts_[i].empty() && echo_of(static_cast<std::int32_t>(i)) == nullptr) {
             writer_.write(net::format_sse_data(
                 completion_chunks_.text_chunk(static_cast<std::int32_t>(i), texts_[i])));
           }
         }
+      }
+    }
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [first, e] : prompt_echo_) {
+        if (e.entries.size() == e.pieces.size()) finish_prompt_echo(first, e);  // One token.
       }
     }
     if (streams_.empty()) {
@@ -193,8 +234,56 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     }
   }
 
+  struct PromptEcho {
+    std::int32_t n = 0;
+    std::vector<std::string> pieces;
+    std::vector<openai::TokenLogprob> entries;  // The prompt's tokens scored so far.
+    bool done = false;
+  };
+
+  // The prompt echo with logprobs that `choice` starts with, if any.
+  PromptEcho* echo_of(std::int32_t choice) {
+    auto it = prompt_echo_.upper_bound(choice);
+    if (it == prompt_echo_.begin()) return nullptr;
+    --it;
+    return choice < it->first + it->second.n ? &it->second : nullptr;
+  }
+
+  // Every prompt token is scored: each choice of that prompt starts with them (a stream sends
+  // the echoed prompt now, with them).
+  void finish_prompt_echo(std::int32_t first, PromptEcho& e) {
+    if (e.done) return;
+    e.done = true;
+    for (std::int32_t i = first; i < first + e.n; ++i) {
+      const auto c = static_cast<std::size_t>(i);
+      token_logprobs_[c].insert(token_logprobs_[c].begin(), e.entries.begin(), e.entries.end());
+      if (stream_) {
+        writer_.write(net::format_sse_data(completion_chunks_.text_chunk(
+            i, texts_[c], std::span<const openai::TokenLogprob>(e.entries))));
+      }
+    }
+  }
+
+  void on_prompt_logprobs(const StreamEvent& ev, std::int32_t first) {
+    const auto it = prompt_echo_.find(first);
+    if (it == prompt_echo_.end() || it->second.done) return;
+    PromptEcho& e = it->second;
+    for (std::size_t i = 0; i < ev.prompt_logprobs.size(); ++i) {
+      const auto position = static_cast<std::size_t>(ev.first_position) + i;
+      if (position != e.entries.size() || position >= e.pieces.size()) return;  // Out of order.
+      openai::TokenLogprob lp = to_logprob(tok_, ev.prompt_logprobs[i]);
+      lp.token = e.pieces[position];
+      e.entries.push_back(std::move(lp));
+    }
+    if (e.entries.size() == e.pieces.size()) finish_prompt_echo(first, e);
+  }
+
   void handle(StreamEvent& ev, std::int32_t choice) {
     const auto c = static_cast<std::size_t>(choice);
+    if (ev.kind == StreamEvent::Kind::kPromptLogprobs) {
+      on_prompt_logprobs(ev, choice);
+      return;
+    }
     if (ev.kind == StreamEvent::Kind::kToken) {
       std::optional<openai::TokenLogprob> lp;
       if (logprobs_ && ev.logprob) lp = to_logprob(tok_, *ev.logprob);
@@ -315,6 +404,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::vector<bool> finished_streams_;
   std::map<std::int32_t, std::int32_t> prompt_tokens_by_stream_;
   std::map<std::int32_t, std::int32_t> cached_by_stream_;
+  std::map<std::int32_t, PromptEcho> prompt_echo_;  // By first choice.
   std::int32_t open_ = 0;
   std::int64_t echo_only_prompt_tokens_ = 0;
   openai::Usage usage_;
@@ -480,13 +570,7 @@ void OpenAiService::completions(net::HttpRequest request, net::ResponseWriter wr
   const Caller& caller = admitted->first;
   const openai::CompletionRequest& req = admitted->second;
   // Even logprobs 0 asks for the prompt tokens' log-probabilities when echoing.
-  if (req.echo && req.logprobs) {
-    return fail(writer,
-                make_error(ErrorCode::kUnimplemented,
-                           "echo with logprobs (log-probabilities of prompt tokens) is not "
-                           "supported"),
-                "echo");
-  }
+  const bool prompt_logprobs = req.echo && req.logprobs.has_value();
   const std::int32_t n = req.sampling.n;
   const auto choices = static_cast<std::int32_t>(req.prompts.size()) * n;
   openai::ResponseMeta meta;
@@ -513,7 +597,13 @@ void OpenAiService::completions(net::HttpRequest request, net::ResponseWriter wr
         exchange->set_prefix(first_choice + i, prompt->text);
     }
     const std::int32_t max_tokens = req.sampling.max_tokens.value_or(16);
-    if (max_tokens == 0) {  // Echo only (the parser allows 0 only with echo).
+    if (prompt_logprobs) {
+      exchange->expect_prompt_logprobs(
+          first_choice, n,
+          prompt_pieces(engine_.model().tokenizer(), prompt->tokens,
+                        std::holds_alternative<std::string>(req.prompts[p])));
+    }
+    if (max_tokens == 0 && !prompt_logprobs) {  // Echo only (the parser allows 0 only with echo).
       exchange->count_echo_only_prompt(static_cast<std::int64_t>(prompt->tokens.size()));
       continue;
     }
@@ -522,6 +612,8 @@ void OpenAiService::completions(net::HttpRequest request, net::ResponseWriter wr
     er.id = fmt::format("{}-{}", request.request_id, p);
     er.prompt = std::move(prompt->tokens);
     er.strip_leading_space = prompt->starts_after_bos;
+    er.prompt_logprobs = prompt_logprobs;  // With max_tokens 0 the prompt is only scored.
+    er.prompt_top_logprobs = prompt_logprobs ? *req.logprobs : 0;
     er.priority = caller.priority;
     er.cache_namespace = caller.cache_namespace;
     auto stream = engine_.submit(std::move(er));

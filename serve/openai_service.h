@@ -1,8 +1,9 @@
 // The OpenAI-compatible HTTP API of one model replica, on top of the serving core:
 //   POST /v1/chat/completions   chat (streaming or not), through the model's chat template
 //   POST /v1/completions        legacy completions (text or token prompts, echo, logprobs;
-//                               echo together with logprobs is 501: the engine reports no
-//                               log-probabilities of prompt tokens)
+//                               echo with logprobs also scores the prompt's tokens, the first
+//                               with a null logprob, as OpenAI does; max_tokens 0 then only
+//                               scores the prompt)
 //   GET  /v1/models, /v1/models/{id}
 //   GET  /health                the process is alive (200 always)
 //   GET  /ready                 200 once the model is loaded and while accepting, else 503

@@ -391,6 +391,75 @@ TEST(Scheduler, SiblingsShareThePromptBlocks) {
     EXPECT_EQ(seqs[id].generated, alone(prompt, 4));
 }
 
+// A sequence scoring its prompt (prompt_logits) reuses no cached prefix and, together with any
+// other such sequence, gets at most max_prompt_logits_tokens prompt tokens per step; once its
+// prompt is done it decodes normally, and later sequences reuse the blocks it published.
+TEST(Scheduler, PromptLogitsSequencesSkipTheCacheAndAreCappedPerStep) {
+  SchedulerOptions o = opts(64, 4, 64, 8, 256);
+  o.max_prompt_logits_tokens = 5;
+  EXPECT_FALSE(validate_scheduler_options([&] {
+                 SchedulerOptions bad = o;
+                 bad.max_prompt_logits_tokens = 0;
+                 return bad;
+               }())
+                   .ok());
+  Scheduler s(o);
+  std::map<SeqId, Driven> seqs;
+  const auto prompt = iota_tokens(23);
+  ASSERT_TRUE(s.add(spec(1, prompt, 2, 0, 0, "t")).ok());
+  seqs[1] = driven(2);
+  drive(s, seqs);
+  EXPECT_EQ(s.stats().prefix_hit_tokens, 0u);
+
+  // Two scoring sequences with the same (cached) prompt, and a plain one.
+  for (SeqId id = 2; id <= 3; ++id) {
+    SequenceSpec scored = spec(id, prompt, 2, 0, static_cast<std::uint64_t>(id), "t");
+    scored.prompt_logits = true;
+    ASSERT_TRUE(s.add(std::move(scored)).ok());
+  }
+  ASSERT_TRUE(s.add(spec(4, prompt, 2, 0, 4, "t")).ok());
+  std::map<SeqId, std::int32_t> prompt_chunks;
+  std::map<SeqId, std::vector<std::int32_t>> generated;
+  std::int32_t scored_total = 0, scoring_steps = 0;
+  while (s.num_running() + s.num_waiting() > 0) {
+    const StepPlan plan = s.schedule();
+    ASSERT_FALSE(plan.empty());
+    std::int32_t scored_tokens = 0;
+    for (const ScheduledChunk& c : plan.chunks) {
+      if ((c.id == 2 || c.id == 3) && c.start < 23) {
+        scored_tokens += c.count;
+        ++prompt_chunks[c.id];
+        if (prompt_chunks[c.id] == 1) {
+          EXPECT_EQ(c.start, 0) << "sequence " << c.id;
+        }
+      }
+      if (c.id == 4 && c.start < 23) {
+        EXPECT_EQ(c.start, 20);  // 5 blocks reused.
+      }
+    }
+    EXPECT_LE(scored_tokens, 5);
+    scored_total += scored_tokens;
+    scoring_steps += scored_tokens > 0 ? 1 : 0;
+    s.commit(plan);
+    for (const ScheduledChunk& c : plan.chunks) {
+      if (!c.want_logits) continue;
+      auto& g = generated[c.id];
+      g.push_back(fake_next(s.tokens(c.id)));
+      if (static_cast<std::int32_t>(g.size()) == 2) {
+        s.finish(c.id);
+      } else {
+        s.append_token(c.id, g.back());
+      }
+    }
+  }
+  EXPECT_EQ(scored_total, 46);
+  EXPECT_GE(scoring_steps, 10);                 // 46 prompt tokens, at most 5 per step.
+  EXPECT_EQ(s.stats().prefix_hit_tokens, 20u);  // Only sequence 4 hit.
+  for (SeqId id = 2; id <= 4; ++id)
+    EXPECT_EQ(generated[id], alone(prompt, 2)) << "sequence " << id;
+  EXPECT_EQ(s.pool().used(), 0);
+}
+
 TEST(Scheduler, PreemptsLowestPriorityNewestAndRecomputes) {
   // 12 blocks of 4 tokens; three sequences that each grow to 4 blocks, plus a fourth: they
   // cannot all fit, so someone is preempted and later recomputed, with the same output.

@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <set>
 #include <thread>
 
@@ -15,6 +18,7 @@
 #include "core/random.h"
 
 #include "engine/detokenizer.h"
+#include "engine/forward.h"
 #include "engine/generator.h"
 #include "engine/gguf.h"
 #include "engine/unicode.h"
@@ -36,6 +40,9 @@ struct ChoiceResult {
   Status status;
   std::int32_t cached_prompt_tokens = -1;
   std::int32_t completion_tokens = -1;
+  // Choice 0 only: the request's prompt log-probabilities, for positions 1, 2, ... in order.
+  std::vector<SampledToken> prompt;
+  int prompt_events = 0;
 };
 
 // Strict UTF-8 (no ill-formed or truncated sequences).
@@ -54,6 +61,21 @@ void record(std::vector<ChoiceResult>& out, StreamEvent& ev) {
   ASSERT_GE(ev.index, 0);
   ASSERT_LT(ev.index, static_cast<std::int32_t>(out.size()));
   ChoiceResult& c = out[static_cast<std::size_t>(ev.index)];
+  if (ev.kind == StreamEvent::Kind::kPromptLogprobs) {
+    ASSERT_EQ(ev.index, 0);
+    for (const ChoiceResult& any : out) {
+      EXPECT_TRUE(any.tokens.empty()) << "prompt log-probabilities after a generated token";
+      EXPECT_EQ(any.finishes, 0) << "prompt log-probabilities after a finish event";
+    }
+    EXPECT_TRUE(ev.text.empty());
+    EXPECT_FALSE(ev.prompt_logprobs.empty());
+    // Contiguous and in order, each position once.
+    EXPECT_EQ(ev.first_position, static_cast<std::int32_t>(c.prompt.size()) + 1);
+    for (SampledToken& s : ev.prompt_logprobs)
+      c.prompt.push_back(std::move(s));
+    ++c.prompt_events;
+    return;
+  }
   EXPECT_EQ(c.finishes, 0) << "event after the finish event";
   EXPECT_TRUE(valid_utf8(ev.text)) << "text delta is not valid UTF-8";
   c.text += ev.text;
@@ -139,6 +161,65 @@ class ServingEngineTest : public ::testing::Test {
     r.sampling.temperature = 0.0f;
     r.cache_namespace = std::move(ns);
     return r;
+  }
+
+  // log-softmax of the logits at every prompt position, computed directly with the forward
+  // pass over the whole prompt at once: row q - 1 scores the token at position q.
+  static std::vector<std::vector<double>> direct_log_softmax(
+      const std::vector<std::int32_t>& prompt) {
+    const auto n = static_cast<std::int32_t>(prompt.size());
+    const auto n_vocab = static_cast<std::size_t>(model_->config().n_vocab);
+    auto cache = KvCache::create(model_->config(), {16, n / 16 + 1});
+    EXPECT_TRUE(cache.ok());
+    ThreadPool pool(2);
+    ForwardPass forward(*model_, *cache, pool, n);
+    std::vector<std::int32_t> table(static_cast<std::size_t>(n / 16 + 1));
+    std::iota(table.begin(), table.end(), 0);
+    const std::span<const std::int32_t> tables[] = {table};
+    std::vector<BatchToken> batch;
+    for (std::int32_t p = 0; p < n; ++p)
+      batch.push_back({0, p, prompt[static_cast<std::size_t>(p)], true});
+    std::vector<float> logits(static_cast<std::size_t>(n) * n_vocab);
+    EXPECT_TRUE(forward.run({batch, tables}, logits).ok());
+    std::vector<std::vector<double>> out;
+    for (std::int32_t p = 0; p + 1 < n; ++p) {
+      const std::span<const float> row(logits.data() + static_cast<std::size_t>(p) * n_vocab,
+                                       n_vocab);
+      double max = row[0];
+      for (const float l : row)
+        max = std::max(max, static_cast<double>(l));
+      double z = 0;
+      for (const float l : row)
+        z += std::exp(static_cast<double>(l) - max);
+      std::vector<double> lp(n_vocab);
+      for (std::size_t t = 0; t < n_vocab; ++t)
+        lp[t] = static_cast<double>(row[t]) - max - std::log(z);
+      out.push_back(std::move(lp));
+    }
+    return out;
+  }
+
+  // Checks prompt log-probabilities against direct_log_softmax: one per position from the
+  // second, the right token, its log-probability, and `top` alternatives that are the most
+  // likely tokens, most likely first.
+  static void expect_prompt_logprobs(const std::vector<std::int32_t>& prompt,
+                                     const std::vector<SampledToken>& got, std::size_t top) {
+    const auto want = direct_log_softmax(prompt);
+    ASSERT_EQ(got.size(), prompt.size() - 1);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const std::vector<double>& row = want[i];
+      EXPECT_EQ(got[i].token, prompt[i + 1]) << "position " << i + 1;
+      EXPECT_NEAR(got[i].logprob, row[static_cast<std::size_t>(prompt[i + 1])], 1e-4)
+          << "position " << i + 1;
+      ASSERT_EQ(got[i].top.size(), top) << "position " << i + 1;
+      std::vector<double> sorted = row;
+      std::sort(sorted.begin(), sorted.end(), std::greater<>());
+      for (std::size_t k = 0; k < top; ++k) {
+        const TokenLogprob& alt = got[i].top[k];
+        EXPECT_NEAR(alt.logprob, row[static_cast<std::size_t>(alt.token)], 1e-4);
+        EXPECT_NEAR(alt.logprob, sorted[k], 1e-4) << "position " << i + 1 << " rank " << k;
+      }
+    }
   }
 
   static inline Model* model_ = nullptr;
@@ -519,7 +600,15 @@ TEST_F(ServingEngineTest, InvalidRequestsAreRejectedAtSubmit) {
   const auto p = tokens("Once upon a time");
   EXPECT_EQ(code(request({}, 4)), ErrorCode::kInvalidArgument);
   EXPECT_EQ(code(request({1, 100000}, 4)), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code(request(p, 0)), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code(request(p, 0)), ErrorCode::kInvalidArgument);  // 0 only to score the prompt.
+  EngineRequest scored = request(p, 0);
+  scored.prompt_logprobs = true;
+  scored.prompt_top_logprobs = 21;
+  EXPECT_EQ(code(scored), ErrorCode::kInvalidArgument);
+  scored.prompt_top_logprobs = 20;
+  EXPECT_EQ(code(scored), ErrorCode::kOk);
+  scored.max_tokens = -1;
+  EXPECT_EQ(code(scored), ErrorCode::kInvalidArgument);
   EngineRequest many = request(p, 4);
   many.n = 17;
   EXPECT_EQ(code(many), ErrorCode::kInvalidArgument);
@@ -544,6 +633,9 @@ TEST_F(ServingEngineTest, InvalidRequestsAreRejectedAtSubmit) {
   bad = small_options();
   bad.kv_cache_blocks = 0;
   bad.kv_cache_mib = 0;
+  EXPECT_FALSE(ServingEngine::create(*model_, bad).ok());
+  bad = small_options();
+  bad.max_prompt_logprob_tokens = 0;
   EXPECT_FALSE(ServingEngine::create(*model_, bad).ok());
 
   engine.stop_accepting();
@@ -812,6 +904,198 @@ TEST_F(ServingEngineTest, ASharedNamespaceIsReusedAcrossTenants) {
   EXPECT_EQ(cached("tenant:c"), 0);              // ...and stays its own.
   EXPECT_EQ(cached(""), 0);                      // No namespace: private to the request.
   EXPECT_EQ(cached(""), 0);
+}
+
+}  // namespace
+}  // namespace spillway::engine
+
+namespace spillway::engine {
+namespace {
+
+// Prompt log-probabilities (echo + logprobs) equal a direct log-softmax of the forward pass at
+// every prompt position, computed in chunks of max_prompt_logprob_tokens, and change nothing
+// about the generated tokens.
+TEST_F(ServingEngineTest, PromptLogprobsEqualTheForwardPassLogSoftmax) {
+  ServingOptions o = small_options();
+  o.max_prompt_logprob_tokens = 7;  // The prompt takes several steps.
+  auto created = ServingEngine::create(*model_, o);
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  ServingEngine& engine = **created;
+  const auto prompt = tokens("Once upon a time, there was a little girl named Lily who loved");
+  ASSERT_GT(prompt.size(), 14u);
+  EngineRequest r = request(prompt, 6);
+  r.prompt_logprobs = true;
+  r.prompt_top_logprobs = 3;
+  auto stream = engine.submit(r);
+  ASSERT_TRUE(stream.ok()) << stream.error().message();
+  const ChoiceResult got = collect(**stream, 1)[0];
+  expect_prompt_logprobs(prompt, got.prompt, 3);
+  EXPECT_GE(got.prompt_events, 3);  // One per step's chunk.
+  EXPECT_EQ(got.tokens, alone(prompt, 6));
+  for (const auto& lp : got.logprobs)
+    EXPECT_FALSE(lp.has_value());  // Generated tokens' log-probabilities are separate.
+  EXPECT_EQ(got.cached_prompt_tokens, 0);
+
+  // Without alternatives.
+  EngineRequest bare = request(prompt, 1);
+  bare.prompt_logprobs = true;
+  auto s2 = engine.submit(bare);
+  ASSERT_TRUE(s2.ok());
+  expect_prompt_logprobs(prompt, collect(**s2, 1)[0].prompt, 0);
+}
+
+// A prompt in the prefix cache is still computed in full for its log-probabilities (same
+// values, nothing reported as cached), and the blocks it publishes serve later requests.
+TEST_F(ServingEngineTest, PrefixCachingDoesNotChangePromptLogprobs) {
+  auto created = ServingEngine::create(*model_, small_options());
+  ASSERT_TRUE(created.ok());
+  ServingEngine& engine = **created;
+  const auto prompt = tokens(
+      "Once upon a time, in a land far away, there lived a kind old king who had a beautiful "
+      "garden full of flowers");
+  ASSERT_GE(prompt.size(), 33u);
+  auto run = [&](bool score) {
+    EngineRequest r = request(prompt, 3);
+    r.prompt_logprobs = score;
+    r.prompt_top_logprobs = score ? 2 : 0;
+    auto s = engine.submit(r);
+    EXPECT_TRUE(s.ok());
+    const ChoiceResult c = collect(**s, 1)[0];
+    EXPECT_TRUE(engine.wait_idle(std::chrono::seconds(10)));
+    return c;
+  };
+  const ChoiceResult first = run(true);
+  expect_prompt_logprobs(prompt, first.prompt, 2);
+  const std::uint64_t hits = engine.stats().scheduler.prefix_hit_tokens;
+  const ChoiceResult second = run(true);  // Same prompt, same namespace: blocks are cached.
+  EXPECT_EQ(second.cached_prompt_tokens, 0);
+  EXPECT_EQ(engine.stats().scheduler.prefix_hit_tokens, hits);
+  ASSERT_EQ(second.prompt.size(), first.prompt.size());
+  for (std::size_t i = 0; i < first.prompt.size(); ++i) {
+    EXPECT_EQ(second.prompt[i].token, first.prompt[i].token);
+    EXPECT_NEAR(second.prompt[i].logprob, first.prompt[i].logprob, 1e-5) << i;
+  }
+  EXPECT_EQ(second.tokens, first.tokens);
+  // A plain request reuses the blocks the scoring requests published.
+  const ChoiceResult plain = run(false);
+  EXPECT_EQ(plain.cached_prompt_tokens, static_cast<std::int32_t>((prompt.size() - 1) / 16 * 16));
+  EXPECT_TRUE(plain.prompt.empty());
+  EXPECT_EQ(plain.tokens, first.tokens);
+}
+
+// n choices get the prompt's log-probabilities once (before any choice's tokens); with
+// max_tokens 0 the prompt is only scored and every choice ends at once with kLength.
+TEST_F(ServingEngineTest, PromptLogprobsComeOnceForAllChoicesAndWithMaxTokensZero) {
+  auto created = ServingEngine::create(*model_, small_options());
+  ASSERT_TRUE(created.ok());
+  ServingEngine& engine = **created;
+  const auto prompt = tokens("Tom and Lily went to the park to play with their big red ball");
+  EngineRequest two = request(prompt, 5, "");
+  two.n = 2;
+  two.prompt_logprobs = true;
+  two.prompt_top_logprobs = 1;
+  auto s = engine.submit(two);
+  ASSERT_TRUE(s.ok());
+  const auto r = collect(**s, 2);
+  expect_prompt_logprobs(prompt, r[0].prompt, 1);
+  EXPECT_TRUE(r[1].prompt.empty());
+  for (const auto& c : r)
+    EXPECT_EQ(c.tokens, alone(prompt, 5));
+
+  for (const std::int32_t n : {1, 3}) {
+    EngineRequest only = request(prompt, 0, "");
+    only.n = n;
+    only.prompt_logprobs = true;
+    auto so = engine.submit(only);
+    ASSERT_TRUE(so.ok()) << so.error().message();
+    const auto ro = collect(**so, n);
+    expect_prompt_logprobs(prompt, ro[0].prompt, 0);
+    for (const auto& c : ro) {
+      EXPECT_EQ(c.finish, FinishReason::kLength);
+      EXPECT_TRUE(c.tokens.empty());
+      EXPECT_EQ(c.completion_tokens, 0);
+    }
+  }
+  ASSERT_TRUE(engine.wait_idle(std::chrono::seconds(10)));
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+}
+
+// Under cache pressure, scoring requests are preempted and recomputed like any other: each
+// still gets every prompt position exactly once, with the right values, and the right tokens.
+TEST_F(ServingEngineTest, PreemptionDeliversPromptLogprobsOnce) {
+  ServingOptions o = small_options();
+  o.kv_cache_blocks = 12;  // 192 tokens; each request grows to 110-140.
+  o.max_prompt_logprob_tokens = 4;
+  auto created = ServingEngine::create(*model_, o);
+  ASSERT_TRUE(created.ok());
+  ServingEngine& engine = **created;
+  const char* starts[] = {"Once upon a time", "The little dog", "Tom and Lily went to the park",
+                          "One day, a big bird", "Sara had a red ball. She"};
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::vector<EngineRequest> sent;
+  for (int i = 0; i < 8; ++i) {
+    EngineRequest r = request(tokens(starts[i % 5]), 100 + 4 * i, "t" + std::to_string(i % 3));
+    r.ignore_eos = true;
+    r.priority = i % 2;
+    r.prompt_logprobs = i % 2 == 1 || i == 4;
+    auto s = engine.submit(r);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    streams.push_back(*s);
+    sent.push_back(std::move(r));
+  }
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    const ChoiceResult r = collect(*streams[i], 1)[0];
+    EXPECT_EQ(r.finish, FinishReason::kLength) << "request " << i;
+    EXPECT_EQ(r.tokens, alone(sent[i].prompt, sent[i].max_tokens, true)) << "request " << i;
+    if (sent[i].prompt_logprobs) {
+      expect_prompt_logprobs(sent[i].prompt, r.prompt, 0);
+    } else {
+      EXPECT_TRUE(r.prompt.empty());
+    }
+  }
+  ASSERT_TRUE(engine.wait_idle(std::chrono::seconds(10)));
+  EXPECT_GT(engine.stats().scheduler.preemptions, 0u);
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+}
+
+// A low-priority request scoring a long prompt in small chunks is preempted part-way through
+// its prompt by a growing high-priority one; when it is recomputed, the positions it already
+// reported are not reported again (collect() checks each arrives once, in order).
+TEST_F(ServingEngineTest, PreemptionMidPromptDoesNotRepeatPromptLogprobs) {
+  ServingOptions o = small_options();
+  o.kv_cache_blocks = 12;  // 192 tokens.
+  o.max_prompt_logprob_tokens = 4;
+  auto created = ServingEngine::create(*model_, o);
+  ASSERT_TRUE(created.ok());
+  ServingEngine& engine = **created;
+  std::string text;
+  while (tokens(text).size() < 140)
+    text += "Tom had a big red ball and he liked to play with it in the park. ";
+  const auto long_prompt = tokens(text);
+  ASSERT_LE(long_prompt.size(), 170u);
+  EngineRequest high =
+      request(tokens("Once upon a time, there was a little girl named Lily"), 150, "a");
+  high.ignore_eos = true;
+  high.priority = 2;
+  ASSERT_LE(high.prompt.size() + 150, 192u);
+  EngineRequest low =
+      request(long_prompt, 192 - static_cast<std::int32_t>(long_prompt.size()), "b");
+  low.ignore_eos = true;
+  low.prompt_logprobs = true;
+  auto hs = engine.submit(high);
+  ASSERT_TRUE(hs.ok());
+  auto ls = engine.submit(low);
+  ASSERT_TRUE(ls.ok());
+  const ChoiceResult h = collect(**hs, 1)[0];
+  const ChoiceResult l = collect(**ls, 1)[0];
+  EXPECT_EQ(h.tokens, alone(high.prompt, 150, true));
+  EXPECT_EQ(l.tokens, alone(low.prompt, low.max_tokens, true));
+  expect_prompt_logprobs(low.prompt, l.prompt, 0);
+  ASSERT_TRUE(engine.wait_idle(std::chrono::seconds(10)));
+  EXPECT_GT(engine.stats().scheduler.preemptions, 0u);
+  // The low request computed more prompt tokens than its prompt: it was recomputed.
+  EXPECT_GT(engine.stats().scheduler.computed_tokens,
+            high.prompt.size() + 149 + low.prompt.size() + low.max_tokens - 1);
 }
 
 }  // namespace

@@ -191,7 +191,7 @@ TEST_F(ModelServerTest, StreamConcatenatesToTheNonStreamingText) {
 }
 
 // Echo with max_tokens 0: the prompt is the whole answer, streamed as SSE when asked, and its
-// tokens count as prompt tokens. Echo with logprobs (prompt log-probabilities) is refused.
+// tokens count as prompt tokens.
 TEST_F(ModelServerTest, EchoOnlyCompletionStreamsAndCountsThePrompt) {
   const std::string prompt = "Once upon a time";
   auto tokens = server_->engine().model().tokenizer().encode(prompt, true, false);
@@ -222,13 +222,115 @@ TEST_F(ModelServerTest, EchoOnlyCompletionStreamsAndCountsThePrompt) {
   EXPECT_EQ(usage.at("usage").at("prompt_tokens").as_int64(), n_prompt);
   EXPECT_EQ(usage.at("usage").at("completion_tokens").as_int64(), 0);
   EXPECT_EQ(events[3], "[DONE]");
+}
 
-  for (const char* logprobs : {"0", "2"}) {
-    const auto e = call("POST", "/v1/completions",
-                        R"({"model":"stories","prompt":"Once","echo":true,"max_tokens":4,)"
-                        R"("logprobs":)" +
-                            std::string(logprobs) + "}");
-    EXPECT_EQ(e.status, 501) << logprobs << ": " << e.body;
+// Echo with logprobs scores the prompt as OpenAI does: one entry per prompt token (BOS
+// included), the first with null token_logprobs and top_logprobs, the rest negative, their
+// tokens concatenating to the prompt text; then the generated tokens' entries. Streaming gives
+// the same entries, the echoed prompt's chunk carrying the prompt's.
+TEST_F(ModelServerTest, EchoWithLogprobsScoresThePromptTokens) {
+  const std::string prompt = "Once upon a time, there was a little dog";
+  auto tokens = server_->engine().model().tokenizer().encode(prompt, true, false);
+  ASSERT_TRUE(tokens.ok());
+  const std::size_t n_prompt = tokens->size();
+
+  // Checks one choice's logprobs object; returns its token_logprobs (null as +1).
+  auto check = [&](const json::value& choice, std::size_t generated, std::size_t top) {
+    const std::string text(choice.at("text").as_string());
+    EXPECT_TRUE(text.starts_with(prompt)) << text;
+    const auto& lp = choice.at("logprobs");
+    const auto& toks = lp.at("tokens").as_array();
+    const auto& values = lp.at("token_logprobs").as_array();
+    const auto& tops = lp.at("top_logprobs").as_array();
+    const auto& offsets = lp.at("text_offset").as_array();
+    EXPECT_EQ(toks.size(), n_prompt + generated);
+    EXPECT_EQ(values.size(), toks.size());
+    EXPECT_EQ(tops.size(), toks.size());
+    EXPECT_EQ(offsets.size(), toks.size());
+    std::string joined, prompt_part;
+    std::vector<double> out;
+    for (std::size_t i = 0; i < toks.size(); ++i) {
+      EXPECT_EQ(offsets.at(i).to_number<std::int64_t>(), static_cast<std::int64_t>(joined.size()));
+      joined += toks.at(i).as_string();
+      if (i + 1 == n_prompt) prompt_part = joined;
+      if (i == 0) {
+        EXPECT_TRUE(values.at(0).is_null());
+        EXPECT_TRUE(tops.at(0).is_null());
+        out.push_back(1.0);
+        continue;
+      }
+      const double v = values.at(i).to_number<double>();
+      EXPECT_LT(v, 0.0) << i;
+      EXPECT_LE(tops.at(i).as_object().size(), top) << i;
+      if (top > 0) {
+        EXPECT_GE(tops.at(i).as_object().size(), 1u) << i;
+      }
+      out.push_back(v);
+    }
+    EXPECT_EQ(prompt_part, prompt);
+    EXPECT_EQ(joined, text);
+    return out;
+  };
+
+  // Scoring only (max_tokens 0, logprobs 0), as evaluation harnesses do.
+  const auto r = call("POST", "/v1/completions",
+                      R"({"model":"stories","prompt":")" + prompt +
+                          R"(","echo":true,"max_tokens":0,"logprobs":0})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json::value v = json::parse(r.body);
+  const auto& only = v.at("choices").as_array().at(0);
+  EXPECT_EQ(only.at("text").as_string(), prompt);
+  EXPECT_EQ(only.at("finish_reason").as_string(), "length");
+  (void)check(only, 0, 0);
+  EXPECT_EQ(v.at("usage").at("prompt_tokens").as_int64(), static_cast<std::int64_t>(n_prompt));
+  EXPECT_EQ(v.at("usage").at("completion_tokens").as_int64(), 0);
+
+  // With generation, n = 2 and two alternatives per token, streaming and not.
+  const std::string body = R"({"model":"stories","prompt":")" + prompt +
+                           R"(","echo":true,"max_tokens":5,"logprobs":2,"n":2,"temperature":0)";
+  const auto whole = call("POST", "/v1/completions", body + "}");
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  const json::value whole_body = json::parse(whole.body);
+  const auto& choices = whole_body.at("choices").as_array();
+  ASSERT_EQ(choices.size(), 2u);
+  const auto first = check(choices[0], 5, 2);
+  EXPECT_EQ(check(choices[1], 5, 2), first);
+
+  const auto events = stream("/v1/completions", body + R"(,"stream":true})");
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::vector<std::string> texts(2);
+  std::vector<std::vector<double>> values(2);
+  std::vector<std::vector<std::string>> toks(2);
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    const json::value chunk = json::parse(events[i]);
+    const auto& c = chunk.at("choices").as_array().at(0);
+    const auto k = static_cast<std::size_t>(c.at("index").as_int64());
+    ASSERT_LT(k, 2u);
+    const std::string delta(c.at("text").as_string());
+    if (texts[k].empty() && !delta.empty()) {
+      // The first text chunk is the echoed prompt, with all of the prompt's entries.
+      EXPECT_EQ(delta, prompt);
+      EXPECT_EQ(c.at("logprobs").at("tokens").as_array().size(), n_prompt);
+    }
+    texts[k] += delta;
+    if (c.at("logprobs").is_null()) continue;
+    const auto& lp = c.at("logprobs");
+    for (std::size_t t = 0; t < lp.at("tokens").as_array().size(); ++t) {
+      toks[k].emplace_back(lp.at("tokens").as_array().at(t).as_string());
+      const auto& x = lp.at("token_logprobs").as_array().at(t);
+      values[k].push_back(x.is_null() ? 1.0 : x.to_number<double>());
+    }
+  }
+  for (std::size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(texts[k], choices[k].at("text").as_string());
+    const auto& want = choices[k].at("logprobs").at("tokens").as_array();
+    ASSERT_EQ(toks[k].size(), want.size());
+    for (std::size_t t = 0; t < want.size(); ++t)
+      EXPECT_EQ(toks[k][t], want.at(t).as_string());
+    ASSERT_EQ(values[k].size(), first.size());
+    for (std::size_t t = 0; t < first.size(); ++t)
+      EXPECT_NEAR(values[k][t], first[t], 1e-4) << k << " " << t;
   }
 }
 

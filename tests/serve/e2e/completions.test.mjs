@@ -175,6 +175,99 @@ test('completion logprobs: tokens, token_logprobs, top_logprobs, text_offset agr
   );
 });
 
+// The legacy logprobs object as [token, logprob, top_logprobs] entries.
+function entries(lp) {
+  return lp.tokens.map((t, i) => [t, lp.token_logprobs[i], lp.top_logprobs[i]]);
+}
+
+test('echo with logprobs 0 and max_tokens 0 scores every prompt token', async () => {
+  const params = { model: MODEL, prompt, max_tokens: 0, echo: true, logprobs: 0 };
+  const r = await openai.completions.create(params);
+  const c = r.choices[0];
+  assert.equal(c.text, prompt);
+  assert.equal(c.finish_reason, 'length');
+  assert.equal(r.usage.completion_tokens, 0);
+  const lp = c.logprobs;
+  // One entry per prompt token (BOS included); the first has no context, so null.
+  assert.equal(lp.tokens.length, r.usage.prompt_tokens);
+  assert.ok(lp.tokens.length > 5);
+  assert.equal(lp.token_logprobs.length, lp.tokens.length);
+  assert.equal(lp.top_logprobs.length, lp.tokens.length);
+  assert.equal(lp.text_offset.length, lp.tokens.length);
+  assert.equal(lp.token_logprobs[0], null);
+  assert.equal(lp.top_logprobs[0], null);
+  for (let t = 1; t < lp.tokens.length; ++t) {
+    assert.equal(typeof lp.token_logprobs[t], 'number');
+    assert.ok(lp.token_logprobs[t] < 0, `${t}: ${lp.token_logprobs[t]}`);
+  }
+  assert.equal(lp.tokens.join(''), prompt);
+  let offset = 0;
+  for (let t = 0; t < lp.tokens.length; ++t) {
+    assert.equal(lp.text_offset[t], offset);
+    offset += lp.tokens[t].length;
+  }
+  // Streaming gives the same entries, with the echoed prompt's chunk.
+  const s = await collectStream(
+    await openai.completions.create({ ...params, stream: true }),
+    'completion',
+  );
+  assert.equal(s.texts.get(0), prompt);
+  assert.equal(s.finish.get(0), 'length');
+  const streamed = s.logprobs.get(0);
+  assert.deepEqual(
+    streamed.map((e) => [e.token, e.top]),
+    entries(lp).map(([token, , top]) => [token, top]),
+  );
+  streamed.forEach((e, t) => {
+    const want = lp.token_logprobs[t];
+    assert.ok(e.logprob === want || Math.abs(e.logprob - want) < 1e-4, `${t}`);
+  });
+});
+
+test('echo with logprobs 2 and n 2: prompt entries, then the generated ones', async () => {
+  const base = { model: MODEL, prompt, temperature: 0 };
+  const scored = (
+    await openai.completions.create({ ...base, max_tokens: 0, echo: true, logprobs: 2 })
+  ).choices[0].logprobs;
+  const plain = await openai.completions.create({ ...base, max_tokens: 6, logprobs: 2 });
+  const params = { ...base, max_tokens: 6, echo: true, logprobs: 2, n: 2 };
+  const r = await openai.completions.create(params);
+  assert.equal(r.choices.length, 2);
+  const near = (a, b) => a === b || Math.abs(a - b) < 1e-4;
+  for (const c of r.choices) {
+    assert.equal(c.text, prompt + plain.choices[0].text);
+    const got = entries(c.logprobs);
+    const want = [...entries(scored), ...entries(plain.choices[0].logprobs)];
+    assert.equal(got.length, want.length);
+    assert.equal(c.logprobs.tokens.join(''), c.text);
+    for (let t = 0; t < got.length; ++t) {
+      assert.equal(got[t][0], want[t][0]);
+      assert.ok(near(got[t][1], want[t][1]), `${t}: ${got[t][1]} vs ${want[t][1]}`);
+      if (t === 0) {
+        assert.equal(got[t][2], null);
+        continue;
+      }
+      const top = Object.entries(got[t][2]);
+      assert.ok(top.length >= 1 && top.length <= 2, JSON.stringify(got[t][2]));
+      for (const [token, logprob] of top) assert.ok(near(logprob, want[t][2][token]));
+    }
+  }
+  const s = await collectStream(
+    await openai.completions.create({ ...params, stream: true }),
+    'completion',
+  );
+  for (let i = 0; i < 2; ++i) {
+    assert.equal(s.texts.get(i), r.choices[i].text);
+    assert.deepEqual(
+      s.logprobs.get(i).map((e) => e.token),
+      r.choices[i].logprobs.tokens,
+    );
+    s.logprobs.get(i).forEach((e, t) => {
+      assert.ok(near(e.logprob, r.choices[i].logprobs.token_logprobs[t]), `${i} ${t}`);
+    });
+  }
+});
+
 test('stop strings end a completion before their first occurrence', async () => {
   const params = { model: MODEL, prompt, max_tokens: 60, temperature: 0 };
   const full = (await openai.completions.create(params)).choices[0].text;

@@ -194,14 +194,14 @@ test('405: a wrong method on a known route, with Allow', async () => {
   await expectApiError(() => openai.get('/completions'), OpenAI.APIError, 405);
 });
 
-test('501: echo with logprobs is reported, not ignored', async () => {
-  // Even logprobs 0 would owe the prompt tokens' log-probabilities.
-  for (const logprobs of [0, 1]) {
+test('400: echo with logprobs beyond the limit names logprobs', async () => {
+  // Echo with logprobs scores the prompt (completions.test.mjs); the usual bounds still hold.
+  for (const max_tokens of [0, 2]) {
     const e = await expectApiError(
-      () => complete({ echo: true, logprobs, max_tokens: 2 }),
-      OpenAI.InternalServerError,
-      501,
+      () => complete({ echo: true, logprobs: 6, max_tokens }),
+      OpenAI.BadRequestError,
+      400,
     );
-    assertErrorShape(e.error, { param: 'echo' });
+    assertErrorShape(e.error, { param: 'logprobs' });
   }
 });

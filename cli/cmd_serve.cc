@@ -86,7 +86,10 @@ int run_serve(ServeFlags& f) {
   log_info("ready",
            {kv("url", fmt::format("http://{}:{}/v1", f.options.http.host, (*server)->port())),
             kv("model", (*server)->model_name()), kv("context", e.context()),
-            kv("kv_cache_mib", e.kv_cache_bytes() >> 20), kv("threads", f.options.engine.threads),
+            kv("kv_cache_mib", e.kv_cache_bytes() >> 20),
+            kv("kv_cache_tokens",
+               static_cast<std::int64_t>(e.stats().kv_blocks_total) * e.options().block_tokens),
+            kv("threads", f.options.engine.threads),
             kv("auth", f.options.api_keys.empty() ? "none" : "api-key"),
             kv("chat_template", (*server)->uses_fallback_template() ? "fallback" : "model")});
   int sig = 0;
@@ -139,6 +142,11 @@ Command add_serve_command(CLI::App& root) {
   app->add_option("--kv-cache-mib", o.engine.kv_cache_mib, "KV cache size, allocated at start")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 22));
+  app->add_option("--kv-cache-tokens", o.engine.kv_cache_tokens,
+                  "KV cache size in token positions instead (rounded up to whole blocks; 0: use "
+                  "--kv-cache-mib)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 30));
   app->add_option("--block-tokens", o.engine.block_tokens, "Positions per KV-cache block")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
@@ -154,6 +162,11 @@ Command add_serve_command(CLI::App& root) {
   app->add_option("--max-running", o.engine.max_running, "Sequences batched together")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
+  app->add_option("--max-prompt-logprob-tokens", o.engine.max_prompt_logprob_tokens,
+                  "Prompt positions scored per step for echo + logprobs (sets the logits "
+                  "buffer: max-running plus this many rows)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
   app->add_option("--max-waiting", o.engine.max_waiting, "Requests queued before answering 429")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));

@@ -129,7 +129,8 @@ fi
 start_server main --model "$models/stories260K.gguf" --api-key "$api_key" \
   --max-body-bytes 262144
 start_server queue --model "$models/stories260K.gguf" --max-running 1 --max-waiting 1
-start_server vocab --model "$work/vocab-tiny.gguf" --model-name vocab-tiny
+# Its KV cache is sized in positions (rounded up to whole 16-position blocks; wins over MiB).
+start_server vocab --model "$work/vocab-tiny.gguf" --model-name vocab-tiny --kv-cache-tokens 1000
 start_server shutdown --model "$models/stories260K.gguf" --shutdown-timeout-ms 60000
 start_server cancel --model "$models/stories260K.gguf" --shutdown-timeout-ms 0
 start_server limits --model "$models/stories260K.gguf" --max-connections 4 --max-url-bytes 1024 \
@@ -139,6 +140,11 @@ start_server unready --model "$models/stories260K.gguf" --unready-grace-ms 10000
 main_url=$(server_url 0) || exit 1
 queue_url=$(server_url 1) || exit 1
 vocab_url=$(server_url 2) || exit 1
+if ! grep -q ' ready .*kv_cache_tokens=1008 ' "$work/vocab.log"; then
+  echo "FAIL: --kv-cache-tokens 1000 did not give a 1008-position cache:" >&2
+  cat "$work/vocab.log" >&2
+  exit 1
+fi
 shutdown_url=$(server_url 3) || exit 1
 cancel_url=$(server_url 4) || exit 1
 limits_url=$(server_url 5) || exit 1

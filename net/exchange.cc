@@ -50,9 +50,12 @@ std::vector<std::function<void()>> Exchange::close_locked() {
 
 bool Exchange::respond(HttpResponse response) {
   if (!is_valid_status(response.status) || !headers_valid(response.headers)) return false;
-  std::lock_guard lock(mu_);
-  if (closed_ || state_ != State::kAwaiting) return false;
-  state_ = State::kFinished;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_ || state_ != State::kAwaiting) return false;
+    state_ = State::kFinished;
+  }
+  // Without the mutex (see ExchangeSink): no writer call can follow a finished exchange's.
   forward([&](ExchangeSink& sink) { sink.post_response(this, std::move(response)); });
   return true;
 }

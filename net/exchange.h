@@ -34,9 +34,11 @@ namespace spillway::net::internal {
 
 class Exchange;
 
-// Implemented by the connection. Each call is made with the exchange's mutex held, so calls
-// from one exchange arrive in order; implementations only enqueue work on their strand and
-// must not call back into the exchange synchronously.
+// Implemented by the connection. Each call but post_response is made with the exchange's mutex
+// held, so calls from one exchange arrive in order; those implementations only enqueue work on
+// their strand and must not call back into the exchange synchronously. post_response is the
+// exchange's last call (it is finished by then) and is made without the mutex: it may complete
+// the response at once, calling back into the exchange, when the caller runs on the strand.
 class ExchangeSink {
  public:
   virtual ~ExchangeSink() = default;

@@ -3,6 +3,7 @@
 #include <exception>
 #include <utility>
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/read_size.hpp>
@@ -58,6 +59,12 @@ void HttpConnection::start() {
   asio::post(strand_, [self = shared_from_this()] {
     error_code ec;
     self->socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    // Synchronous writes return would_block instead of blocking the event loop (pump()).
+    self->socket_.non_blocking(true, ec);
+    if (ec) {
+      self->close(fmt::format("socket setup failed: {}", ec.message()));
+      return;
+    }
     if (self->ctx_->draining.load()) {
       self->close("server draining");
       return;
@@ -83,11 +90,22 @@ void HttpConnection::shutdown() {
 }
 
 void HttpConnection::post_response(const Exchange* exchange, HttpResponse response) {
-  asio::post(strand_, [self = shared_from_this(), exchange, r = std::move(response)]() mutable {
+  auto apply = [self = shared_from_this(), exchange, r = std::move(response)]() mutable {
     if (self->is_current(exchange) && self->response_ == Response::kNone) {
+      self->applying_inline_ = true;
       self->queue_response(std::move(r));
+      self->applying_inline_ = false;
     }
-  });
+  };
+  // A caller already on this strand (a coroutine of the connection's executor, e.g. the
+  // gateway's forwarding) has the response written at once, which saves an event-loop round
+  // on its latency. Inside the handler call itself (dispatch()) it is posted, as from any
+  // other thread, so a handler that answers at once never re-enters the connection.
+  if (in_handler_.load(std::memory_order_relaxed)) {
+    asio::post(strand_, std::move(apply));
+  } else {
+    asio::dispatch(strand_, std::move(apply));
+  }
 }
 
 void HttpConnection::post_stream_start(const Exchange* exchange, int status, HttpHeaders headers) {
@@ -233,7 +251,7 @@ void HttpConnection::dispatch() {
   request.path_params = std::move(match.params);
   exchange_ = std::make_shared<Exchange>(weak_from_this(), ctx_->gate,
                                          ctx_->options.max_pending_write_bytes);
-  start_raw_read();  // Detects a peer that leaves while the handler works.
+  in_handler_.store(true, std::memory_order_relaxed);
   try {
     (*match.handler)(std::move(request), ResponseWriter(exchange_));
   } catch (const std::exception& e) {
@@ -243,6 +261,11 @@ void HttpConnection::dispatch() {
   } catch (...) {
     log_error("http handler threw", {kv("request_id", request_id_)});
   }
+  in_handler_.store(false, std::memory_order_relaxed);
+  // Detects a peer that leaves while the handler works. Started after the handler's own
+  // synchronous part (a proxy's upstream send, say), which its first read attempt would
+  // otherwise delay.
+  start_raw_read();
 }
 
 void HttpConnection::start_raw_read() {
@@ -301,6 +324,13 @@ void HttpConnection::next_request() {
   }
   if (buffer_.size() > 0) {
     arm_read_timer(TimerKind::kHeader, ctx_->options.header_timeout);
+    if (applying_inline_) {
+      // Parsing now could run the next request's handler inside the caller of post_response.
+      asio::post(strand_, [self = shared_from_this()] {
+        if (!self->closed_ && !self->closing_ && !self->read_in_flight_) self->read_header();
+      });
+      return;
+    }
     read_header();
   } else {
     arm_read_timer(TimerKind::kIdle, ctx_->options.idle_timeout);
@@ -525,11 +555,21 @@ void HttpConnection::pump() {
     inflight_.swap(pending_);
     pending_.clear();
     inflight_payload_ = std::exchange(pending_payload_, 0);
+    // The socket is non-blocking (start()): what it takes now is written here, without the
+    // event-loop round an asynchronous write's completion costs (a whole small response, the
+    // usual case); the rest goes asynchronously under the write timeout.
+    error_code ec;
+    const std::size_t written = socket_.write_some(asio::buffer(inflight_), ec);
+    if (ec == asio::error::would_block) ec = {};
+    if (ec || written == inflight_.size()) {
+      on_write(ec);
+      return;
+    }
     writing_ = true;
     arm_write_timer();
     asio::async_write(
-        socket_, asio::buffer(inflight_),
-        [self = shared_from_this()](error_code ec, std::size_t) { self->on_write(ec); });
+        socket_, asio::buffer(inflight_) + written,
+        [self = shared_from_this()](error_code e, std::size_t) { self->on_write(e); });
     return;
   }
   if (end_queued_) complete_response();

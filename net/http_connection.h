@@ -12,6 +12,7 @@
 // only after the response is complete, so responses leave in request order.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -124,6 +125,10 @@ class HttpConnection final : public ExchangeSink,
   ReadGoal read_goal_ = ReadGoal::kHead;
   bool read_in_flight_ = false;
   bool restart_after_cancel_ = false;  // A raw read was cancelled to parse a buffered request.
+  // True while the handler call of dispatch() runs (read from any thread: post_response).
+  std::atomic<bool> in_handler_{false};
+  // True while post_response applies a response inline (on the caller's stack).
+  bool applying_inline_ = false;
   TimerKind timer_kind_ = TimerKind::kHeader;
   // Deadlines are lazy: arming one later than the pending wait, or clearing it, only records
   // it (a request arms and clears several, and each change of the loop's earliest timer is a

@@ -177,7 +177,15 @@ asio::awaitable<AttemptResult> attempt(Connection& c, const http::request<http::
   AttemptResult out;
   error_code ec;
   call.expire_within(c, call.options.io_timeout);
-  co_await http::async_write(c.socket, msg, asio::redirect_error(asio::use_awaitable, ec));
+  // The socket is non-blocking (see Connection): a request the socket takes whole, the usual
+  // case, is written here, without the event-loop round an asynchronous write's completion
+  // costs; the rest of one it does not take goes asynchronously.
+  http::request_serializer<http::string_body> serializer(msg);
+  http::write(c.socket, serializer, ec);
+  if (ec == asio::error::would_block) {
+    ec = {};
+    co_await http::async_write(c.socket, serializer, asio::redirect_error(asio::use_awaitable, ec));
+  }
   if (ec && c.timed_out()) ec = beast::error::timeout;
   if (ec) {
     // The upstream may have answered early (e.g. 413) and closed: read that answer below.
@@ -345,6 +353,12 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
       }
       error_code ignored;  // Requests are written whole; do not hold back small ones.
       s->socket.set_option(tcp::no_delay(true), ignored);
+      // Synchronous writes return would_block instead of blocking the event loop (attempt()).
+      s->socket.non_blocking(true, ec);
+      if (ec) {
+        if (cancel) cancel->interrupt_ = nullptr;
+        co_return make_error(ErrorCode::kUnavailable, "connect {}: {}", upstream, ec.message());
+      }
     }
     AttemptResult r = co_await attempt(*s, msg, request.method == "HEAD", on_head, on_body, call);
     s->disarm();

@@ -136,7 +136,7 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
         float* out = att_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
         if (f16) {
           kernels_.scores_f16(q, c.head_dim, scale, k_rows, scores);
-          softmax(scores, positions);
+          kernels_.softmax(scores, positions);
           kernels_.weighted_sum_f16(scores, v_rows, c.head_dim, out);
           continue;
         }
@@ -145,7 +145,7 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
               cache_.key(layer, table[static_cast<std::size_t>(p / bt)], p % bt));
           scores[p] = dot_f32(q, k + head, c.head_dim) * scale;
         }
-        softmax(scores, positions);
+        kernels_.softmax(scores, positions);
         std::fill(out, out + c.head_dim, 0.0f);
         for (std::int32_t p = 0; p <= b.pos; ++p) {
           const auto* v = static_cast<const float*>(
@@ -245,7 +245,7 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
     project(xn_.data(), n, {{&w.ffn_gate, gate_.data()}, {&w.ffn_up, up_.data()}});
     const std::int64_t ff = c.n_ff;
     for_each_token(n, [&](std::int64_t t) {
-      swiglu(gate_.data() + t * ff, up_.data() + t * ff, ff, gate_.data() + t * ff);
+      kernels_.swiglu(gate_.data() + t * ff, up_.data() + t * ff, ff, gate_.data() + t * ff);
     });
     matmul(pool_, scratch_, w.ffn_down, gate_.data(), n, xn_.data());
     for_each_token(n, [&](std::int64_t t) {

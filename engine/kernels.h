@@ -81,6 +81,11 @@ using ToF16 = void (*)(const float* x, std::uint16_t* y, std::int64_t n);
 using ScoresF16 = void (*)(const float* q, std::int64_t head_dim, float scale, const KvRows& k,
                            float* scores);
 using WeightedSumF16 = void (*)(const float* w, const KvRows& v, std::int64_t head_dim, float* out);
+// engine/ops.h's softmax (in place, n >= 1) and swiglu (out may alias gate), with exp evaluated
+// to within a few ulp of std::exp (vectorized where the level has it): results agree with the
+// reference within ~1e-6 relative, NaN in gives NaN out, +-inf and overflow behave as exp does.
+using Softmax = void (*)(float* x, std::int64_t n);
+using Swiglu = void (*)(const float* gate, const float* up, std::int64_t n, float* out);
 
 struct KernelTable {
   IsaLevel level;
@@ -97,6 +102,8 @@ struct KernelTable {
   ToF16 to_f16;
   ScoresF16 scores_f16;
   WeightedSumF16 weighted_sum_f16;
+  Softmax softmax;
+  Swiglu swiglu;
 };
 
 // The table of `level`. REQUIRES: level <= max_isa(detect_cpu_features()).

@@ -5,6 +5,7 @@
 #include "engine/half.h"
 #include "engine/kernels.h"
 #include "engine/kernels_x86_shared.h"
+#include "engine/ops.h"
 #include "engine/quant_blocks.h"
 
 namespace spillway::engine {
@@ -216,7 +217,9 @@ constexpr KernelTable kTable{IsaLevel::kAvx2,
                              axpy_f16,
                              to_f16,
                              scores_f16_by_rows<dot_f16>,
-                             weighted_sum_f16_by_rows<axpy_f16>};
+                             weighted_sum_f16_by_rows<axpy_f16>,
+                             softmax,  // engine/ops.h's scalar reference.
+                             swiglu};
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "engine/kernels.h"
@@ -238,9 +239,20 @@ inline constexpr std::int64_t kPassActivationBytes = std::int64_t{512} << 10;
 // time.
 inline constexpr int kMaxTilePanels = 2;
 
+// What a tile prefetches: `ahead` units past its own position in its panels (the first tile
+// over a group of panels, which streams them from memory), and/or `next_bytes` bytes of the
+// next group of panels from `next`, spread evenly over its blocks (the later tiles, which find
+// their panels in cache: without this, memory idles while they compute and the first tile of
+// the next group waits on memory while the arithmetic pipes idle).
+struct TilePrefetch {
+  std::int64_t ahead = 0;
+  const std::byte* next = nullptr;
+  std::int64_t next_bytes = 0;
+};
+
 template <typename K, int P, int T>
 void panel_tail(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
-                std::int64_t t, std::int64_t left, std::int64_t prefetch) {
+                std::int64_t t, std::int64_t left, const TilePrefetch& prefetch) {
   if constexpr (T >= 1) {
     if (left == T) {
       K::template tile<P, T>(a, panel, r, r_end, t, prefetch);
@@ -256,15 +268,33 @@ void drive_pass(const MatmulArgs& a, std::int64_t r0, std::int64_t r1, std::int6
                 std::int64_t t1) {
   const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
   for (std::int64_t r = r0; r < r1; r += P * kPanelRows) {
-    if (P > 1 && r + kPanelRows >= r1) {  // A last lone panel.
-      drive_pass<K, 1>(a, r, r1, t0, t1);
-      return;
+    if constexpr (P > 1) {
+      if (r + (P - 1) * kPanelRows >= r1) {  // Fewer than P panels left.
+        drive_pass<K, P / 2>(a, r, r1, t0, t1);
+        return;
+      }
     }
     const std::byte* panel = a.w + static_cast<std::size_t>(r / kPanelRows) * panel_bytes;
+    // The tiles after the first share out the next group's bytes (when it is this range's).
+    const std::int64_t tiles = (t1 - t0 + K::kTokens - 1) / K::kTokens;
+    const std::byte* next = panel + P * panel_bytes;
+    const std::int64_t next_rows =
+        std::min<std::int64_t>(P * kPanelRows, r1 - (r + P * kPanelRows));
+    const std::int64_t next_bytes =
+        K::kPrefetchNext && tiles > 1 && next_rows > 0
+            ? (next_rows + kPanelRows - 1) / kPanelRows * static_cast<std::int64_t>(panel_bytes)
+            : 0;
+    const auto prefetch_of = [&](std::int64_t t) {
+      const std::int64_t i = (t - t0) / K::kTokens;
+      const std::int64_t lo = next_bytes * i / tiles;
+      const std::int64_t hi = next_bytes * (i + 1) / tiles;
+      return TilePrefetch{i == 0 && (r == r0 || next_bytes == 0) ? K::kPrefetchUnits : 0, next + lo,
+                          hi - lo};
+    };
     std::int64_t t = t0;
     for (; t + K::kTokens <= t1; t += K::kTokens)
-      K::template tile<P, K::kTokens>(a, panel, r, r1, t, t == t0 ? K::kPrefetchUnits : 0);
-    panel_tail<K, P, K::kTokens - 1>(a, panel, r, r1, t, t1 - t, t == t0 ? K::kPrefetchUnits : 0);
+      K::template tile<P, K::kTokens>(a, panel, r, r1, t, prefetch_of(t));
+    panel_tail<K, P, K::kTokens - 1>(a, panel, r, r1, t, t1 - t, prefetch_of(t));
   }
 }
 
@@ -301,12 +331,13 @@ struct F16Panel {
   static constexpr int kTokens = 8;
   static constexpr int kMaxPanels = 1;               // FMA-bound: a second panel would not help.
   static constexpr std::int64_t kPrefetchUnits = 0;  // The hardware prefetchers keep up.
+  static constexpr bool kPrefetchNext = false;
   static std::int64_t activation_bytes(const MatmulArgs& a) {
     return a.cols * static_cast<std::int64_t>(sizeof(float));
   }
   template <int P, int T>
   static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
-                   std::int64_t t, std::int64_t /*prefetch*/) {
+                   std::int64_t t, const TilePrefetch& /*prefetch*/) {
     static_assert(P == 1);
     // Enough independent FMA chains to cover the FMA latency even for one token.
     constexpr int kChains = T <= 2 ? 4 : 2;
@@ -355,10 +386,11 @@ struct QuantPanel {
   // scales and then the next panel; a prefetch never faults): the hardware prefetchers alone
   // leave single-token decode 20-25% short of streaming speed (matmul_bench, one thread).
   static constexpr std::int64_t kPrefetchUnits = std::int64_t{4096} / kBlockBytes;
+  static constexpr bool kPrefetchNext = true;
   static std::int64_t activation_bytes(const MatmulArgs& a) { return a.xq.q_stride; }
   template <int P, int T>
   static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
-                   std::int64_t t, std::int64_t prefetch) {
+                   std::int64_t t, const TilePrefetch& prefetch) {
     // Fewer than four products per activation group leave too few dependency chains.
     constexpr int kChains = P * T < 4 ? 2 : 1;
     const std::int64_t nb = a.cols / 32;
@@ -380,14 +412,19 @@ struct QuantPanel {
       for (int p = 0; p < P; ++p)
         acc[p][j] = _mm512_setzero_ps();
     }
+    // Lines of the next group prefetched so far (into L2: the tiles of this group use L1).
+    std::int64_t next_line = 0;
+    const std::int64_t next_lines = (prefetch.next_bytes + 63) / 64;
     for (std::int64_t b = 0; b < nb; ++b) {
-      if (prefetch != 0) {
+      if (prefetch.ahead != 0) {
         for (int p = 0; p < P; ++p) {
-          const std::byte* ahead = quants[p] + (b + prefetch) * kBlockBytes;
+          const std::byte* ahead = quants[p] + (b + prefetch.ahead) * kBlockBytes;
           for (std::int64_t off = 0; off < kBlockBytes; off += 64)
             _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
         }
       }
+      for (const std::int64_t until = next_lines * (b + 1) / nb; next_line < until; ++next_line)
+        _mm_prefetch(reinterpret_cast<const char*>(prefetch.next + 64 * next_line), _MM_HINT_T1);
       // Tokens and panels interleaved, so their dependency chains overlap.
       __m512i dot[P][T][kChains];
       for (int j = 0; j < T; ++j) {
@@ -504,10 +541,10 @@ inline __m512 sum16(const __m512* v) {
                          _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi)));
   }
   // Add the four 128-bit lanes of each u[m], leaving u[m]'s totals in lane m.
-  const __m512 x01 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88),
-                                   _mm512_shuffle_f32x4(u[0], u[1], 0xDD));
-  const __m512 x23 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88),
-                                   _mm512_shuffle_f32x4(u[2], u[3], 0xDD));
+  const __m512 x01 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88), _mm512_shuffle_f32x4(u[0], u[1], 0xDD));
+  const __m512 x23 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88), _mm512_shuffle_f32x4(u[2], u[3], 0xDD));
   return _mm512_add_ps(_mm512_shuffle_f32x4(x01, x23, 0x88), _mm512_shuffle_f32x4(x01, x23, 0xDD));
 }
 
@@ -552,8 +589,8 @@ void weighted_sum_f16(const float* w, const KvRows& v, std::int64_t head_dim, fl
       const std::uint16_t* row = walk.next() + c0;
       const __m512 wp = _mm512_set1_ps(weight);
       for (int j = 0; j < 4; ++j) {
-        a[j] = _mm512_fmadd_ps(
-            wp, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask[j], row + 16 * j)), a[j]);
+        a[j] = _mm512_fmadd_ps(wp, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask[j], row + 16 * j)),
+                               a[j]);
       }
     };
     std::int64_t p = 0;
@@ -565,6 +602,73 @@ void weighted_sum_f16(const float* w, const KvRows& v, std::int64_t head_dim, fl
     for (int j = 0; j < 4; ++j) {
       _mm512_mask_storeu_ps(out + c0 + 16 * j, mask[j], _mm512_add_ps(acc[0][j], acc[1][j]));
     }
+  }
+}
+
+// exp(x) for 16 lanes: x = k ln2 + r with |r| <= ln2 / 2 (ln2 split in two parts so that
+// k ln2 is exact), exp(r) by its Taylor series to r^7 (truncation error < 6e-9 relative, well
+// under float's ulp), scaled by 2^k with vscalefps, which gives 0 and +inf past float's range.
+// Inputs are clamped to +-150 first (exp is 0 or +inf there anyway) so that r stays finite;
+// a NaN passes through the clamps (max/min return their second operand on NaN) and out.
+inline __m512 exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_set1_ps(150.0f), _mm512_max_ps(_mm512_set1_ps(-150.0f), x));
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, k);
+}
+
+// As engine/ops.h's softmax: the max, exp(x - max) summed in double, then a multiply by the
+// inverse of the sum.
+void softmax_x16(float* x, std::int64_t n) {
+  __m512 maxv = _mm512_set1_ps(x[0]);
+  for (std::int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    maxv = _mm512_mask_max_ps(maxv, m, maxv, _mm512_maskz_loadu_ps(m, x + i));
+  }
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, maxv);
+  float max = lanes[0];
+  for (int l = 1; l < 16; ++l)
+    max = std::fmax(max, lanes[l]);
+  const __m512 mv = _mm512_set1_ps(max);
+  __m512d sum_lo = _mm512_setzero_pd(), sum_hi = _mm512_setzero_pd();
+  for (std::int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 e =
+        _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mv)));
+    _mm512_mask_storeu_ps(x + i, m, e);
+    sum_lo = _mm512_add_pd(sum_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    sum_hi = _mm512_add_pd(
+        sum_hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+  }
+  alignas(64) double dl[8];
+  _mm512_store_pd(dl, _mm512_add_pd(sum_lo, sum_hi));
+  const double sum = ((dl[0] + dl[4]) + (dl[1] + dl[5])) + ((dl[2] + dl[6]) + (dl[3] + dl[7]));
+  const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / sum));
+  for (std::int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+  }
+}
+
+void swiglu_x16(const float* gate, const float* up, std::int64_t n, float* out) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (std::int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+    const __m512 silu =
+        _mm512_div_ps(g, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(m, up + i)));
   }
 }
 
@@ -585,7 +689,9 @@ constexpr KernelTable kTable{IsaLevel::kAvx512,
                              axpy_f16,
                              to_f16,
                              scores_f16,
-                             weighted_sum_f16};
+                             weighted_sum_f16,
+                             softmax_x16,
+                             swiglu_x16};
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 
 #include "engine/half.h"
 #include "engine/kernels.h"
+#include "engine/ops.h"
 #include "engine/quant_blocks.h"
 #include "engine/quant_repack.h"
 
@@ -301,7 +302,9 @@ constexpr KernelTable kTable{IsaLevel::kScalar,
                              axpy_f16,
                              to_f16,
                              scores_f16_by_rows<dot_f16>,
-                             weighted_sum_f16_by_rows<axpy_f16>};
+                             weighted_sum_f16_by_rows<axpy_f16>,
+                             softmax,  // engine/ops.h's scalar reference.
+                             swiglu};
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
@@ -15,6 +16,8 @@ namespace {
 constexpr std::int64_t kMinParallelWork = 1 << 16;
 // Row ranges start at multiples of this, so kernels' multi-row tiles stay whole.
 constexpr std::int64_t kRowGrain = 4;
+// Row ranges per thread and matrix in a parallel product (see matmul_shared_input).
+constexpr std::int64_t kChunksPerThread = 4;
 
 std::size_t usize(std::int64_t v) {
   return static_cast<std::size_t>(v);
@@ -104,7 +107,8 @@ void matmul_shared_input(ThreadPool& pool, MatmulScratch& scratch, const KernelT
   // Repacked weights go to the level's panel kernel when it has one, else the row layout.
   const RowsKernel panel = first.panels != nullptr ? panel_kernel(kernels, first.type) : nullptr;
   const RowsKernel kernel = panel != nullptr ? panel : rows_kernel(kernels, first.type);
-  const std::int64_t grain = panel != nullptr ? kPanelRows : kRowGrain;
+  // Panel kernels take panels in pairs when a pass has several tokens: ranges of whole pairs.
+  const std::int64_t unit = panel != nullptr ? 2 * kPanelRows : kRowGrain;
   const ActFormat format = act_format(first.type);
   std::int64_t total_rows = 0;
   for (const MatmulTarget& t : targets)
@@ -132,13 +136,31 @@ void matmul_shared_input(ThreadPool& pool, MatmulScratch& scratch, const KernelT
         kernel(args[i], 0, targets[i].w->rows);
       continue;
     }
-    // One job for all targets: each thread takes its share of every matrix's rows.
-    pool.run([&](int thread, int threads) {
-      for (std::size_t i = 0; i < targets.size(); ++i) {
+    // One job for all targets, cut into kChunksPerThread contiguous row ranges per thread and
+    // matrix, which the threads take in order from a shared counter: a thread that runs slower
+    // (a busy core, a cache-unlucky share) takes fewer, instead of the others waiting for it.
+    // Each range still streams as one contiguous region; results do not depend on who computes
+    // which rows.
+    std::array<std::int64_t, kMaxSharedTargets + 1> first_chunk{};
+    const std::int64_t chunks_per_target = kChunksPerThread * pool.size();
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      const std::int64_t units = (targets[i].w->rows + unit - 1) / unit;
+      first_chunk[i + 1] = first_chunk[i] + std::min(units, chunks_per_target);
+    }
+    const std::int64_t total_chunks = first_chunk[targets.size()];
+    std::atomic<std::int64_t> next_chunk{0};
+    pool.run([&](int /*thread*/, int /*threads*/) {
+      std::size_t i = 0;
+      for (std::int64_t c = next_chunk.fetch_add(1, std::memory_order_relaxed); c < total_chunks;
+           c = next_chunk.fetch_add(1, std::memory_order_relaxed)) {
+        while (c >= first_chunk[i + 1])
+          ++i;
         const std::int64_t rows = targets[i].w->rows;
-        const std::int64_t units = (rows + grain - 1) / grain;
-        const std::int64_t begin = std::min(rows, units * thread / threads * grain);
-        const std::int64_t end = std::min(rows, units * (thread + 1) / threads * grain);
+        const std::int64_t units = (rows + unit - 1) / unit;
+        const std::int64_t chunks = first_chunk[i + 1] - first_chunk[i];
+        const std::int64_t k = c - first_chunk[i];
+        const std::int64_t begin = std::min(rows, units * k / chunks * unit);
+        const std::int64_t end = std::min(rows, units * (k + 1) / chunks * unit);
         if (begin < end) kernel(args[i], begin, end);
       }
     });

@@ -1,4 +1,5 @@
-// y = W x for a batch of input vectors, split over a thread pool by contiguous ranges of rows.
+// y = W x for a batch of input vectors, split over a thread pool by contiguous ranges of rows
+// (a few per thread, taken from a shared counter, so a slower core takes fewer).
 // The kernels (engine/kernels.h) read each weight row once per call and use it for every
 // vector of the batch, so batching tokens costs little extra memory traffic. For quantized
 // weights the activations are quantized to int8 once per call, on the calling thread, into

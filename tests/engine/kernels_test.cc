@@ -379,6 +379,64 @@ TEST(KernelsTest, F16AttentionKernelsMatchScalar) {
   }
 }
 
+// Softmax and SwiGLU against double-precision math, at every level: random inputs over exp's
+// whole useful range, odd lengths, and the edges (masked -inf scores, overflow, NaN).
+TEST(KernelsTest, SoftmaxAndSwigluMatchDoubleMath) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> wide(-90.0f, 90.0f);
+  for (IsaLevel level : supported_levels()) {
+    const KernelTable& k = kernel_table(level);
+    SCOPED_TRACE(static_cast<int>(level));
+    for (std::int64_t n : {1, 5, 16, 17, 31, 100, 333}) {
+      std::vector<float> x(static_cast<std::size_t>(n)), g(x.size()), up(x.size()), out(x.size());
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        x[i] = wide(rng) / 4;  // Scores: exp(x - max) spans ~1e-20..1.
+        g[i] = wide(rng);
+        up[i] = wide(rng) / 30;
+      }
+      if (n > 3) x[2] = -INFINITY;  // A masked position.
+      std::vector<float> soft = x;
+      k.softmax(soft.data(), n);
+      // x - max is taken in float, as every implementation does (exact only near the max).
+      float max = x[0];
+      for (float v : x)
+        max = std::max(max, v);
+      double sum = 0;
+      for (float v : x)
+        sum += std::exp(double(v - max));
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        const double want = std::exp(double(x[i] - max)) / sum;
+        EXPECT_NEAR(soft[i], want, 1e-6 * want + 1e-30) << "softmax n=" << n << " i=" << i;
+      }
+      k.swiglu(g.data(), up.data(), n, out.data());
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        const double want = double(g[i]) / (1.0 + std::exp(-double(g[i]))) * up[i];
+        EXPECT_NEAR(out[i], want, 2e-6 * std::abs(want) + 1e-30) << "swiglu n=" << n << " i=" << i;
+      }
+      k.swiglu(g.data(), up.data(), n, g.data());  // In place (out aliases gate).
+      for (std::size_t i = 0; i < x.size(); ++i)
+        EXPECT_EQ(g[i], out[i]) << i;
+    }
+    // Past float's range: silu(-1e4) is -0 (exp overflows to +inf), silu(1e4) is 1e4; NaN
+    // stays NaN.
+    const std::vector<float> edge = {-1e4f, 1e4f, -200.0f, 200.0f, 0.0f, NAN, -88.0f, 88.0f};
+    const std::vector<float> ones(edge.size(), 1.0f);
+    std::vector<float> got(edge.size());
+    k.swiglu(edge.data(), ones.data(), static_cast<std::int64_t>(edge.size()), got.data());
+    EXPECT_EQ(got[0], 0.0f);
+    EXPECT_EQ(got[1], 1e4f);
+    EXPECT_EQ(got[2], 0.0f);
+    EXPECT_EQ(got[3], 200.0f);
+    EXPECT_EQ(got[4], 0.0f);
+    EXPECT_TRUE(std::isnan(got[5]));
+    EXPECT_NEAR(got[6], -88.0 / (1.0 + std::exp(88.0)), 1e-42);
+    EXPECT_NEAR(got[7], 88.0f, 1e-5);
+    std::vector<float> nan_scores = {0.0f, NAN, 1.0f};
+    k.softmax(nan_scores.data(), 3);
+    EXPECT_TRUE(std::isnan(nan_scores[1]));
+  }
+}
+
 TEST(CpuFeaturesTest, ParsesAndCapsLevels) {
   EXPECT_EQ(parse_isa("scalar"), IsaLevel::kScalar);
   EXPECT_EQ(parse_isa("avx2"), IsaLevel::kAvx2);
@@ -429,8 +487,7 @@ TEST(KernelsTest, AttentionKernelsMatchTheReference) {
             table[static_cast<std::size_t>(b)] =
                 storage.data() + (blocks - b) * block_tokens * stride;
           const KvRows rows{table.data(), block_tokens, stride, n};
-          std::vector<float> q(static_cast<std::size_t>(head_dim)),
-              w(static_cast<std::size_t>(n));
+          std::vector<float> q(static_cast<std::size_t>(head_dim)), w(static_cast<std::size_t>(n));
           for (float& x : q)
             x = u(rng);
           for (float& x : w)
@@ -459,8 +516,7 @@ TEST(KernelsTest, AttentionKernelsMatchTheReference) {
               sum += term;
               mag += std::fabs(term);
             }
-            EXPECT_NEAR(out[static_cast<std::size_t>(i)], sum, 1e-6 * mag + 1e-7)
-                << "column " << i;
+            EXPECT_NEAR(out[static_cast<std::size_t>(i)], sum, 1e-6 * mag + 1e-7) << "column " << i;
           }
           EXPECT_EQ(out[static_cast<std::size_t>(head_dim)], -7.0f) << "wrote past the output";
           if (HasFailure()) return;

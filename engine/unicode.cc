@@ -147,4 +147,13 @@ Utf8Scan scan_utf8(std::string_view bytes) {
   return {Utf8Scan::Kind::kValid, n};
 }
 
+bool is_valid_utf8(std::string_view bytes) {
+  for (std::size_t i = 0; i < bytes.size();) {
+    const Utf8Scan scan = scan_utf8(bytes.substr(i));
+    if (scan.kind != Utf8Scan::Kind::kValid) return false;
+    i += scan.length;
+  }
+  return true;
+}
+
 }  // namespace spillway::engine

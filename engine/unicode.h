@@ -57,5 +57,7 @@ struct Utf8Scan {
 };
 // Classifies the sequence that starts at `bytes[0]`. REQUIRES: !bytes.empty().
 [[nodiscard]] Utf8Scan scan_utf8(std::string_view bytes);
+// True when all of `bytes` is strict UTF-8 (no ill-formed or truncated sequence).
+[[nodiscard]] bool is_valid_utf8(std::string_view bytes);
 
 }  // namespace spillway::engine

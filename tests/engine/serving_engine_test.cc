@@ -45,16 +45,6 @@ struct ChoiceResult {
   int prompt_events = 0;
 };
 
-// Strict UTF-8 (no ill-formed or truncated sequences).
-bool valid_utf8(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
-    const Utf8Scan scan = scan_utf8(text.substr(i));
-    if (scan.kind != Utf8Scan::Kind::kValid) return false;
-    i += scan.length;
-  }
-  return true;
-}
-
 // Adds one event to its choice's result; checks the event is well-formed: a valid index,
 // nothing after the choice's finish event, and text that is valid UTF-8 on its own.
 void record(std::vector<ChoiceResult>& out, StreamEvent& ev) {
@@ -77,7 +67,7 @@ void record(std::vector<ChoiceResult>& out, StreamEvent& ev) {
     return;
   }
   EXPECT_EQ(c.finishes, 0) << "event after the finish event";
-  EXPECT_TRUE(valid_utf8(ev.text)) << "text delta is not valid UTF-8";
+  EXPECT_TRUE(is_valid_utf8(ev.text)) << "text delta is not valid UTF-8";
   c.text += ev.text;
   if (ev.kind == StreamEvent::Kind::kToken) {
     c.tokens.push_back(ev.token);

@@ -98,15 +98,6 @@ std::string ids_to_string(const Ids& ids) {
   return s;
 }
 
-bool is_valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const Utf8Scan scan = scan_utf8(s.substr(i));
-    if (scan.kind != Utf8Scan::Kind::kValid) return false;
-    i += scan.length;
-  }
-  return true;
-}
-
 // ---------------------------------------------------------------------------------------------
 // (a) llama.cpp's SPM test vectors.
 
@@ -323,8 +314,8 @@ Result<Vocab> vocab_from_writer(const GgufWriter& writer, std::vector<std::byte>
 }
 
 TEST(VocabFromGgufTest, EndOfGenerationTokens) {
-  const std::vector<std::string> tokens = {"<unk>", "<s>",       "</s>",        "<|eot_id|>",
-                                           "a",     "<|im_end|>", "<|end|>",    "<eom>"};
+  const std::vector<std::string> tokens = {"<unk>", "<s>",        "</s>",    "<|eot_id|>",
+                                           "a",     "<|im_end|>", "<|end|>", "<eom>"};
   std::vector<std::byte> storage;
   GgufWriter w;
   w.add_string("tokenizer.ggml.model", "llama");
@@ -659,6 +650,16 @@ TEST(PreTokenizerTest, SplitsLikeTheRegexes) {
                         PreTokenizer::kGpt2),
             Words({"a", "\xEF\xBF\xBD", "b"}));
   EXPECT_TRUE(pretokenize("", PreTokenizer::kDefault).empty());
+}
+
+TEST(UnicodeTest, StrictUtf8Validation) {
+  EXPECT_TRUE(is_valid_utf8(""));
+  EXPECT_TRUE(is_valid_utf8("a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));  // a, é, €, 😀
+  EXPECT_FALSE(is_valid_utf8("a\x80"));                                 // A lone continuation byte.
+  EXPECT_FALSE(is_valid_utf8("\xE2\x82"));                              // Truncated.
+  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));                              // Overlong.
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));                          // A surrogate.
+  EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));                      // Past U+10FFFF.
 }
 
 TEST(UnicodeTest, Classes) {

@@ -7,6 +7,18 @@ import { test } from 'node:test';
 import { client, collectStream, env, mainServer, MODEL } from './lib/harness.mjs';
 
 const openai = client(mainServer());
+
+// The streaming form of a completion call, with the usage chunk, collected.
+async function streamWithUsage(params) {
+  return collectStream(
+    await openai.completions.create({
+      ...params,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+    'completion',
+  );
+}
 const models = path.join(env('SPW_SHARED_DIR'), 'models');
 const prompt = 'Once upon a time, there was a little dog named';
 
@@ -57,14 +69,7 @@ test('a token-array prompt continues the reference exactly', async () => {
 test('the streamed completion equals the non-streaming one (temperature 0, seed)', async () => {
   const params = { model: MODEL, prompt, max_tokens: 48, temperature: 0, seed: 3 };
   const whole = await openai.completions.create(params);
-  const s = await collectStream(
-    await openai.completions.create({
-      ...params,
-      stream: true,
-      stream_options: { include_usage: true },
-    }),
-    'completion',
-  );
+  const s = await streamWithUsage(params);
   assert.equal(s.texts.get(0), whole.choices[0].text);
   assert.equal(s.finish.get(0), whole.choices[0].finish_reason);
   for (const chunk of s.chunks) {
@@ -131,14 +136,7 @@ test('echo with max_tokens 0 returns the prompt alone, streamed when asked', asy
   assert.equal(r.choices[0].finish_reason, 'length');
   assert.equal(r.usage.prompt_tokens, plain.usage.prompt_tokens);
   assert.equal(r.usage.completion_tokens, 0);
-  const s = await collectStream(
-    await openai.completions.create({
-      ...params,
-      stream: true,
-      stream_options: { include_usage: true },
-    }),
-    'completion',
-  );
+  const s = await streamWithUsage(params);
   assert.equal(s.texts.get(0), prompt);
   assert.equal(s.finish.get(0), 'length');
   assert.deepEqual(s.chunks.at(-1).usage, r.usage);

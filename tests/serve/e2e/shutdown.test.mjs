@@ -7,16 +7,7 @@ import { test } from 'node:test';
 
 import OpenAI from 'openai';
 
-import { client, collectStream, env, MODEL, origin } from './lib/harness.mjs';
-
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { alive, client, collectStream, env, MODEL, origin } from './lib/harness.mjs';
 
 async function waitForExit(pid) {
   for (let i = 0; i < 600 && alive(pid); ++i) await new Promise((r) => setTimeout(r, 100));

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import OpenAI from 'openai';
 
 import {
+  alive,
   assertErrorShape,
   client,
   env,
@@ -16,15 +17,6 @@ import {
   origin,
   sleep,
 } from './lib/harness.mjs';
-
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('503: a server that is not ready is an InternalServerError with Retry-After', async () => {
   const baseURL = env('SPW_UNREADY_URL');

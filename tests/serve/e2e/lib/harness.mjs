@@ -136,3 +136,13 @@ export async function metric(baseURL, prefix) {
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+// True while process `pid` exists (signal 0 probes without signalling).
+export function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

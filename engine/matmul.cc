@@ -140,9 +140,10 @@ void matmul_shared_input(ThreadPool& pool, MatmulScratch& scratch, const KernelT
     // matrix, which the threads take in order from a shared counter: a thread that runs slower
     // (a busy core, a cache-unlucky share) takes fewer, instead of the others waiting for it.
     // Each range still streams as one contiguous region; results do not depend on who computes
-    // which rows.
+    // which rows. A single token (decode) is bound by memory streaming, which restarts at every
+    // range: one range per thread there.
     std::array<std::int64_t, kMaxSharedTargets + 1> first_chunk{};
-    const std::int64_t chunks_per_target = kChunksPerThread * pool.size();
+    const std::int64_t chunks_per_target = (chunk == 1 ? 1 : kChunksPerThread) * pool.size();
     for (std::size_t i = 0; i < targets.size(); ++i) {
       const std::int64_t units = (targets[i].w->rows + unit - 1) / unit;
       first_chunk[i + 1] = first_chunk[i] + std::min(units, chunks_per_target);

@@ -143,7 +143,25 @@ std::string new_request_id() {
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
   static std::atomic<std::uint64_t> counter{0};
-  return fmt::format("req-{:012x}-{:06x}", start_ms, counter.fetch_add(1) + 1);
+  // "req-{:012x}-{:06x}" without a formatting call (one per request on the gateway's path).
+  const auto append_hex = [](std::string& out, std::uint64_t value, std::size_t min_digits) {
+    char digits[16];
+    std::size_t n = 0;
+    do {
+      digits[n++] = "0123456789abcdef"[value & 0xf];
+      value >>= 4;
+    } while (value != 0);
+    out.append(min_digits > n ? min_digits - n : 0, '0');
+    while (n > 0)
+      out.push_back(digits[--n]);
+  };
+  std::string id;
+  id.reserve(32);
+  id.append("req-");
+  append_hex(id, static_cast<std::uint64_t>(start_ms), 12);
+  id.push_back('-');
+  append_hex(id, counter.fetch_add(1) + 1, 6);
+  return id;
 }
 
 }  // namespace spillway

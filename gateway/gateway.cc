@@ -139,8 +139,10 @@ Result<const fleet::TenantSpec*> Gateway::authenticate(const net::HttpRequest& r
     return make_error(ErrorCode::kUnauthenticated,
                       "missing API key: send the header 'Authorization: Bearer <key>'");
   }
-  const auto tenant = directory_.find(header->substr(kBearer.size()));
-  const fleet::TenantSpec* spec = tenant ? spec_.find_tenant(*tenant) : nullptr;
+  // The directory was built from spec_, so its tenant index is an index into spec_.tenants.
+  const auto tenant = directory_.find_index(header->substr(kBearer.size()));
+  const fleet::TenantSpec* spec =
+      tenant && *tenant < spec_.tenants.size() ? &spec_.tenants[*tenant] : nullptr;
   if (spec == nullptr) return make_error(ErrorCode::kUnauthenticated, "invalid API key");
   return spec;
 }

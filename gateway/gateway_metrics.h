@@ -39,7 +39,12 @@ class GatewayMetrics {
   Histogram& upstream_latency;
 
  private:
-  Counter& labelled(std::string_view name, std::string_view help, MetricLabels labels);
+  // The counter cached under `key` (see gateway_metrics.cc), or nullptr.
+  Counter* cached(std::string_view key);
+  // Registers the counter (the registry returns the existing one if another thread was first)
+  // and caches it under `key`.
+  Counter& labelled(std::string_view key, std::string_view name, std::string_view help,
+                    MetricLabels labels);
 
   MetricsRegistry& registry_;
   std::mutex mutex_;

@@ -79,7 +79,9 @@ net::UpstreamClientOptions upstream_options(const GatewayOptions& o) {
 struct Proxy::Attempt {
   Status transport;  // The HttpClient call's failure, if any.
   int status = 0;
-  net::HttpHeaders headers;
+  // The answer's headers the client gets relayed (the rest are the replica's own business).
+  std::optional<std::string> content_type;
+  std::optional<std::string> retry_after;
   std::string body;  // Non-streaming answers and error answers.
   bool saw_done = false;
   bool client_gone = false;
@@ -94,6 +96,8 @@ Proxy::Proxy(const GatewayOptions& options, ReplicaSource& source, fleet::Routin
       metrics_(metrics),
       decisions_(decisions),
       clock_(clock),
+      authorization_(options.internal_api_key.empty() ? std::string()
+                                                      : "Bearer " + options.internal_api_key),
       client_(upstream_options(options)) {}
 
 Proxy::~Proxy() = default;
@@ -122,6 +126,46 @@ std::vector<fleet::ReplicaView> Proxy::replicas_with_overlay() const {
   return replicas;
 }
 
+void Proxy::record_decision(const ProxyCall& call, const fleet::ReplicaView& view,
+                            std::int32_t attempt, const std::string& reason) {
+  RoutingDecision d;
+  d.unix_ms = unix_now_ms();
+  d.request_id = call.request_id;
+  d.tenant = call.route.tenant;
+  d.model = call.route.model;
+  d.priority = std::string(fleet::priority_name(call.route.priority));
+  d.policy = std::string(policy_.name());
+  d.replica = view.id;
+  d.provider = view.provider;
+  d.pool = view.pool;
+  d.capacity = std::string(fleet::capacity_kind_name(view.capacity));
+  d.attempt = attempt;
+  d.reason = reason;
+  d.waiting = view.waiting;
+  d.running = view.running;
+  d.kv_usage = view.kv_usage;
+  decisions_.add(std::move(d));
+}
+
+net::HttpClientRequest Proxy::upstream_request(ProxyCall& call) const {
+  net::HttpClientRequest request;
+  request.method = "POST";
+  request.target = call.path;
+  request.body = std::move(call.body);  // Sent as is by every attempt; the call keeps none.
+  // Fresh headers with distinct names: add() needs no search for earlier fields.
+  request.headers.add("Content-Type", "application/json");
+  if (!authorization_.empty()) request.headers.add("Authorization", authorization_);
+  request.headers.add("X-Request-Id", call.request_id);
+  request.headers.add("X-Spillway-Tenant", call.route.tenant);
+  request.headers.add("X-Spillway-Priority",
+                      std::string(fleet::priority_name(call.route.priority)));
+  if (!call.shared_cache_namespace.empty()) {
+    request.headers.add("X-Spillway-Cache-Namespace", call.shared_cache_namespace);
+  }
+  if (call.stream) request.headers.add("Accept", "text/event-stream");
+  return request;
+}
+
 asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
   ProxyCall& call = *call_ptr;
   SeededRandom random(options_.seed + calls_.fetch_add(1, std::memory_order_relaxed));
@@ -138,6 +182,7 @@ asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
     if (!completed && call.before_completion) call.before_completion(out);
     completed = true;
   };
+  const net::HttpClientRequest request = upstream_request(call);
   std::vector<std::string> tried;
   std::string reason = "first choice";
   std::optional<Attempt> last_answer;  // The last retryable answer (429/5xx) of a replica.
@@ -160,29 +205,13 @@ asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
       last_error = make_error(ErrorCode::kInternal, "routing chose an unknown replica");
       break;
     }
-    RoutingDecision d;
-    d.unix_ms = unix_now_ms();
-    d.request_id = call.request_id;
-    d.tenant = call.route.tenant;
-    d.model = call.route.model;
-    d.priority = std::string(fleet::priority_name(call.route.priority));
-    d.policy = std::string(policy_.name());
-    d.replica = view->id;
-    d.provider = view->provider;
-    d.pool = view->pool;
-    d.capacity = std::string(fleet::capacity_kind_name(view->capacity));
-    d.attempt = attempt;
-    d.reason = reason;
-    d.waiting = view->waiting;
-    d.running = view->running;
-    d.kv_usage = view->kv_usage;
-    decisions_.add(std::move(d));
+    record_decision(call, *view, attempt, reason);
     tried.push_back(view->id);
     if (attempt > 1) metrics_.retries.inc();
     out.replica = view->id;
 
     track(view->id, +1);
-    Attempt a = co_await attempt_once(call, *view, out, cancel);
+    Attempt a = co_await attempt_once(call, request, *view, out, cancel);
     track(view->id, -1);
 
     if (a.client_gone) {
@@ -237,11 +266,9 @@ asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
     if (a.status == 200) out.usage = read_usage(a.body);
     net::HttpResponse response;
     response.status = a.status;
-    response.headers.set("Content-Type",
-                         std::string(a.headers.get("Content-Type").value_or("application/json")));
-    if (const auto ra = a.headers.get("Retry-After")) {
-      response.headers.set("Retry-After", std::string(*ra));
-    }
+    response.headers.set("Content-Type", a.content_type ? std::move(*a.content_type)
+                                                        : std::string("application/json"));
+    if (a.retry_after) response.headers.set("Retry-After", std::move(*a.retry_after));
     response.body = std::move(a.body);
     conclude(a.status);
     if (!call.writer.respond(std::move(response))) out.status = 499;
@@ -254,12 +281,12 @@ asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
   if (last_answer) {
     net::HttpResponse response;
     response.status = last_answer->status;
-    response.headers.set(
-        "Content-Type",
-        std::string(last_answer->headers.get("Content-Type").value_or("application/json")));
-    response.headers.set("Retry-After",
-                         std::string(last_answer->headers.get("Retry-After")
-                                         .value_or(std::to_string(options_.retry_after_s))));
+    response.headers.set("Content-Type", last_answer->content_type
+                                             ? std::move(*last_answer->content_type)
+                                             : std::string("application/json"));
+    response.headers.set("Retry-After", last_answer->retry_after
+                                            ? std::move(*last_answer->retry_after)
+                                            : std::to_string(options_.retry_after_s));
     response.body = std::move(last_answer->body);
     conclude(last_answer->status);
     if (!call.writer.respond(std::move(response))) out.status = 499;
@@ -293,31 +320,21 @@ asio::awaitable<bool> Proxy::wait_for_client(ProxyCall& call) {
 }
 
 asio::awaitable<Proxy::Attempt> Proxy::attempt_once(
-    ProxyCall& call, const fleet::ReplicaView& replica, ProxyOutcome& out,
-    const std::shared_ptr<net::UpstreamCancel>& cancel) {
+    ProxyCall& call, const net::HttpClientRequest& request, const fleet::ReplicaView& replica,
+    ProxyOutcome& out, const std::shared_ptr<net::UpstreamCancel>& cancel) {
   Attempt a;
-  auto address = parse_upstream_url(replica.url);
+  // The same replica URLs come back request after request: parse each once per thread.
+  thread_local std::string parsed_url;
+  thread_local std::optional<Result<UpstreamAddress>> parsed;
+  if (!parsed || parsed_url != replica.url) {
+    parsed.emplace(parse_upstream_url(replica.url));
+    parsed_url = replica.url;
+  }
+  const Result<UpstreamAddress> address = *parsed;
   if (!address.ok()) {
     a.transport = address.error();
     co_return a;
   }
-  net::HttpClientRequest request;
-  request.method = "POST";
-  request.target = call.path;
-  request.body = call.body;
-  request.headers.set("Content-Type", "application/json");
-  if (!options_.internal_api_key.empty()) {
-    request.headers.set("Authorization", "Bearer " + options_.internal_api_key);
-  }
-  request.headers.set("X-Request-Id", call.request_id);
-  request.headers.set("X-Spillway-Tenant", call.route.tenant);
-  request.headers.set("X-Spillway-Priority",
-                      std::string(fleet::priority_name(call.route.priority)));
-  if (!call.shared_cache_namespace.empty()) {
-    request.headers.set("X-Spillway-Cache-Namespace", call.shared_cache_namespace);
-  }
-  if (call.stream) request.headers.set("Accept", "text/event-stream");
-
   std::string scratch;
   const TimePoint sent = clock_.now();
   bool body_too_large = false;
@@ -325,7 +342,8 @@ asio::awaitable<Proxy::Attempt> Proxy::attempt_once(
                                                         const net::HttpHeaders& headers) {
     metrics_.upstream_latency.observe(to_seconds(clock_.now() - sent));
     a.status = status;
-    a.headers = headers;
+    if (const auto v = headers.get("Content-Type")) a.content_type.emplace(*v);
+    if (const auto v = headers.get("Retry-After")) a.retry_after.emplace(*v);
     if (call.writer.is_closed()) {
       a.client_gone = true;
       return false;

@@ -69,7 +69,7 @@ struct ProxyOutcome {
 
 struct ProxyCall {
   std::string path;  // "/v1/chat/completions" or "/v1/completions".
-  std::string body;  // What the replica receives.
+  std::string body;  // What the replica receives (Proxy::run takes it).
   bool stream = false;
   bool client_wants_usage = false;  // Stream: the client's stream_options.include_usage.
   fleet::RouteRequest route;        // exclude is filled by the proxy.
@@ -101,9 +101,16 @@ class Proxy {
  private:
   struct Attempt;
 
-  boost::asio::awaitable<Attempt> attempt_once(ProxyCall& call, const fleet::ReplicaView& replica,
+  boost::asio::awaitable<Attempt> attempt_once(ProxyCall& call,
+                                               const net::HttpClientRequest& request,
+                                               const fleet::ReplicaView& replica,
                                                ProxyOutcome& outcome,
                                                const std::shared_ptr<net::UpstreamCancel>& cancel);
+  // What every attempt of `call` sends (takes call.body). Not a coroutine, so its temporaries
+  // stay off the coroutine frame, as record_decision's.
+  [[nodiscard]] net::HttpClientRequest upstream_request(ProxyCall& call) const;
+  void record_decision(const ProxyCall& call, const fleet::ReplicaView& view, std::int32_t attempt,
+                       const std::string& reason);
   boost::asio::awaitable<bool> wait_for_client(ProxyCall& call);
   void track(const std::string& replica, int delta);
 
@@ -113,6 +120,7 @@ class Proxy {
   GatewayMetrics& metrics_;
   DecisionLog& decisions_;
   const Clock& clock_;
+  const std::string authorization_;  // "Bearer <internal_api_key>", or empty for none.
   net::UpstreamClient client_;
   std::atomic<std::uint64_t> calls_{0};  // Seeds each call's random generator.
   mutable std::mutex mutex_;

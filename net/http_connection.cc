@@ -470,10 +470,10 @@ void HttpConnection::queue_head(int status, const HttpHeaders& headers, Framing 
   if (!headers.contains("X-Request-Id") && !request_id_.empty()) {
     append_header(pending_, "X-Request-Id", request_id_);
   }
-  if (!headers.contains("Date")) append_header(pending_, "Date", http_date(std::time(nullptr)));
+  if (!headers.contains("Date")) append_date_header(pending_, std::time(nullptr));
   switch (framing) {
     case Framing::kLength:
-      append_header(pending_, "Content-Length", fmt::format("{}", content_length));
+      append_number_header(pending_, "Content-Length", content_length);
       break;
     case Framing::kChunked:
       append_header(pending_, "Transfer-Encoding", "chunked");

@@ -41,6 +41,8 @@ class HttpHeaders {
 
   // Appends a field (keeps existing fields of the same name).
   void add(std::string name, std::string value);
+  // Makes room for `fields` fields in all (no reallocation while adding up to that many).
+  void reserve(std::size_t fields) { fields_.reserve(fields); }
   // Replaces every field of `name` with one field, kept at the position of the first.
   void set(std::string_view name, std::string value);
   // Removes every field of `name`; returns how many were removed.

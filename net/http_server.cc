@@ -123,7 +123,9 @@ Status HttpServer::Impl::start() {
 void HttpServer::Impl::do_accept() {
   if (!acceptor->is_open()) return;
   asio::io_context& loop = *loops[next_loop++ % loops.size()];
-  acceptor->async_accept(asio::make_strand(loop), [this](error_code ec, tcp::socket socket) {
+  // The connection's executor is its loop's own: one thread runs each loop, so the loop already
+  // serializes the connection's handlers and a strand would only add its queue and locking.
+  acceptor->async_accept(loop.get_executor(), [this](error_code ec, tcp::socket socket) {
     on_accept(ec, std::move(socket));
   });
 }

@@ -3,12 +3,13 @@
 // APIs.
 //
 // Concurrency model: `io_threads` threads, each running its own Asio io_context (event loop);
-// accepted connections are dealt to the loops in turn and stay on theirs. Each connection lives
-// on its own strand, so its state needs no locks and idle keep-alive connections cost memory,
-// not threads. Handlers (see router.h) run on I/O threads and must not block; they may complete
-// their ResponseWriter from any thread, or continue asynchronously on the connection's own
-// executor (io_executor.h), which costs no thread handoff. Requests on one connection are
-// handled one at a time, in order (pipelined requests wait in a bounded buffer).
+// accepted connections are dealt to the loops in turn and stay on theirs. Each connection's
+// handlers run on its loop's one thread (the loop's executor serializes them, as a strand
+// would), so its state needs no locks and idle keep-alive connections cost memory, not threads.
+// Handlers (see router.h) run on I/O threads and must not block; they may complete their
+// ResponseWriter from any thread, or continue asynchronously on the connection's own executor
+// (io_executor.h), which costs no thread handoff. Requests on one connection are handled one at a
+// time, in order (pipelined requests wait in a bounded buffer).
 //
 // Limits (see HttpServerOptions): connections (over the limit: closed at once), header,
 // request-target and body sizes (431, 414, 413), header/body/idle/write timeouts, and the

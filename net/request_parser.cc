@@ -56,6 +56,7 @@ class MemoryReader {
 
 HttpHeaders copy_fields(const RequestMessage& message) {
   HttpHeaders headers;
+  headers.reserve(static_cast<std::size_t>(std::distance(message.begin(), message.end())));
   for (const auto& field : message)
     headers.add(std::string(field.name_string()), std::string(field.value()));
   return headers;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -24,8 +26,6 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include "net/client_request.h"
 
@@ -133,9 +133,41 @@ class IdleConnections final : public asio::execution_context::service {
 
 HttpHeaders to_headers(const http::response_header<>& fields) {
   HttpHeaders headers;
+  headers.reserve(static_cast<std::size_t>(std::distance(fields.begin(), fields.end())));
   for (const auto& field : fields)
     headers.add(std::string(field.name_string()), std::string(field.value()));
   return headers;
+}
+
+// The request's bytes as Beast would serialize to_client_message(request, host_port): the
+// request line, the request's headers but Content-Length and Transfer-Encoding, Host unless the
+// request has one, Content-Length when there is a body or the method is one that carries one
+// (Beast's prepare_payload), the blank line and the body. Written straight into one string:
+// no message object, field list or serializer per call.
+// REQUIRES: check_client_request(request) passed.
+std::string serialize_request(const HttpClientRequest& request, std::string_view host_port) {
+  std::size_t size =
+      request.method.size() + request.target.size() + 64 + host_port.size() + request.body.size();
+  for (const auto& [name, value] : request.headers)
+    size += name.size() + value.size() + 4;
+  std::string out;
+  out.reserve(size);
+  out.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\n");
+  bool has_host = false;
+  for (const auto& [name, value] : request.headers) {
+    if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding")) continue;
+    if (iequals(name, "Host")) has_host = true;
+    out.append(name).append(": ").append(value).append("\r\n");
+  }
+  if (!has_host) out.append("Host: ").append(host_port).append("\r\n");
+  if (!request.body.empty() || request.method == "POST" || request.method == "PUT" ||
+      request.method == "OPTIONS") {
+    char digits[24];
+    const auto [end, ec] = std::to_chars(std::begin(digits), std::end(digits), request.body.size());
+    out.append("Content-Length: ").append(digits, end).append("\r\n");
+  }
+  out.append("\r\n").append(request.body);
+  return out;
 }
 
 // One call's fixed facts.
@@ -170,8 +202,8 @@ struct AttemptResult {
   HttpClientResponse response;
 };
 
-asio::awaitable<AttemptResult> attempt(Connection& c, const http::request<http::string_body>& msg,
-                                       bool head, const UpstreamClient::HeadCallback& on_head,
+asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, bool head,
+                                       const UpstreamClient::HeadCallback& on_head,
                                        const UpstreamClient::BodyCallback& on_body,
                                        const CallContext& call) {
   AttemptResult out;
@@ -180,11 +212,14 @@ asio::awaitable<AttemptResult> attempt(Connection& c, const http::request<http::
   // The socket is non-blocking (see Connection): a request the socket takes whole, the usual
   // case, is written here, without the event-loop round an asynchronous write's completion
   // costs; the rest of one it does not take goes asynchronously.
-  http::request_serializer<http::string_body> serializer(msg);
-  http::write(c.socket, serializer, ec);
+  std::size_t written = 0;
+  while (written < wire.size() && !ec) {
+    written += c.socket.write_some(asio::buffer(wire) + written, ec);
+  }
   if (ec == asio::error::would_block) {
     ec = {};
-    co_await http::async_write(c.socket, serializer, asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(c.socket, asio::buffer(wire) + written,
+                               asio::redirect_error(asio::use_awaitable, ec));
   }
   if (ec && c.timed_out()) ec = beast::error::timeout;
   if (ec) {
@@ -318,8 +353,10 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
   if (Status s = internal::check_client_request("upstream", request); !s.ok()) {
     co_return s.error();
   }
-  const std::string upstream = fmt::format("{}:{}", host, port);
-  const http::request<http::string_body> msg = internal::to_client_message(request, upstream);
+  std::string upstream;
+  upstream.reserve(host.size() + 6);
+  upstream.append(host).append(":").append(std::to_string(port));
+  const std::string wire = serialize_request(request, upstream);
 
   const auto executor = co_await asio::this_coro::executor;
   auto& idle = asio::use_service<IdleConnections>(asio::query(executor, asio::execution::context));
@@ -360,7 +397,7 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
         co_return make_error(ErrorCode::kUnavailable, "connect {}: {}", upstream, ec.message());
       }
     }
-    AttemptResult r = co_await attempt(*s, msg, request.method == "HEAD", on_head, on_body, call);
+    AttemptResult r = co_await attempt(*s, wire, request.method == "HEAD", on_head, on_body, call);
     s->disarm();
     if (cancel) cancel->interrupt_ = nullptr;
     if (!r.error) {

@@ -2,13 +2,21 @@
 
 #include <fmt/core.h>
 
+#include <array>
+#include <charconv>
+#include <cstdint>
+#include <iterator>
+
 #include "net/http_response.h"
 
 namespace spillway::net::internal {
 
 void append_status_line(std::string& out, int status) {
+  char digits[16];
+  const auto end = std::to_chars(std::begin(digits), std::end(digits), status).ptr;
   out += "HTTP/1.1 ";
-  out += fmt::format("{} ", status);
+  out.append(digits, end);
+  out += ' ';
   out += reason_phrase(status);
   out += "\r\n";
 }
@@ -21,7 +29,10 @@ void append_header(std::string& out, std::string_view name, std::string_view val
 }
 
 void append_chunk(std::string& out, std::string_view data) {
-  out += fmt::format("{:x}\r\n", data.size());
+  char digits[24];
+  const auto end = std::to_chars(std::begin(digits), std::end(digits), data.size(), 16).ptr;
+  out.append(digits, end);
+  out += "\r\n";
   out += data;
   out += "\r\n";
 }
@@ -34,6 +45,23 @@ std::string http_date(std::time_t t) {
   gmtime_r(&t, &tm);
   return fmt::format("{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT", kDays[tm.tm_wday % 7], tm.tm_mday,
                      kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+void append_number_header(std::string& out, std::string_view name, std::uint64_t value) {
+  char digits[24];
+  const auto end = std::to_chars(std::begin(digits), std::end(digits), value).ptr;
+  append_header(out, name, std::string_view(digits, static_cast<std::size_t>(end - digits)));
+}
+
+void append_date_header(std::string& out, std::time_t t) {
+  // One formatting per second and thread: responses in the same second share the text.
+  thread_local std::time_t cached_time = -1;
+  thread_local std::string cached_text;
+  if (t != cached_time) {
+    cached_text = http_date(t);
+    cached_time = t;
+  }
+  append_header(out, "Date", cached_text);
 }
 
 bool request_target_exceeds(std::string_view head_prefix, std::size_t max_url_bytes) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <ctime>
 #include <string>
 #include <string_view>
@@ -13,6 +14,10 @@ namespace spillway::net::internal {
 void append_status_line(std::string& out, int status);
 // "Name: value\r\n". REQUIRES: a valid name and value (see http_headers.h).
 void append_header(std::string& out, std::string_view name, std::string_view value);
+// "Name: <decimal value>\r\n". REQUIRES: a valid name.
+void append_number_header(std::string& out, std::string_view name, std::uint64_t value);
+// "Date: <http_date(t)>\r\n"; the text is cached per thread for the current second.
+void append_date_header(std::string& out, std::time_t t);
 // One chunk of a chunked body: "<hex size>\r\n<data>\r\n". REQUIRES: !data.empty().
 void append_chunk(std::string& out, std::string_view data);
 // The last chunk with no trailers: "0\r\n\r\n".

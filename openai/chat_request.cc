@@ -1,6 +1,7 @@
 #include "openai/chat_request.h"
 
 #include <limits>
+#include <string>
 
 #include <boost/json/monotonic_resource.hpp>
 
@@ -75,7 +76,10 @@ Result<std::string> parse_content_parts(const json::array& parts, const std::str
 
 Result<ChatMessage> parse_message(const json::value& value, std::size_t index,
                                   ContentBudget& budget) {
-  const std::string param = fmt::format("messages[{}]", index);
+  // Every message's parameter name, on every request: built without a formatting call.
+  std::string param = "messages[";
+  param += std::to_string(index);
+  param += ']';
   if (!value.is_object()) {
     return request_error(ErrorCode::kInvalidArgument, param,
                          fmt::format("expected a message object, got {}", json_kind_name(value)));

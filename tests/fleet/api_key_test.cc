@@ -114,6 +114,28 @@ TEST(TenantDirectory, FindsTenantsAndCachesAnswers) {
   EXPECT_EQ(directory.find(std::string(kMaxApiKeyBytes + 1, 'k')), std::nullopt);
 }
 
+TEST(TenantDirectory, CachedKeysMatchOnlyThemselves) {
+  SeededRandom random(6);
+  const std::string key_a = generate_api_key(random);
+  const std::string key_b = generate_api_key(random);
+  TenantDirectory directory(two_tenants(random, key_a, key_b));
+  EXPECT_EQ(directory.find_index(key_a), 0u);
+  EXPECT_EQ(directory.find_index(key_b), 1u);
+  // Keys of the same length as a cached one, differing in one byte (first, last), or a prefix
+  // or an extension of it, are not that key.
+  std::string first = key_a;
+  first.front() ^= 1;
+  std::string last = key_a;
+  last.back() ^= 1;
+  for (const std::string& other : {first, last, key_a.substr(0, key_a.size() - 1), key_a + "x"}) {
+    EXPECT_EQ(directory.find_index(other), std::nullopt) << other;
+    EXPECT_EQ(directory.find(other), std::nullopt) << other;
+  }
+  EXPECT_EQ(directory.find_index(key_a), 0u);  // Still cached as itself.
+  EXPECT_EQ(directory.find(key_b), "b");
+  EXPECT_EQ(directory.cached_keys(), 6u);
+}
+
 TEST(TenantDirectory, CacheIsBoundedAndAddedKeysWork) {
   SeededRandom random(4);
   const std::string key_a = generate_api_key(random);

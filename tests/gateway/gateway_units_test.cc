@@ -5,7 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -102,6 +104,100 @@ TEST(OpenAiRewriteTest, UsageChunksAreRecognizedAndNullUsageStripped) {
   EXPECT_EQ(without_null_usage(R"({"id":"c","choices":[],"usage":null})", scratch),
             R"({"id":"c","choices":[]})");
   EXPECT_EQ(without_null_usage(R"({"id":"c"})", scratch), R"({"id":"c"})");
+}
+
+// The document reading of usage that read_usage and inspect_chunk must agree with (they scan
+// without building a document): the top-level "usage" object's two counts, non-negative
+// integers (a uint64 clamped), the last of repeated members counting.
+std::optional<openai::Usage> reference_usage(std::string_view text, bool* usage_only) {
+  std::error_code ec;
+  const json::value root = json::parse(text, ec);
+  if (ec || !root.is_object()) return std::nullopt;
+  const json::value* u = root.as_object().if_contains("usage");
+  if (u == nullptr || !u->is_object()) return std::nullopt;
+  const auto count = [&](std::string_view key) -> std::optional<std::int64_t> {
+    const json::value* v = u->as_object().if_contains(key);
+    if (v == nullptr) return std::nullopt;
+    if (v->is_int64() && v->as_int64() >= 0) return v->as_int64();
+    if (v->is_uint64()) {
+      return static_cast<std::int64_t>(std::min<std::uint64_t>(
+          v->as_uint64(), static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())));
+    }
+    return std::nullopt;
+  };
+  const auto prompt = count("prompt_tokens");
+  const auto completion = count("completion_tokens");
+  if (!prompt || !completion) return std::nullopt;
+  const json::value* choices = root.as_object().if_contains("choices");
+  *usage_only = choices == nullptr || (choices->is_array() && choices->as_array().empty());
+  openai::Usage out;
+  out.prompt_tokens = *prompt;
+  out.completion_tokens = *completion;
+  return out;
+}
+
+TEST(OpenAiRewriteTest, UsageScanAgreesWithTheDocumentReading) {
+  const std::vector<std::string> cases = {
+      R"({"usage":{"prompt_tokens":7,"completion_tokens":3}})",
+      R"({"choices":[{"index":0}],"usage":{"prompt_tokens":7,"completion_tokens":3}})",
+      R"({"choices":[],"usage":{"completion_tokens":3,"prompt_tokens":0,"total_tokens":3}})",
+      R"({"choices":{},"usage":{"prompt_tokens":1,"completion_tokens":1}})",
+      R"({"choices":[[]],"usage":{"prompt_tokens":1,"completion_tokens":1}})",
+      R"({"choices":[],"choices":[1],"usage":{"prompt_tokens":1,"completion_tokens":1}})",
+      R"({"choices":[1],"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}})",
+      R"({"usage":{"prompt_tokens":7}})",
+      R"({"usage":{"prompt_tokens":-1,"completion_tokens":3}})",
+      R"({"usage":{"prompt_tokens":7.0,"completion_tokens":3}})",
+      R"({"usage":{"prompt_tokens":"7","completion_tokens":3}})",
+      R"({"usage":{"prompt_tokens":{"n":7},"completion_tokens":3}})",
+      R"({"usage":{"prompt_tokens":[7],"completion_tokens":3}})",
+      R"({"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":3}})",
+      R"({"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":3}})",
+      R"({"usage":{"prompt_tokens":1,"completion_tokens":2,"prompt_tokens":5}})",
+      R"({"usage":{"prompt_tokens":1,"completion_tokens":2,"prompt_tokens":null}})",
+      R"({"usage":{"prompt_tokens":1,"completion_tokens":2},"usage":null})",
+      R"({"usage":null,"usage":{"prompt_tokens":1,"completion_tokens":2}})",
+      R"({"usage":{"prompt_tokens":1,"completion_tokens":2},"usage":{"prompt_tokens":4}})",
+      R"({"x":{"usage":{"prompt_tokens":1,"completion_tokens":2}}})",
+      R"({"x":[{"usage":{"prompt_tokens":1,"completion_tokens":2}}]})",
+      R"({"usage":{"x":{"prompt_tokens":1,"completion_tokens":2}}})",
+      R"({"usage":{"inner":{"prompt_tokens":"a"},"prompt_tokens":1,"completion_tokens":2}})",
+      R"({"\u0075sage":{"prompt_tokens":1,"completion_tokens":2}})",
+      R"({"usage":{"prompt\u005ftokens":1,"completion_tokens":2}})",
+      R"({"a_very_long_key_that_is_longer_than_thirty_two_bytes":1,"usage":{"prompt_tokens":1,"completion_tokens":2}})",
+      R"({"usage":{"prompt_tokens":1,"completion_tokens":2}} trailing)",
+      R"({"usage":{"prompt_tokens":1,"completion_tokens":2}})"
+      "  \n",
+      R"({"usage":{"prompt_tokens":1,"completion_tokens":2})",
+      R"([{"usage":{"prompt_tokens":1,"completion_tokens":2}}])",
+      R"({"usage":{"prompt_tokens":1,"completion_tokens":2},})",
+      R"({"usage":{"prompt_tokens":1,/*c*/"completion_tokens":2}})",
+      R"({"usage":[{"prompt_tokens":1,"completion_tokens":2}]})",
+      "",
+      "null",
+  };
+  for (const std::string& text : cases) {
+    SCOPED_TRACE(text);
+    bool expected_usage_only = false;
+    const auto expected = reference_usage(text, &expected_usage_only);
+    const auto got = read_usage(text);
+    ASSERT_EQ(got.has_value(), expected.has_value());
+    if (expected) {
+      EXPECT_EQ(got->prompt_tokens, expected->prompt_tokens);
+      EXPECT_EQ(got->completion_tokens, expected->completion_tokens);
+    }
+    const ChunkUsage chunk = inspect_chunk(text);
+    if (text.find("\"usage\":{") == std::string::npos) continue;  // Not looked at.
+    ASSERT_EQ(chunk.usage.has_value(), expected.has_value());
+    if (expected) {
+      EXPECT_EQ(chunk.usage_only, expected_usage_only);
+    }
+  }
+  // Nesting beyond the parser's default depth is refused, as the document parser refuses it.
+  std::string deep = R"({"usage":{"prompt_tokens":1,"completion_tokens":2},"x":)";
+  deep += std::string(40, '[') + std::string(40, ']') + "}";
+  bool ignored = false;
+  EXPECT_EQ(read_usage(deep).has_value(), reference_usage(deep, &ignored).has_value());
 }
 
 TEST(UpstreamAddressTest, ParsesReplicaUrls) {

@@ -114,6 +114,17 @@ TEST(WireFormat, HeadAndChunks) {
   internal::append_chunk(out, std::string(26, 'x'));
   EXPECT_EQ(out, "1a\r\n" + std::string(26, 'x') + "\r\n");
   EXPECT_EQ(internal::http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+  std::string head;
+  internal::append_number_header(head, "Content-Length", 0);
+  internal::append_number_header(head, "Content-Length", 18446744073709551615ull);
+  EXPECT_EQ(head, "Content-Length: 0\r\nContent-Length: 18446744073709551615\r\n");
+  std::string dated;
+  internal::append_date_header(dated, 784111777);
+  internal::append_date_header(dated, 784111777);  // From the per-thread cache.
+  internal::append_date_header(dated, 784111778);
+  EXPECT_EQ(dated,
+            "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+            "Date: Sun, 06 Nov 1994 08:49:38 GMT\r\n");
 }
 
 TEST(WireFormat, TooLongTargetDecidesBetween414And431) {

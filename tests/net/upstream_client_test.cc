@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <string>
@@ -145,6 +146,63 @@ TEST(UpstreamClient, StreamsTheBodyAsItArrives) {
   EXPECT_EQ(o.body, "chunk0;chunk1;chunk2;chunk3;chunk4;");
   EXPECT_GE(o.pieces, 1);
   EXPECT_TRUE(o.result->body.empty());
+}
+
+// Reads from `fd` until `size` bytes arrived (or the peer stops sending).
+std::string recv_exactly(int fd, std::size_t size) {
+  std::string got;
+  char buf[4096];
+  while (got.size() < size) {
+    const ssize_t n = ::recv(fd, buf, std::min(sizeof buf, size - got.size()), 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+TEST(UpstreamClient, SendsTheRequestAsHttp11WithFramingItSetsItself) {
+  RawListener listener;
+  const std::string host = "127.0.0.1:" + std::to_string(listener.port());
+  // The caller's framing headers are dropped and replaced; Host is added unless given; a body
+  // (or a POST) gets Content-Length, a GET without a body none.
+  const std::string first =
+      "POST /x?q=1 HTTP/1.1\r\nX-A: 1\r\nHost: " + host + "\r\nContent-Length: 5\r\n\r\nhello";
+  const std::string second = "GET /y HTTP/1.1\r\nhost: example\r\nX-B: two words\r\n\r\n";
+  const std::string empty_post =
+      "POST /z HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 0\r\n\r\n";
+  std::vector<std::string> seen;
+  std::thread upstream([&] {
+    const int fd = listener.accept_one();
+    for (const std::string* expected : {&first, &second, &empty_post}) {
+      seen.push_back(recv_exactly(fd, expected->size()));
+      const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+      (void)::send(fd, ok.data(), ok.size(), MSG_NOSIGNAL);
+    }
+    ::close(fd);
+  });
+  UpstreamClient client(guarded_options());
+  Loop loop;
+  HttpClientRequest a = post("/x?q=1", "hello");
+  a.headers.add("X-A", "1");
+  a.headers.add("Content-Length", "99");
+  a.headers.add("Transfer-Encoding", "chunked");
+  HttpClientRequest b;
+  b.method = "GET";
+  b.target = "/y";
+  b.headers.add("host", "example");
+  b.headers.add("X-B", "two words");
+  for (HttpClientRequest* r : {&a, &b}) {
+    Outcome o = loop.call(client, listener.port(), *r);
+    ASSERT_TRUE(o.result.ok()) << o.result.error().to_string();
+    EXPECT_EQ(o.body, "ok");
+  }
+  Outcome c = loop.call(client, listener.port(), post("/z", ""));
+  ASSERT_TRUE(c.result.ok()) << c.result.error().to_string();
+  upstream.join();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0], first);
+  EXPECT_EQ(seen[1], second);
+  EXPECT_EQ(seen[2], empty_post);
 }
 
 TEST(UpstreamClient, ConnectionClosedWhileIdleIsReplacedTransparently) {

@@ -235,9 +235,15 @@ inline constexpr std::int64_t kPassActivationBytes = std::int64_t{512} << 10;
 
 // The int8 kernels take two panels per tile when a pass has several tokens, so that each
 // broadcast activation group feeds two vpdpbusd and the loads no longer outnumber them (~20%
-// less CPU time per batched product, matmul_bench); single-token decode streams one panel at a
-// time.
+// less CPU time per batched product, matmul_bench).
 inline constexpr int kMaxTilePanels = 2;
+
+// Single-token passes (decode) take four panels per tile: four streams from memory at once
+// instead of one, and each broadcast activation shared by four panels. Decode is a streaming
+// read, and one stream per core left it short of the memory's speed: one thread's Q4_0 product
+// took ~20% longer with one panel per tile, and decode reached 0.82 of the bandwidth limit in
+// Q8_0 (docs/BENCHMARKS.md).
+inline constexpr int kDecodeTilePanels = 4;
 
 // What a tile prefetches: `ahead` units past its own position in its panels (the first tile
 // over a group of panels, which streams them from memory), and/or `next_bytes` bytes of the
@@ -262,21 +268,21 @@ void panel_tail(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std
   }
 }
 
-// Tokens [t0, t1) over the panels of rows [r0, r1), P panels per tile.
-template <typename K, int P>
+// Tokens [t0, t1) over the panels of rows [r0, r1), P panels and up to T tokens per tile.
+template <typename K, int P, int T>
 void drive_pass(const MatmulArgs& a, std::int64_t r0, std::int64_t r1, std::int64_t t0,
                 std::int64_t t1) {
   const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
   for (std::int64_t r = r0; r < r1; r += P * kPanelRows) {
     if constexpr (P > 1) {
       if (r + (P - 1) * kPanelRows >= r1) {  // Fewer than P panels left.
-        drive_pass<K, P / 2>(a, r, r1, t0, t1);
+        drive_pass<K, P / 2, T>(a, r, r1, t0, t1);
         return;
       }
     }
     const std::byte* panel = a.w + static_cast<std::size_t>(r / kPanelRows) * panel_bytes;
     // The tiles after the first share out the next group's bytes (when it is this range's).
-    const std::int64_t tiles = (t1 - t0 + K::kTokens - 1) / K::kTokens;
+    const std::int64_t tiles = (t1 - t0 + T - 1) / T;
     const std::byte* next = panel + P * panel_bytes;
     const std::int64_t next_rows =
         std::min<std::int64_t>(P * kPanelRows, r1 - (r + P * kPanelRows));
@@ -285,16 +291,16 @@ void drive_pass(const MatmulArgs& a, std::int64_t r0, std::int64_t r1, std::int6
             ? (next_rows + kPanelRows - 1) / kPanelRows * static_cast<std::int64_t>(panel_bytes)
             : 0;
     const auto prefetch_of = [&](std::int64_t t) {
-      const std::int64_t i = (t - t0) / K::kTokens;
+      const std::int64_t i = (t - t0) / T;
       const std::int64_t lo = next_bytes * i / tiles;
       const std::int64_t hi = next_bytes * (i + 1) / tiles;
       return TilePrefetch{i == 0 && (r == r0 || next_bytes == 0) ? K::kPrefetchUnits : 0, next + lo,
                           hi - lo};
     };
     std::int64_t t = t0;
-    for (; t + K::kTokens <= t1; t += K::kTokens)
-      K::template tile<P, K::kTokens>(a, panel, r, r1, t, prefetch_of(t));
-    panel_tail<K, P, K::kTokens - 1>(a, panel, r, r1, t, t1 - t, prefetch_of(t));
+    for (; t + T <= t1; t += T)
+      K::template tile<P, T>(a, panel, r, r1, t, prefetch_of(t));
+    panel_tail<K, P, T - 1>(a, panel, r, r1, t, t1 - t, prefetch_of(t));
   }
 }
 
@@ -304,10 +310,10 @@ void drive_panels(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
       std::max<std::int64_t>(K::kTokens, kPassActivationBytes / K::activation_bytes(a));
   for (std::int64_t t0 = 0; t0 < a.n; t0 += per_pass) {
     const std::int64_t t1 = std::min(a.n, t0 + per_pass);
-    if (K::kMaxPanels > 1 && t1 - t0 > 1) {
-      drive_pass<K, K::kMaxPanels>(a, r0, r1, t0, t1);
+    if (t1 - t0 == 1) {
+      drive_pass<K, K::kDecodePanels, 1>(a, r0, r1, t0, t1);
     } else {
-      drive_pass<K, 1>(a, r0, r1, t0, t1);
+      drive_pass<K, K::kMaxPanels, K::kTokens>(a, r0, r1, t0, t1);
     }
   }
 }
@@ -329,7 +335,8 @@ inline __m512i broadcast4(const std::int8_t* p) {
 
 struct F16Panel {
   static constexpr int kTokens = 8;
-  static constexpr int kMaxPanels = 1;               // FMA-bound: a second panel would not help.
+  static constexpr int kMaxPanels = 1;  // FMA-bound: a second panel would not help.
+  static constexpr int kDecodePanels = kDecodeTilePanels;
   static constexpr std::int64_t kPrefetchUnits = 0;  // The hardware prefetchers keep up.
   static constexpr bool kPrefetchNext = false;
   static std::int64_t activation_bytes(const MatmulArgs& a) {
@@ -338,37 +345,47 @@ struct F16Panel {
   template <int P, int T>
   static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
                    std::int64_t t, const TilePrefetch& /*prefetch*/) {
-    static_assert(P == 1);
-    // Enough independent FMA chains to cover the FMA latency even for one token.
-    constexpr int kChains = T <= 2 ? 4 : 2;
-    const auto* w = reinterpret_cast<const __m256i*>(panel);
+    // Enough independent FMA chains to cover the FMA latency even for one token and panel.
+    constexpr int kChains = P == 1 ? (T <= 2 ? 4 : 2) : std::max(1, 4 / (P * T));
+    const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
+    const __m256i* w[P];
+    for (int p = 0; p < P; ++p)
+      w[p] = reinterpret_cast<const __m256i*>(panel + static_cast<std::size_t>(p) * panel_bytes);
     const float* x[T];
-    __m512 acc[T][kChains];
+    __m512 acc[P][T][kChains];
     for (int j = 0; j < T; ++j) {
       x[j] = a.x + (t + j) * a.cols;
-      for (int c = 0; c < kChains; ++c)
-        acc[j][c] = _mm512_setzero_ps();
+      for (int p = 0; p < P; ++p) {
+        for (int c = 0; c < kChains; ++c)
+          acc[p][j][c] = _mm512_setzero_ps();
+      }
     }
     std::int64_t k = 0;
     for (; k + kChains <= a.cols; k += kChains) {
-      __m512 wv[kChains];
-      for (int c = 0; c < kChains; ++c)
-        wv[c] = _mm512_cvtph_ps(_mm256_loadu_si256(w + k + c));
-      for (int j = 0; j < T; ++j) {
+      for (int p = 0; p < P; ++p) {
+        __m512 wv[kChains];
         for (int c = 0; c < kChains; ++c)
-          acc[j][c] = _mm512_fmadd_ps(wv[c], _mm512_set1_ps(x[j][k + c]), acc[j][c]);
+          wv[c] = _mm512_cvtph_ps(_mm256_loadu_si256(w[p] + k + c));
+        for (int j = 0; j < T; ++j) {
+          for (int c = 0; c < kChains; ++c)
+            acc[p][j][c] = _mm512_fmadd_ps(wv[c], _mm512_set1_ps(x[j][k + c]), acc[p][j][c]);
+        }
       }
     }
     for (; k < a.cols; ++k) {
-      const __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256(w + k));
-      for (int j = 0; j < T; ++j)
-        acc[j][0] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[j][k]), acc[j][0]);
+      for (int p = 0; p < P; ++p) {
+        const __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256(w[p] + k));
+        for (int j = 0; j < T; ++j)
+          acc[p][j][0] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[j][k]), acc[p][j][0]);
+      }
     }
-    for (int j = 0; j < T; ++j) {
-      __m512 sum = acc[j][0];
-      for (int c = 1; c < kChains; ++c)
-        sum = _mm512_add_ps(sum, acc[j][c]);
-      store_panel(a, r, r_end, t + j, sum);
+    for (int p = 0; p < P; ++p) {
+      for (int j = 0; j < T; ++j) {
+        __m512 sum = acc[p][j][0];
+        for (int c = 1; c < kChains; ++c)
+          sum = _mm512_add_ps(sum, acc[p][j][c]);
+        store_panel(a, r + p * kPanelRows, r_end, t + j, sum);
+      }
     }
   }
 };
@@ -381,6 +398,7 @@ template <typename Weights>
 struct QuantPanel {
   static constexpr int kTokens = 4;
   static constexpr int kMaxPanels = kMaxTilePanels;
+  static constexpr int kDecodePanels = kDecodeTilePanels;
   static constexpr std::int64_t kBlockBytes = Weights::kQuantBytes * kPanelRows;
   // Prefetch ~4 KiB ahead in the thread's contiguous run of panels (past a panel's end are its
   // scales and then the next panel; a prefetch never faults): the hardware prefetchers alone

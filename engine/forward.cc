@@ -39,7 +39,7 @@ ForwardPass::ForwardPass(const Model& model, KvCache& cache, ThreadPool& pool,
   gate_.resize(sz(t, c.n_ff));
   up_.resize(sz(t, c.n_ff));
   scores_stride_ = static_cast<std::int64_t>(cache.num_blocks()) * cache.block_tokens();
-  scores_.resize(sz(pool.size(), scores_stride_));
+  scores_.resize(sz(pool.size(), c.n_head / c.n_head_kv * scores_stride_));
   kv_blocks_stride_ = 2 * static_cast<std::int64_t>(cache.num_blocks());
   kv_blocks_.resize(sz(pool.size(), kv_blocks_stride_));
   last_hidden_.resize(sz(t, c.n_embd));
@@ -109,7 +109,7 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
   // One unit of work per token and KV head: the query heads of its group share the resolved
   // block table (and, in the kernels, the rows they read).
   pool_.run([&](int thread, int threads) {
-    float* scores = scores_.data() + thread * scores_stride_;
+    float* scores = scores_.data() + thread * group * scores_stride_;
     const std::uint16_t** k_blocks = kv_blocks_.data() + thread * kv_blocks_stride_;
     const std::uint16_t** v_blocks = k_blocks + cache_.num_blocks();
     const std::int64_t work = n * c.n_head_kv;
@@ -120,7 +120,6 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
       const auto& table = batch.block_tables[static_cast<std::size_t>(b.seq)];
       const std::int64_t head = static_cast<std::int64_t>(kvh) * c.head_dim;
       const std::int64_t positions = b.pos + 1;
-      KvRows k_rows, v_rows;
       if (f16) {
         const std::int64_t blocks = (positions + bt - 1) / bt;
         for (std::int64_t i = 0; i < blocks; ++i) {
@@ -128,18 +127,21 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
           k_blocks[i] = static_cast<const std::uint16_t*>(cache_.key(layer, block, 0)) + head;
           v_blocks[i] = static_cast<const std::uint16_t*>(cache_.value(layer, block, 0)) + head;
         }
-        k_rows = KvRows{k_blocks, bt, row_stride, positions};
-        v_rows = KvRows{v_blocks, bt, row_stride, positions};
+        const KvRows k_rows{k_blocks, bt, row_stride, positions};
+        const KvRows v_rows{v_blocks, bt, row_stride, positions};
+        // The group's query heads together, so each K and V row is read and converted once.
+        const std::int64_t first = static_cast<std::int64_t>(kvh) * group * c.head_dim;
+        kernels_.scores_f16(q_.data() + t * c.q_dim() + first, group, c.head_dim, scale, k_rows,
+                            scores, scores_stride_);
+        for (std::int32_t h = 0; h < group; ++h)
+          kernels_.softmax(scores + h * scores_stride_, positions);
+        kernels_.weighted_sum_f16(scores, scores_stride_, group, v_rows, c.head_dim,
+                                  att_.data() + t * c.q_dim() + first);
+        continue;
       }
       for (std::int32_t h = kvh * group; h < (kvh + 1) * group; ++h) {
         const float* q = q_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
         float* out = att_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
-        if (f16) {
-          kernels_.scores_f16(q, c.head_dim, scale, k_rows, scores);
-          kernels_.softmax(scores, positions);
-          kernels_.weighted_sum_f16(scores, v_rows, c.head_dim, out);
-          continue;
-        }
         for (std::int32_t p = 0; p <= b.pos; ++p) {
           const auto* k = static_cast<const float*>(
               cache_.key(layer, table[static_cast<std::size_t>(p / bt)], p % bt));

@@ -54,7 +54,7 @@ class ForwardPass {
   MatmulScratch scratch_;
   // Activations, [max_tokens][width].
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;
-  std::vector<float> scores_;  // Per thread: attention scores over a whole sequence.
+  std::vector<float> scores_;  // Per thread and query head of a group: scores over a sequence.
   std::int64_t scores_stride_ = 0;
   // Per thread: a sequence's block table resolved to one KV head's key and value rows.
   std::vector<const std::uint16_t*> kv_blocks_;

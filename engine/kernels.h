@@ -75,12 +75,16 @@ using QuantizeQ8_256 = void (*)(const float* x, std::int64_t cols, std::int8_t* 
 using DotF16 = float (*)(const float* x, const std::uint16_t* y, std::int64_t n);
 using AxpyF16 = void (*)(float a, const std::uint16_t* x, float* y, std::int64_t n);
 using ToF16 = void (*)(const float* x, std::uint16_t* y, std::int64_t n);
-// Attention over one KV head's F16 rows (engine/kv_rows.h) for one query head:
-// scores[p] = scale * (q . K[p]) for p < k.n; out = sum_p w[p] * V[p] (out overwritten).
-// head_dim is any positive count; float accumulation.
-using ScoresF16 = void (*)(const float* q, std::int64_t head_dim, float scale, const KvRows& k,
-                           float* scores);
-using WeightedSumF16 = void (*)(const float* w, const KvRows& v, std::int64_t head_dim, float* out);
+// Attention over one KV head's F16 rows (engine/kv_rows.h) for the `heads` >= 1 query heads
+// that share it (grouped-query attention). Head h's query is q + h * head_dim, its output
+// out + h * head_dim, its scores and weights scores/w + h * stride (stride >= k.n):
+// scores_h[p] = scale * (q_h . K[p]) for p < k.n; out_h = sum_p w_h[p] * V[p] (overwritten).
+// head_dim is any positive count; float accumulation. Each head's results do not depend on
+// `heads` (a head computed alone gives the same bits).
+using ScoresF16 = void (*)(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
+                           const KvRows& k, float* scores, std::int64_t stride);
+using WeightedSumF16 = void (*)(const float* w, std::int64_t stride, std::int32_t heads,
+                                const KvRows& v, std::int64_t head_dim, float* out);
 // engine/ops.h's softmax (in place, n >= 1) and swiglu (out may alias gate), with exp evaluated
 // to within a few ulp of std::exp (vectorized where the level has it): results agree with the
 // reference within ~1e-6 relative, NaN in gives NaN out, +-inf and overflow behave as exp does.

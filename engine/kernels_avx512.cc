@@ -566,8 +566,9 @@ inline __m512 sum16(const __m512* v) {
   return _mm512_add_ps(_mm512_shuffle_f32x4(x01, x23, 0x88), _mm512_shuffle_f32x4(x01, x23, 0xDD));
 }
 
-// Scores 16 positions at a time: one vector of products per position, then sum16.
-void scores_f16(const float* q, std::int64_t head_dim, float scale, const KvRows& k,
+// Scores of one query head, 16 positions at a time: one vector of products per position, then
+// sum16.
+void scores_one(const float* q, std::int64_t head_dim, float scale, const KvRows& k,
                 float* scores) {
   KvRowWalk walk(k);
   const __m512 s = _mm512_set1_ps(scale);
@@ -590,9 +591,77 @@ void scores_f16(const float* q, std::int64_t head_dim, float scale, const KvRows
   }
 }
 
+// The same products for a group of query heads sharing the KV head, with head_dim <= 16 * C
+// (C chunks of 16): each block of 16 K rows is converted to float once, for all the heads, and
+// each head keeps its query in registers. Per head the arithmetic is scores_one's, in the same
+// order, so the results are the same bits.
+template <int C>
+void scores_group(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
+                  const KvRows& k, float* scores, std::int64_t stride) {
+  KvRowWalk walk(k);
+  const __m512 s = _mm512_set1_ps(scale);
+  __mmask16 mask[C];
+  for (int c = 0; c < C; ++c)
+    mask[c] = tail_mask(head_dim - 16 * c);
+  alignas(64) float rows[16][16 * C];
+  for (std::int64_t p0 = 0; p0 < k.n; p0 += 16) {
+    const std::int64_t m = std::min<std::int64_t>(16, k.n - p0);
+    for (std::int64_t i = 0; i < m; ++i) {
+      const std::uint16_t* row = walk.next();
+      for (int c = 0; c < C; ++c) {
+        _mm512_store_ps(rows[i] + 16 * c,
+                        _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask[c], row + 16 * c)));
+      }
+    }
+    for (std::int32_t h = 0; h < heads; ++h) {
+      __m512 qv[C];
+      for (int c = 0; c < C; ++c)
+        qv[c] = _mm512_maskz_loadu_ps(mask[c], q + h * head_dim + 16 * c);
+      __m512 v[16];
+      for (std::int64_t i = 0; i < 16; ++i) {
+        __m512 acc = _mm512_setzero_ps();
+        if (i < m) {
+          for (int c = 0; c < C; ++c)
+            acc = _mm512_fmadd_ps(qv[c], _mm512_load_ps(rows[i] + 16 * c), acc);
+        }
+        v[i] = acc;
+      }
+      _mm512_mask_storeu_ps(scores + h * stride + p0, tail_mask(m), _mm512_mul_ps(sum16(v), s));
+    }
+  }
+}
+
+void scores_f16(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
+                const KvRows& k, float* scores, std::int64_t stride) {
+  if (heads > 1) {
+    switch ((head_dim + 15) / 16) {
+      case 1:
+        return scores_group<1>(q, heads, head_dim, scale, k, scores, stride);
+      case 2:
+        return scores_group<2>(q, heads, head_dim, scale, k, scores, stride);
+      case 3:
+        return scores_group<3>(q, heads, head_dim, scale, k, scores, stride);
+      case 4:
+        return scores_group<4>(q, heads, head_dim, scale, k, scores, stride);
+      case 5:
+        return scores_group<5>(q, heads, head_dim, scale, k, scores, stride);
+      case 6:
+        return scores_group<6>(q, heads, head_dim, scale, k, scores, stride);
+      case 7:
+        return scores_group<7>(q, heads, head_dim, scale, k, scores, stride);
+      case 8:
+        return scores_group<8>(q, heads, head_dim, scale, k, scores, stride);
+      default:
+        break;  // Wider heads: one at a time.
+    }
+  }
+  for (std::int32_t h = 0; h < heads; ++h)
+    scores_one(q + h * head_dim, head_dim, scale, k, scores + h * stride);
+}
+
 // out = sum_p w[p] V[p], 64 columns per pass over the positions, with two sets of
 // accumulators (even and odd positions) so that the FMA chains overlap.
-void weighted_sum_f16(const float* w, const KvRows& v, std::int64_t head_dim, float* out) {
+void weighted_sum_one(const float* w, const KvRows& v, std::int64_t head_dim, float* out) {
   for (std::int64_t c0 = 0; c0 < head_dim; c0 += 64) {
     __m512 acc[2][4];
     for (auto& set : acc) {
@@ -621,6 +690,91 @@ void weighted_sum_f16(const float* w, const KvRows& v, std::int64_t head_dim, fl
       _mm512_mask_storeu_ps(out + c0 + 16 * j, mask[j], _mm512_add_ps(acc[0][j], acc[1][j]));
     }
   }
+}
+
+// The same sums for up to kMaxGroupHeads query heads sharing the KV head, with head_dim <=
+// 16 * C: each block of 16 V rows is converted to float once, for all the heads; each head's
+// accumulators (even and odd positions, as in weighted_sum_one) are kept in memory between
+// blocks. Per lane the additions are weighted_sum_one's, in the same order: the same bits.
+inline constexpr std::int32_t kMaxGroupHeads = 16;
+
+template <int C>
+void weighted_sum_group(const float* w, std::int64_t stride, std::int32_t heads, const KvRows& v,
+                        std::int64_t head_dim, float* out) {
+  KvRowWalk walk(v);
+  __mmask16 mask[C];
+  for (int c = 0; c < C; ++c)
+    mask[c] = tail_mask(head_dim - 16 * c);
+  alignas(64) float rows[16][16 * C];
+  alignas(64) float sums[kMaxGroupHeads][2][16 * C];  // Written by the first block.
+  for (std::int64_t p0 = 0; p0 < v.n; p0 += 16) {     // p0 is even: parities are the block's.
+    const std::int64_t m = std::min<std::int64_t>(16, v.n - p0);
+    for (std::int64_t i = 0; i < m; ++i) {
+      const std::uint16_t* row = walk.next();
+      for (int c = 0; c < C; ++c) {
+        _mm512_store_ps(rows[i] + 16 * c,
+                        _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask[c], row + 16 * c)));
+      }
+    }
+    for (std::int32_t h = 0; h < heads; ++h) {
+      const float* wh = w + h * stride + p0;
+      __m512 acc[2][C];
+      for (int e = 0; e < 2; ++e) {
+        for (int c = 0; c < C; ++c)
+          acc[e][c] = p0 == 0 ? _mm512_setzero_ps() : _mm512_load_ps(sums[h][e] + 16 * c);
+      }
+      const auto add_row = [&](__m512* a, std::int64_t i) {
+        const __m512 wp = _mm512_set1_ps(wh[i]);
+        for (int c = 0; c < C; ++c)
+          a[c] = _mm512_fmadd_ps(wp, _mm512_load_ps(rows[i] + 16 * c), a[c]);
+      };
+      std::int64_t i = 0;
+      for (; i + 2 <= m; i += 2) {
+        add_row(acc[0], i);
+        add_row(acc[1], i + 1);
+      }
+      if (i < m) add_row(acc[0], i);
+      for (int e = 0; e < 2; ++e) {
+        for (int c = 0; c < C; ++c)
+          _mm512_store_ps(sums[h][e] + 16 * c, acc[e][c]);
+      }
+    }
+  }
+  for (std::int32_t h = 0; h < heads; ++h) {
+    for (int c = 0; c < C; ++c) {
+      _mm512_mask_storeu_ps(
+          out + h * head_dim + 16 * c, mask[c],
+          _mm512_add_ps(_mm512_load_ps(sums[h][0] + 16 * c), _mm512_load_ps(sums[h][1] + 16 * c)));
+    }
+  }
+}
+
+void weighted_sum_f16(const float* w, std::int64_t stride, std::int32_t heads, const KvRows& v,
+                      std::int64_t head_dim, float* out) {
+  if (heads > 1 && heads <= kMaxGroupHeads && v.n > 0) {
+    switch ((head_dim + 15) / 16) {
+      case 1:
+        return weighted_sum_group<1>(w, stride, heads, v, head_dim, out);
+      case 2:
+        return weighted_sum_group<2>(w, stride, heads, v, head_dim, out);
+      case 3:
+        return weighted_sum_group<3>(w, stride, heads, v, head_dim, out);
+      case 4:
+        return weighted_sum_group<4>(w, stride, heads, v, head_dim, out);
+      case 5:
+        return weighted_sum_group<5>(w, stride, heads, v, head_dim, out);
+      case 6:
+        return weighted_sum_group<6>(w, stride, heads, v, head_dim, out);
+      case 7:
+        return weighted_sum_group<7>(w, stride, heads, v, head_dim, out);
+      case 8:
+        return weighted_sum_group<8>(w, stride, heads, v, head_dim, out);
+      default:
+        break;  // Wider heads: one at a time.
+    }
+  }
+  for (std::int32_t h = 0; h < heads; ++h)
+    weighted_sum_one(w + h * stride, v, head_dim, out + h * head_dim);
 }
 
 // exp(x) for 16 lanes: x = k ln2 + r with |r| <= ln2 / 2 (ln2 split in two parts so that

@@ -41,23 +41,29 @@ class KvRowWalk {
   std::int64_t slot_ = 0;
 };
 
-// The attention kernels of a level without dedicated ones, over its fp16 dot and axpy.
-// scores[p] = scale * (q . row(p)); out = sum_p w[p] * row(p).
+// The attention kernels of a level without dedicated ones, over its fp16 dot and axpy, one
+// query head at a time (KernelTable::scores_f16 and weighted_sum_f16's contracts).
 template <float (*Dot)(const float*, const std::uint16_t*, std::int64_t)>
-void scores_f16_by_rows(const float* q, std::int64_t head_dim, float scale, const KvRows& k,
-                        float* scores) {
-  KvRowWalk walk(k);
-  for (std::int64_t p = 0; p < k.n; ++p)
-    scores[p] = Dot(q, walk.next(), head_dim) * scale;
+void scores_f16_by_rows(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
+                        const KvRows& k, float* scores, std::int64_t stride) {
+  for (std::int32_t h = 0; h < heads; ++h) {
+    KvRowWalk walk(k);
+    for (std::int64_t p = 0; p < k.n; ++p)
+      scores[h * stride + p] = Dot(q + h * head_dim, walk.next(), head_dim) * scale;
+  }
 }
 
 template <void (*Axpy)(float, const std::uint16_t*, float*, std::int64_t)>
-void weighted_sum_f16_by_rows(const float* w, const KvRows& v, std::int64_t head_dim, float* out) {
-  for (std::int64_t i = 0; i < head_dim; ++i)
-    out[i] = 0.0f;
-  KvRowWalk walk(v);
-  for (std::int64_t p = 0; p < v.n; ++p)
-    Axpy(w[p], walk.next(), out, head_dim);
+void weighted_sum_f16_by_rows(const float* w, std::int64_t stride, std::int32_t heads,
+                              const KvRows& v, std::int64_t head_dim, float* out) {
+  for (std::int32_t h = 0; h < heads; ++h) {
+    float* o = out + h * head_dim;
+    for (std::int64_t i = 0; i < head_dim; ++i)
+      o[i] = 0.0f;
+    KvRowWalk walk(v);
+    for (std::int64_t p = 0; p < v.n; ++p)
+      Axpy(w[h * stride + p], walk.next(), o, head_dim);
+  }
 }
 
 }  // namespace spillway::engine

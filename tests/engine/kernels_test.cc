@@ -463,63 +463,86 @@ TEST(CpuFeaturesTest, ParsesAndCapsLevels) {
 }
 
 // The attention kernels against a double-precision reference: head sizes below, at and
-// between vector widths, position counts around the 16-position groups, blocks of 16 and of 7
-// slots with a slot stride wider than one row (as in the KV cache, where K and V alternate).
+// between vector widths (and past the widest grouped kernel, 128), position counts around the
+// 16-position groups, blocks of 16 and of 7 slots with a slot stride wider than one row (as in
+// the KV cache, where K and V alternate), and groups of 1, 3 and 8 query heads per KV head.
+// Each head of a group gets the same bits as that head computed alone.
 TEST(KernelsTest, AttentionKernelsMatchTheReference) {
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (IsaLevel level : supported_levels()) {
     const KernelTable& kernels = kernel_table(level);
-    for (std::int64_t head_dim : {8, 20, 64, 100, 128}) {
+    for (std::int64_t head_dim : {8, 20, 64, 100, 128, 144}) {
       for (std::int64_t n : {1, 5, 16, 17, 40}) {
         for (std::int64_t block_tokens : {16, 7}) {
-          SCOPED_TRACE(::testing::Message() << isa_name(level) << " head_dim=" << head_dim
-                                            << " n=" << n << " block=" << block_tokens);
-          const std::int64_t stride = 2 * head_dim + 3;
-          const std::int64_t blocks = (n + block_tokens - 1) / block_tokens;
-          // Blocks out of order in memory, as a block table would have them.
-          std::vector<std::uint16_t> storage(
-              static_cast<std::size_t>((blocks + 1) * block_tokens * stride));
-          for (std::uint16_t& h : storage)
-            h = fp32_to_fp16(u(rng));
-          std::vector<const std::uint16_t*> table(static_cast<std::size_t>(blocks));
-          for (std::int64_t b = 0; b < blocks; ++b)
-            table[static_cast<std::size_t>(b)] =
-                storage.data() + (blocks - b) * block_tokens * stride;
-          const KvRows rows{table.data(), block_tokens, stride, n};
-          std::vector<float> q(static_cast<std::size_t>(head_dim)), w(static_cast<std::size_t>(n));
-          for (float& x : q)
-            x = u(rng);
-          for (float& x : w)
-            x = u(rng);
-          std::vector<float> scores(static_cast<std::size_t>(n) + 16, -7.0f);
-          kernels.scores_f16(q.data(), head_dim, 0.125f, rows, scores.data());
-          std::vector<float> out(static_cast<std::size_t>(head_dim) + 16, -7.0f);
-          kernels.weighted_sum_f16(w.data(), rows, head_dim, out.data());
-          for (std::int64_t p = 0; p < n; ++p) {
-            double dot = 0.0, mag = 0.0;
-            for (std::int64_t i = 0; i < head_dim; ++i) {
-              const double term = static_cast<double>(q[static_cast<std::size_t>(i)]) *
-                                  fp16_to_fp32(rows.row(p)[i]);
-              dot += term;
-              mag += std::fabs(term);
+          for (std::int32_t heads : {1, 3, 8}) {
+            SCOPED_TRACE(::testing::Message()
+                         << isa_name(level) << " head_dim=" << head_dim << " n=" << n
+                         << " block=" << block_tokens << " heads=" << heads);
+            const std::int64_t stride = 2 * head_dim + 3;
+            const std::int64_t blocks = (n + block_tokens - 1) / block_tokens;
+            // Blocks out of order in memory, as a block table would have them.
+            std::vector<std::uint16_t> storage(
+                static_cast<std::size_t>((blocks + 1) * block_tokens * stride));
+            for (std::uint16_t& h : storage)
+              h = fp32_to_fp16(u(rng));
+            std::vector<const std::uint16_t*> table(static_cast<std::size_t>(blocks));
+            for (std::int64_t b = 0; b < blocks; ++b)
+              table[static_cast<std::size_t>(b)] =
+                  storage.data() + (blocks - b) * block_tokens * stride;
+            const KvRows rows{table.data(), block_tokens, stride, n};
+            const std::int64_t score_stride = n + 5;
+            std::vector<float> q(static_cast<std::size_t>(heads * head_dim)),
+                w(static_cast<std::size_t>(heads * score_stride));
+            for (float& x : q)
+              x = u(rng);
+            for (float& x : w)
+              x = u(rng);
+            std::vector<float> scores(static_cast<std::size_t>(heads * score_stride), -7.0f);
+            kernels.scores_f16(q.data(), heads, head_dim, 0.125f, rows, scores.data(),
+                               score_stride);
+            std::vector<float> out(static_cast<std::size_t>(heads * head_dim) + 16, -7.0f);
+            kernels.weighted_sum_f16(w.data(), score_stride, heads, rows, head_dim, out.data());
+            for (std::int32_t h = 0; h < heads; ++h) {
+              const float* qh = q.data() + h * head_dim;
+              const float* sh = scores.data() + h * score_stride;
+              const float* wh = w.data() + h * score_stride;
+              const float* oh = out.data() + h * head_dim;
+              for (std::int64_t p = 0; p < n; ++p) {
+                double dot = 0.0, mag = 0.0;
+                for (std::int64_t i = 0; i < head_dim; ++i) {
+                  const double term = static_cast<double>(qh[i]) * fp16_to_fp32(rows.row(p)[i]);
+                  dot += term;
+                  mag += std::fabs(term);
+                }
+                EXPECT_NEAR(sh[p], 0.125 * dot, 1e-6 * mag + 1e-7)
+                    << "head " << h << " score " << p;
+              }
+              for (std::int64_t p = n; p < score_stride; ++p)
+                EXPECT_EQ(sh[p], -7.0f) << "head " << h << " wrote past its scores";
+              for (std::int64_t i = 0; i < head_dim; ++i) {
+                double sum = 0.0, mag = 0.0;
+                for (std::int64_t p = 0; p < n; ++p) {
+                  const double term = static_cast<double>(wh[p]) * fp16_to_fp32(rows.row(p)[i]);
+                  sum += term;
+                  mag += std::fabs(term);
+                }
+                EXPECT_NEAR(oh[i], sum, 1e-6 * mag + 1e-7) << "head " << h << " column " << i;
+              }
+              // The head alone: the same bits.
+              std::vector<float> alone_scores(static_cast<std::size_t>(n));
+              std::vector<float> alone_out(static_cast<std::size_t>(head_dim));
+              kernels.scores_f16(qh, 1, head_dim, 0.125f, rows, alone_scores.data(), n);
+              kernels.weighted_sum_f16(wh, n, 1, rows, head_dim, alone_out.data());
+              EXPECT_TRUE(std::equal(alone_scores.begin(), alone_scores.end(), sh))
+                  << "head " << h << "'s scores depend on the group";
+              EXPECT_TRUE(std::equal(alone_out.begin(), alone_out.end(), oh))
+                  << "head " << h << "'s output depends on the group";
             }
-            EXPECT_NEAR(scores[static_cast<std::size_t>(p)], 0.125 * dot, 1e-6 * mag + 1e-7)
-                << "score " << p;
+            EXPECT_EQ(out[static_cast<std::size_t>(heads * head_dim)], -7.0f)
+                << "wrote past the output";
+            if (HasFailure()) return;
           }
-          EXPECT_EQ(scores[static_cast<std::size_t>(n)], -7.0f) << "wrote past the scores";
-          for (std::int64_t i = 0; i < head_dim; ++i) {
-            double sum = 0.0, mag = 0.0;
-            for (std::int64_t p = 0; p < n; ++p) {
-              const double term = static_cast<double>(w[static_cast<std::size_t>(p)]) *
-                                  fp16_to_fp32(rows.row(p)[i]);
-              sum += term;
-              mag += std::fabs(term);
-            }
-            EXPECT_NEAR(out[static_cast<std::size_t>(i)], sum, 1e-6 * mag + 1e-7) << "column " << i;
-          }
-          EXPECT_EQ(out[static_cast<std::size_t>(head_dim)], -7.0f) << "wrote past the output";
-          if (HasFailure()) return;
         }
       }
     }

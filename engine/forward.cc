@@ -201,11 +201,15 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
     dequantize_row(e.type, e.row(b.token), x_.data() + t * d, d);
   }
 
+  // Each layer's attention input norm; after the first layer it runs in the previous layer's
+  // last pass over the tokens, beside the residual.
+  const auto attn_norm = [&](std::int32_t l, std::int64_t t) {
+    rms_norm(x_.data() + t * d, model_.layers()[static_cast<std::size_t>(l)].attn_norm.data(),
+             c.rms_eps, d, xn_.data() + t * d);
+  };
+  if (c.n_layer > 0) for_each_token(n, [&](std::int64_t t) { attn_norm(0, t); });
   for (std::int32_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& w = model_.layers()[static_cast<std::size_t>(l)];
-    for_each_token(n, [&](std::int64_t t) {
-      rms_norm(x_.data() + t * d, w.attn_norm.data(), c.rms_eps, d, xn_.data() + t * d);
-    });
     project(xn_.data(), n, {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}});
     for_each_token(n, [&](std::int64_t t) {
       float* q = q_.data() + t * c.q_dim();
@@ -255,6 +259,7 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
       const float* xn = xn_.data() + t * d;
       for (std::int64_t i = 0; i < d; ++i)
         x[i] += xn[i];
+      if (l + 1 < c.n_layer) attn_norm(l + 1, t);
     });
   }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -108,12 +109,16 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
       static_cast<std::int64_t>(cache_.slot_stride_bytes() / sizeof(std::uint16_t));
   // One unit of work per token and KV head: the query heads of its group share the resolved
   // block table (and, in the kernels, the rows they read).
-  pool_.run([&](int thread, int threads) {
+  // The threads take units in order from a shared counter, so sequences of different lengths
+  // (and a thread that runs slower) do not leave one thread waiting on the other.
+  const std::int64_t work = n * c.n_head_kv;
+  std::atomic<std::int64_t> next{0};
+  pool_.run([&](int thread, int /*threads*/) {
     float* scores = scores_.data() + thread * group * scores_stride_;
     const std::uint16_t** k_blocks = kv_blocks_.data() + thread * kv_blocks_stride_;
     const std::uint16_t** v_blocks = k_blocks + cache_.num_blocks();
-    const std::int64_t work = n * c.n_head_kv;
-    for (std::int64_t w = work * thread / threads; w < work * (thread + 1) / threads; ++w) {
+    for (std::int64_t w = next.fetch_add(1, std::memory_order_relaxed); w < work;
+         w = next.fetch_add(1, std::memory_order_relaxed)) {
       const std::int64_t t = w / c.n_head_kv;
       const std::int32_t kvh = static_cast<std::int32_t>(w % c.n_head_kv);
       const BatchToken& b = batch.tokens[static_cast<std::size_t>(t)];

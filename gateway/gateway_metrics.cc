@@ -3,6 +3,7 @@
 #include <charconv>
 #include <initializer_list>
 #include <iterator>
+#include <string>
 #include <utility>
 
 namespace spillway::gateway {
@@ -26,17 +27,13 @@ namespace {
 // The cache key of a labelled counter: the name and the label values, NUL-separated (label
 // values never contain NUL: they come from the fleet file or are fixed words). Built in a
 // per-thread buffer, so a lookup that hits allocates nothing.
-std::string& key_buffer() {
-  thread_local std::string buffer;
-  return buffer;
-}
-
-std::string_view cache_key(std::string_view name, std::initializer_list<std::string_view> values) {
-  std::string& key = key_buffer();
+std::string_view cache_key(std::string_view name,
+                           std::initializer_list<GatewayMetrics::Label> labels) {
+  thread_local std::string key;
   key.assign(name);
-  for (const std::string_view v : values) {
+  for (const GatewayMetrics::Label& label : labels) {
     key.push_back('\0');
-    key.append(v);
+    key.append(label.second);
   }
   return key;
 }
@@ -48,15 +45,20 @@ std::string_view status_text(int status, char (&buffer)[16]) {
 
 }  // namespace
 
-Counter* GatewayMetrics::cached(std::string_view key) {
-  std::lock_guard lock(mutex_);
-  const auto it = cache_.find(key);
-  return it == cache_.end() ? nullptr : it->second;
-}
-
-Counter& GatewayMetrics::labelled(std::string_view key, std::string_view name,
-                                  std::string_view help, MetricLabels labels) {
-  Counter& c = registry_.counter(name, help, std::move(labels));
+Counter& GatewayMetrics::counter(std::string_view name, std::string_view help,
+                                 std::initializer_list<Label> labels) {
+  const std::string_view key = cache_key(name, labels);
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = cache_.find(key);
+    if (it != cache_.end()) return *it->second;
+  }
+  MetricLabels owned;
+  owned.reserve(labels.size());
+  for (const Label& label : labels)
+    owned.emplace_back(label.first, label.second);
+  // The registry returns the existing counter if another thread registered it first.
+  Counter& c = registry_.counter(name, help, std::move(owned));
   std::lock_guard lock(mutex_);
   cache_.emplace(std::string(key), &c);
   return c;
@@ -64,57 +66,34 @@ Counter& GatewayMetrics::labelled(std::string_view key, std::string_view name,
 
 void GatewayMetrics::request(std::string_view tenant, std::string_view model, int status) {
   char digits[16];
-  const std::string_view code = status_text(status, digits);
-  constexpr std::string_view kName = "spillway_gateway_requests_total";
-  const std::string_view key = cache_key(kName, {tenant, model, code});
-  if (Counter* c = cached(key)) {
-    c->inc();
-    return;
-  }
-  labelled(
-      key, kName, "Requests answered by the gateway, by HTTP status.",
-      {{"tenant", std::string(tenant)}, {"model", std::string(model)}, {"code", std::string(code)}})
+  counter("spillway_gateway_requests_total", "Requests answered by the gateway, by HTTP status.",
+          {{"tenant", tenant}, {"model", model}, {"code", status_text(status, digits)}})
       .inc();
 }
 
 void GatewayMetrics::tokens(std::string_view tenant, std::int64_t prompt, std::int64_t completion) {
   constexpr std::string_view kName = "spillway_gateway_tokens_total";
   constexpr std::string_view kHelp = "Tokens used by requests, as the replicas reported them.";
-  for (const auto& [kind, n] :
-       {std::pair<std::string_view, std::int64_t>{"prompt", prompt},
-        std::pair<std::string_view, std::int64_t>{"completion", completion}}) {
-    if (n <= 0) continue;
-    const std::string_view key = cache_key(kName, {tenant, kind});
-    Counter* c = cached(key);
-    if (c == nullptr) {
-      c = &labelled(key, kName, kHelp,
-                    {{"tenant", std::string(tenant)}, {"kind", std::string(kind)}});
-    }
-    c->inc(static_cast<double>(n));
+  if (prompt > 0) {
+    counter(kName, kHelp, {{"tenant", tenant}, {"kind", "prompt"}})
+        .inc(static_cast<double>(prompt));
+  }
+  if (completion > 0) {
+    counter(kName, kHelp, {{"tenant", tenant}, {"kind", "completion"}})
+        .inc(static_cast<double>(completion));
   }
 }
 
 void GatewayMetrics::quota_rejection(std::string_view tenant) {
-  constexpr std::string_view kName = "spillway_gateway_quota_rejections_total";
-  const std::string_view key = cache_key(kName, {tenant});
-  if (Counter* c = cached(key)) {
-    c->inc();
-    return;
-  }
-  labelled(key, kName, "Requests refused (429) by the tenant's token or request budget.",
-           {{"tenant", std::string(tenant)}})
+  counter("spillway_gateway_quota_rejections_total",
+          "Requests refused (429) by the tenant's token or request budget.", {{"tenant", tenant}})
       .inc();
 }
 
 void GatewayMetrics::upstream_failure(std::string_view reason) {
-  constexpr std::string_view kName = "spillway_gateway_upstream_failures_total";
-  const std::string_view key = cache_key(kName, {reason});
-  if (Counter* c = cached(key)) {
-    c->inc();
-    return;
-  }
-  labelled(key, kName, "Failed upstream attempts, by kind: connect, timeout, broken, status.",
-           {{"reason", std::string(reason)}})
+  counter("spillway_gateway_upstream_failures_total",
+          "Failed upstream attempts, by kind: connect, timeout, broken, status.",
+          {{"reason", reason}})
       .inc();
 }
 

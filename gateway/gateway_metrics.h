@@ -13,11 +13,12 @@
 // Thread-safety: safe for concurrent use.
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <tuple>
+#include <utility>
 
 #include "core/metrics.h"
 
@@ -27,6 +28,9 @@ class GatewayMetrics {
  public:
   // REQUIRES: `registry` outlives this object.
   explicit GatewayMetrics(MetricsRegistry& registry);
+
+  // (label name, label value); copied only when a counter is first registered.
+  using Label = std::pair<std::string_view, std::string_view>;
 
   void request(std::string_view tenant, std::string_view model, int status);
   void tokens(std::string_view tenant, std::int64_t prompt, std::int64_t completion);
@@ -39,12 +43,11 @@ class GatewayMetrics {
   Histogram& upstream_latency;
 
  private:
-  // The counter cached under `key` (see gateway_metrics.cc), or nullptr.
-  Counter* cached(std::string_view key);
-  // Registers the counter (the registry returns the existing one if another thread was first)
-  // and caches it under `key`.
-  Counter& labelled(std::string_view key, std::string_view name, std::string_view help,
-                    MetricLabels labels);
+  // The counter `name` with these labels, from the cache (name and label values joined; see
+  // gateway_metrics.cc), else registered (the registry returns the existing one if another
+  // thread was first) and cached. A hit allocates nothing.
+  Counter& counter(std::string_view name, std::string_view help,
+                   std::initializer_list<Label> labels);
 
   MetricsRegistry& registry_;
   std::mutex mutex_;

@@ -1,5 +1,6 @@
 // Internal to net/: the state one request/response exchange shares between the handler's
-// ResponseWriter copies (any thread) and the connection that owns the socket (its strand).
+// ResponseWriter copies (any thread) and the connection that owns the socket (its loop's
+// executor: one thread per loop, so the connection's work runs serialized on that thread).
 // Not for use outside net/.
 //
 // The exchange checks each writer call against its state machine
@@ -36,9 +37,10 @@ class Exchange;
 
 // Implemented by the connection. Each call but post_response is made with the exchange's mutex
 // held, so calls from one exchange arrive in order; those implementations only enqueue work on
-// their strand and must not call back into the exchange synchronously. post_response is the
-// exchange's last call (it is finished by then) and is made without the mutex: it may complete
-// the response at once, calling back into the exchange, when the caller runs on the strand.
+// the connection's executor and must not call back into the exchange synchronously (its mutex
+// is not recursive). post_response is the exchange's last call (it is finished by then) and is
+// made without the mutex: it may complete the response at once, calling back into the
+// exchange, when the caller runs on the connection's loop thread (see http_connection.h).
 class ExchangeSink {
  public:
   virtual ~ExchangeSink() = default;
@@ -51,7 +53,7 @@ class ExchangeSink {
   // Close the connection at once (write buffer overflow, or a stream abandoned midway so its
   // end must not look like a complete response).
   virtual void post_abort(const Exchange* exchange, std::string_view reason) = 0;
-  // The connection's strand.
+  // The connection's executor (its event loop's; one thread runs it).
   [[nodiscard]] virtual boost::asio::any_io_executor executor() const = 0;
 };
 
@@ -79,11 +81,11 @@ class Exchange {
   }
   // The last ResponseWriter copy is gone.
   void abandon();
-  // The connection's strand while the server runs and the connection exists (see
+  // The connection's executor while the server runs and the connection exists (see
   // io_executor.h); nullopt after.
   [[nodiscard]] std::optional<boost::asio::any_io_executor> executor() const;
 
-  // Connection side; called on the connection's strand.
+  // Connection side; called on the connection's loop thread.
   void bytes_written(std::size_t payload_bytes);
   void delivered();  // The response is fully written; on_close will never fire.
   void closed();     // The connection closed before delivery; fires on_close once.

@@ -36,9 +36,9 @@ HttpConnection::HttpConnection(std::shared_ptr<ServerContext> ctx, asio::ip::tcp
     : ctx_(std::move(ctx)),
       id_(id),
       socket_(std::move(socket)),
-      strand_(socket_.get_executor()),
-      read_timer_(strand_),
-      write_timer_(strand_) {
+      executor_(socket_.get_executor()),
+      read_timer_(executor_),
+      write_timer_(executor_) {
   ctx_->open_connections.fetch_add(1);
   if (ctx_->metrics) ctx_->metrics->connection_opened();
   error_code ec;
@@ -56,7 +56,7 @@ HttpConnection::~HttpConnection() {
 
 void HttpConnection::start() {
   ctx_->add_connection(id_, weak_from_this());
-  asio::post(strand_, [self = shared_from_this()] {
+  asio::post(executor_, [self = shared_from_this()] {
     error_code ec;
     self->socket_.set_option(asio::ip::tcp::no_delay(true), ec);
     // Synchronous writes return would_block instead of blocking the event loop (pump()).
@@ -75,7 +75,7 @@ void HttpConnection::start() {
 }
 
 void HttpConnection::drain() {
-  asio::post(strand_, [self = shared_from_this()] {
+  asio::post(executor_, [self = shared_from_this()] {
     if (self->closed_) return;
     self->keep_alive_ = false;
     self->close_after_response_ = true;
@@ -86,7 +86,7 @@ void HttpConnection::drain() {
 }
 
 void HttpConnection::shutdown() {
-  asio::post(strand_, [self = shared_from_this()] { self->close("server stopping"); });
+  asio::post(executor_, [self = shared_from_this()] { self->close("server stopping"); });
 }
 
 void HttpConnection::post_response(const Exchange* exchange, HttpResponse response) {
@@ -97,39 +97,39 @@ void HttpConnection::post_response(const Exchange* exchange, HttpResponse respon
       self->applying_inline_ = false;
     }
   };
-  // A caller already on this strand (a coroutine of the connection's executor, e.g. the
+  // A caller already on this loop's thread (a coroutine of the connection's executor, e.g. the
   // gateway's forwarding) has the response written at once, which saves an event-loop round
   // on its latency. Inside the handler call itself (dispatch()) it is posted, as from any
   // other thread, so a handler that answers at once never re-enters the connection.
   if (in_handler_.load(std::memory_order_relaxed)) {
-    asio::post(strand_, std::move(apply));
+    asio::post(executor_, std::move(apply));
   } else {
-    asio::dispatch(strand_, std::move(apply));
+    asio::dispatch(executor_, std::move(apply));
   }
 }
 
 void HttpConnection::post_stream_start(const Exchange* exchange, int status, HttpHeaders headers) {
-  asio::post(strand_, [self = shared_from_this(), exchange, status, h = std::move(headers)] {
+  asio::post(executor_, [self = shared_from_this(), exchange, status, h = std::move(headers)] {
     self->on_stream_start(exchange, status, h);
   });
 }
 
 void HttpConnection::post_stream_chunk(const Exchange* exchange, std::string chunk) {
-  asio::post(strand_, [self = shared_from_this(), exchange, c = std::move(chunk)] {
+  asio::post(executor_, [self = shared_from_this(), exchange, c = std::move(chunk)] {
     self->on_stream_chunk(exchange, c);
   });
 }
 
 void HttpConnection::post_stream_end(const Exchange* exchange) {
-  asio::post(strand_, [self = shared_from_this(), exchange] { self->on_stream_end(exchange); });
+  asio::post(executor_, [self = shared_from_this(), exchange] { self->on_stream_end(exchange); });
 }
 
 void HttpConnection::post_abandoned(const Exchange* exchange) {
-  asio::post(strand_, [self = shared_from_this(), exchange] { self->on_abandoned(exchange); });
+  asio::post(executor_, [self = shared_from_this(), exchange] { self->on_abandoned(exchange); });
 }
 
 void HttpConnection::post_abort(const Exchange* exchange, std::string_view reason) {
-  asio::post(strand_, [self = shared_from_this(), exchange, r = std::string(reason)] {
+  asio::post(executor_, [self = shared_from_this(), exchange, r = std::string(reason)] {
     if (self->is_current(exchange)) self->close(r);
   });
 }
@@ -326,7 +326,7 @@ void HttpConnection::next_request() {
     arm_read_timer(TimerKind::kHeader, ctx_->options.header_timeout);
     if (applying_inline_) {
       // Parsing now could run the next request's handler inside the caller of post_response.
-      asio::post(strand_, [self = shared_from_this()] {
+      asio::post(executor_, [self = shared_from_this()] {
         if (!self->closed_ && !self->closing_ && !self->read_in_flight_) self->read_header();
       });
       return;

@@ -1,9 +1,25 @@
 // Internal to net/ (includes Asio and Beast; include only from net/*.cc): one accepted TCP
 // connection of an HttpServer.
 //
-// Concurrency: every member of HttpConnection is touched only on the connection's strand
-// (handlers of its socket and timers, and work posted by start/drain/shutdown and by
-// ResponseWriters through the ExchangeSink interface).
+// Concurrency: every member of HttpConnection but in_handler_ is touched only on the thread of
+// the connection's event loop (the loop's executor; each loop has one thread, which serializes
+// the handlers of the socket and timers, the work posted by start/drain/shutdown and by
+// ResponseWriters through the ExchangeSink interface, and coroutines co_spawned there).
+//
+// Delivery of ExchangeSink calls. Stream calls, post_abandoned and post_abort are always posted
+// to the executor: the exchange makes them with its mutex held, and applying them at once would
+// call back into the exchange (bytes_written, delivered, closed) under that mutex.
+// post_response is the one call made without the mutex, and the one exception: when its caller
+// already runs on this loop's thread (a coroutine on the connection's executor: the gateway
+// relaying a replica's answer), it is applied on the caller's stack, which writes the response
+// without the event-loop round a post costs (one more epoll_wait and handler per request).
+// Two guards keep that inline path from re-entering the connection:
+//   - in_handler_ is set while dispatch() runs the route handler; a handler that responds
+//     before it returns has its response posted, as from any other thread, so queue_response
+//     never runs nested inside dispatch() (which still has work to do after the handler);
+//   - applying_inline_ is set while an inline response is applied; if that response completes
+//     the exchange and a pipelined request is already buffered, next_request posts its parsing
+//     instead of running the next handler inside the caller of post_response.
 //
 // A connection reads one request at a time: headers (header_timeout), body (body_timeout),
 // then dispatches it; the parsing steps and their limits are in net/request_parser.h. While the
@@ -36,14 +52,14 @@ namespace spillway::net::internal {
 class HttpConnection final : public ExchangeSink,
                              public std::enable_shared_from_this<HttpConnection> {
  public:
-  // `socket` is connected and bound to a strand of the server's io_context.
+  // `socket` is connected and bound to its loop's io_context executor (one thread runs it).
   HttpConnection(std::shared_ptr<ServerContext> ctx, boost::asio::ip::tcp::socket socket,
                  std::uint64_t id);
   ~HttpConnection() override;
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
 
-  // Safe from any thread; each posts onto the strand.
+  // Safe from any thread; each posts onto the connection's executor.
   void start();
   // Server drain: an idle connection closes now; one with a request in progress closes after
   // its response.
@@ -58,7 +74,7 @@ class HttpConnection final : public ExchangeSink,
   void post_stream_end(const Exchange* exchange) override;
   void post_abandoned(const Exchange* exchange) override;
   void post_abort(const Exchange* exchange, std::string_view reason) override;
-  [[nodiscard]] boost::asio::any_io_executor executor() const override { return strand_; }
+  [[nodiscard]] boost::asio::any_io_executor executor() const override { return executor_; }
 
  private:
   enum class TimerKind { kHeader, kBody, kIdle, kLinger };
@@ -114,7 +130,7 @@ class HttpConnection final : public ExchangeSink,
   const std::shared_ptr<ServerContext> ctx_;
   const std::uint64_t id_;
   boost::asio::ip::tcp::socket socket_;
-  const boost::asio::any_io_executor strand_;
+  const boost::asio::any_io_executor executor_;
   boost::asio::steady_timer read_timer_;
   boost::asio::steady_timer write_timer_;
   std::string remote_;

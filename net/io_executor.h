@@ -2,7 +2,7 @@
 //
 // A handler that must wait on the network (the gateway forwarding to a replica) can run that
 // work as a coroutine on the connection's own executor instead of handing it to another
-// thread: io_executor_of(writer) is the strand of the writer's connection, on the event loop
+// thread: io_executor_of(writer) is the executor of the writer's connection: that of the event loop
 // (HttpServer I/O thread) the connection lives on. Work posted or co_spawned there runs on that
 // thread, serialized with the connection's own handlers, so it may call the writer and
 // be woken by socket events with no thread switch.

@@ -2,7 +2,7 @@
 // response (status and headers, then body chunks, then finish) with chunked transfer encoding.
 //
 // Thread-safety: every method is safe to call from any thread, concurrently; calls are applied
-// in the order they take effect here and carried out on the connection's I/O strand. A
+// in the order they take effect here and carried out on the connection's I/O thread. A
 // ResponseWriter is a cheap, copyable handle; copies share one exchange.
 //
 // Lifetime: a writer may outlive its connection and even the server; calls then do nothing and

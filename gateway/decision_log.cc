@@ -4,15 +4,26 @@
 
 namespace spillway::gateway {
 
-void DecisionLog::add(RoutingDecision decision) {
+void DecisionLog::add(const RoutingDecision& decision) {
   std::lock_guard lock(mutex_);
-  if (decisions_.size() == capacity_) decisions_.pop_front();
-  decisions_.push_back(std::move(decision));
+  if (decisions_.size() < capacity_) {
+    decisions_.push_back(decision);
+    return;
+  }
+  decisions_[next_] = decision;  // Reuses the strings' storage.
+  next_ = (next_ + 1) % capacity_;
 }
 
 std::vector<RoutingDecision> DecisionLog::recent() const {
   std::lock_guard lock(mutex_);
-  return std::vector<RoutingDecision>(decisions_.rbegin(), decisions_.rend());
+  std::vector<RoutingDecision> out;
+  out.reserve(decisions_.size());
+  // Newest first: from the slot before next_ backwards, wrapping (next_ is 0 until full).
+  for (std::size_t i = 0; i < decisions_.size(); ++i) {
+    const std::size_t newest = (next_ + decisions_.size() - 1 - i) % decisions_.size();
+    out.push_back(decisions_[newest]);
+  }
+  return out;
 }
 
 std::string DecisionLog::render_json() const {

@@ -2,12 +2,13 @@
 // page: when, for whom, which replica (and where it is), why, and the replica's load as the
 // policy saw it.
 //
-// Thread-safety: safe for concurrent use (one mutex; add() is O(1)).
+// Thread-safety: safe for concurrent use (one mutex; add() is O(1), and once the log is full
+// it copies into the oldest entry's storage, so a steady stream of decisions allocates nothing
+// here).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -37,7 +38,7 @@ class DecisionLog {
   // REQUIRES: capacity >= 1.
   explicit DecisionLog(std::size_t capacity) : capacity_(capacity) {}
 
-  void add(RoutingDecision decision);
+  void add(const RoutingDecision& decision);
   // Newest first.
   [[nodiscard]] std::vector<RoutingDecision> recent() const;
   // {"object":"list","data":[{...}, ...]}, newest first.
@@ -46,7 +47,9 @@ class DecisionLog {
  private:
   const std::size_t capacity_;
   mutable std::mutex mutex_;
-  std::deque<RoutingDecision> decisions_;  // Guarded by mutex_; oldest first.
+  // Guarded by mutex_: a ring; until it is full, oldest first; after, the oldest at next_.
+  std::vector<RoutingDecision> decisions_;
+  std::size_t next_ = 0;
 };
 
 }  // namespace spillway::gateway

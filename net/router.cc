@@ -136,6 +136,16 @@ bool Router::path_matches(const Route& route, std::string_view path,
 }
 
 Router::Match Router::match(std::string_view method, std::string_view path) const {
+  // An exact route of the method ranks first whatever else matches, and there is at most one
+  // (add_route refuses duplicates): found without splitting the path or copying anything.
+  for (const Route& route : routes_) {
+    if (route.kind == RouteKind::kExact && route.pattern == path && route.method == method) {
+      Match found;
+      found.kind = Match::Kind::kFound;
+      found.handler = &route.handler;
+      return found;
+    }
+  }
   const std::vector<std::string_view> segments = split_segments(path);
   std::vector<std::pair<std::string, std::string>> params;
 
@@ -162,7 +172,12 @@ Router::Match Router::match(std::string_view method, std::string_view path) cons
         best = &route;
         best_rank = rank;
         best_prefix = route.pattern.size();
-        best_params = params;
+        // Only a pattern fills params; for the others they may hold an earlier route's.
+        if (rank == 1) {
+          best_params = params;
+        } else {
+          best_params.clear();
+        }
       }
     }
   };

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <iterator>
 #include <mutex>
 #include <optional>
@@ -22,9 +23,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 
 #include "net/client_request.h"
@@ -131,13 +131,60 @@ class IdleConnections final : public asio::execution_context::service {
   bool shut_down_ = false;
 };
 
-HttpHeaders to_headers(const http::response_header<>& fields) {
-  HttpHeaders headers;
-  headers.reserve(static_cast<std::size_t>(std::distance(fields.begin(), fields.end())));
-  for (const auto& field : fields)
-    headers.add(std::string(field.name_string()), std::string(field.value()));
-  return headers;
-}
+// A response parser that collects the status and header fields straight into HttpHeaders (no
+// Beast field list in between: no per-field element to allocate and free, no second copy) and
+// stores body bytes into the caller's buffer as http::buffer_body does: as many as fit, then
+// error::need_buffer. Framing, limits and keep-alive are basic_parser's own.
+class ResponseParser final : public http::basic_parser<false> {
+ public:
+  ResponseParser() { headers_.reserve(8); }
+
+  [[nodiscard]] int status() const { return status_; }
+  [[nodiscard]] HttpHeaders& headers() { return headers_; }
+  // Where the next body bytes go; body_space() is what is left of it after a parse step.
+  void set_body_buffer(char* data, std::size_t size) {
+    body_data_ = data;
+    body_space_ = size;
+  }
+  [[nodiscard]] std::size_t body_space() const { return body_space_; }
+
+ private:
+  void on_request_impl(http::verb, beast::string_view, beast::string_view, int,
+                       error_code&) override {}  // Never called: this parses responses.
+  void on_response_impl(int code, beast::string_view, int, error_code&) override { status_ = code; }
+  void on_field_impl(http::field, beast::string_view name, beast::string_view value,
+                     error_code&) override {
+    headers_.add(std::string(name.data(), name.size()), std::string(value.data(), value.size()));
+  }
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
+  std::size_t on_body_impl(beast::string_view body, error_code& ec) override {
+    return store(body, ec);
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code& ec) override {
+    return store(body, ec);
+  }
+  void on_finish_impl(error_code&) override {}
+
+  std::size_t store(beast::string_view body, error_code& ec) {
+    if (body_data_ == nullptr) {
+      ec = http::error::need_buffer;
+      return 0;
+    }
+    const std::size_t n = std::min(body_space_, body.size());
+    if (n > 0) std::memcpy(body_data_, body.data(), n);
+    body_data_ += n;
+    body_space_ -= n;
+    if (n < body.size()) ec = http::error::need_buffer;
+    return n;
+  }
+
+  int status_ = 0;
+  HttpHeaders headers_;
+  char* body_data_ = nullptr;
+  std::size_t body_space_ = 0;
+};
 
 // The request's bytes as Beast would serialize to_client_message(request, host_port): the
 // request line, the request's headers but Content-Length and Transfer-Encoding, Host unless the
@@ -241,7 +288,7 @@ asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, boo
 
   beast::flat_buffer& buffer = c.buffer;
   buffer.clear();
-  http::response_parser<http::buffer_body> parser;
+  ResponseParser parser;
   parser.header_limit(static_cast<std::uint32_t>(call.options.max_header_bytes));
   parser.body_limit(boost::none);  // The caller consumes the body as it arrives.
   if (head) parser.skip(true);
@@ -249,8 +296,7 @@ asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, boo
 
   // One read step; returns the failure, if any.
   const auto read_some = [&]() -> asio::awaitable<std::optional<AttemptResult>> {
-    parser.get().body().data = piece.data();
-    parser.get().body().size = piece.size();
+    parser.set_body_buffer(piece.data(), piece.size());
     call.expire_within(c, call.options.io_timeout);
     error_code rec;
     co_await http::async_read_some(c.socket, buffer, parser,
@@ -283,8 +329,8 @@ asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, boo
   while (!parser.is_header_done()) {
     if (auto failed = co_await read_some()) co_return std::move(*failed);
   }
-  out.response.status = static_cast<int>(parser.get().result_int());
-  out.response.headers = to_headers(parser.get().base());
+  out.response.status = parser.status();
+  out.response.headers = std::move(parser.headers());
   if (on_head && !on_head(out.response.status, out.response.headers)) {
     out.error = call.cancelled_error();
     co_return out;
@@ -292,14 +338,16 @@ asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, boo
   while (!parser.is_done()) {
     auto failed = co_await read_some();
     // Bytes parsed in this step reach the caller even when the step then failed.
-    const std::size_t got = piece.size() - parser.get().body().size;
+    const std::size_t got = piece.size() - parser.body_space();
     if (got > 0 && on_body && !co_await on_body(std::string_view(piece.data(), got))) {
       out.error = call.cancelled_error();
       co_return out;
     }
     if (failed) co_return std::move(*failed);
   }
-  out.reusable = !write_failed && parser.get().keep_alive() && buffer.size() == 0;
+  // basic_parser's keep_alive: the version and Connection header, and not a body that ends
+  // at the close.
+  out.reusable = !write_failed && parser.keep_alive() && buffer.size() == 0;
   co_return out;
 }
 
@@ -332,24 +380,49 @@ void UpstreamCancel::cancel() {
   });
 }
 
-UpstreamClient::UpstreamClient(UpstreamClientOptions options) : options_(std::move(options)) {}
+UpstreamClient::UpstreamClient(UpstreamClientOptions options)
+    : options_(std::move(options)), options_status_(options_.validate()) {}
 
-asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
-    std::string host, int port, const HttpClientRequest& request, const HeadCallback& on_head,
-    const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel) {
-  if (Status s = options_.validate(); !s.ok()) co_return s.error();
-  if (port < 1 || port > 65535) {
-    co_return make_error(ErrorCode::kInvalidArgument, "upstream port {}: must be in [1, 65535]",
-                         port);
-  }
+namespace {
+
+// `host` as an address: "localhost" is the IPv4 loopback, anything else must be an IP literal.
+// The last answer is kept per thread (a gateway sends every call of a loop to the same few
+// replicas), so the text is parsed only when the host changes.
+Result<asio::ip::address> upstream_address(const std::string& host) {
+  struct Last {
+    std::string host;
+    asio::ip::address address;
+    bool valid = false;
+  };
+  thread_local Last last;
+  if (last.valid && last.host == host) return last.address;
   error_code ec;
   const asio::ip::address address = host == "localhost"
                                         ? asio::ip::address(asio::ip::address_v4::loopback())
                                         : asio::ip::make_address(host, ec);
   if (ec) {
-    co_return make_error(ErrorCode::kInvalidArgument,
-                         "upstream host '{}': not an IP address or 'localhost'", host);
+    return make_error(ErrorCode::kInvalidArgument,
+                      "upstream host '{}': not an IP address or 'localhost'", host);
   }
+  last.host = host;
+  last.address = address;
+  last.valid = true;
+  return address;
+}
+
+}  // namespace
+
+asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
+    std::string host, int port, const HttpClientRequest& request, const HeadCallback& on_head,
+    const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel) {
+  if (!options_status_.ok()) co_return options_status_.error();
+  if (port < 1 || port > 65535) {
+    co_return make_error(ErrorCode::kInvalidArgument, "upstream port {}: must be in [1, 65535]",
+                         port);
+  }
+  Result<asio::ip::address> address = upstream_address(host);
+  if (!address.ok()) co_return address.error();
+  error_code ec;
   if (Status s = internal::check_client_request("upstream", request); !s.ok()) {
     co_return s.error();
   }
@@ -362,7 +435,7 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
   auto& idle = asio::use_service<IdleConnections>(asio::query(executor, asio::execution::context));
   const CallContext call{options_, upstream,
                          std::chrono::steady_clock::now() + options_.request_timeout, cancel.get()};
-  const tcp::endpoint endpoint(address, static_cast<std::uint16_t>(port));
+  const tcp::endpoint endpoint(*address, static_cast<std::uint16_t>(port));
 
   for (int attempt_index = 0;; ++attempt_index) {
     if (call.cancelled()) co_return call.cancelled_error();

@@ -94,6 +94,7 @@ class UpstreamClient {
 
  private:
   const UpstreamClientOptions options_;
+  const Status options_status_;  // options_.validate(), checked once; each call reports it.
 };
 
 }  // namespace spillway::net

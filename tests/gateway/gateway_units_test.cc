@@ -15,10 +15,13 @@
 #include <boost/json.hpp>
 
 #include "core/clock.h"
+#include "core/metrics.h"
 
 #include "openai/chat_request.h"
 #include "openai/completion_request.h"
 
+#include "gateway/decision_log.h"
+#include "gateway/gateway_metrics.h"
 #include "gateway/openai_rewrite.h"
 #include "gateway/proxy_pool.h"
 #include "gateway/sse_splitter.h"
@@ -372,6 +375,69 @@ TEST_F(PoolTest, StoppingRejectsWaitingRequestsAndSlotsOutliveThePool) {
   EXPECT_EQ(stopped.load(), 1);
   release_one();  // The pool is gone: releasing its slot does nothing.
   EXPECT_EQ(started(), std::vector<std::string>{"holder"});
+}
+
+TEST(DecisionLogTest, KeepsTheLastNNewestFirstAcrossWraps) {
+  DecisionLog log(3);
+  EXPECT_TRUE(log.recent().empty());
+  const auto ids = [&] {
+    std::vector<std::string> out;
+    for (const RoutingDecision& d : log.recent())
+      out.push_back(d.request_id);
+    return out;
+  };
+  RoutingDecision d;
+  for (int i = 1; i <= 8; ++i) {
+    d.request_id = "req-" + std::to_string(i);
+    d.replica = i % 2 == 0 ? "a-replica-with-a-name-longer-than-the-small-string" : "b";
+    d.attempt = i;
+    log.add(d);
+    if (i == 2) {
+      EXPECT_EQ(ids(), (std::vector<std::string>{"req-2", "req-1"}));
+    }
+    if (i == 3) {
+      EXPECT_EQ(ids(), (std::vector<std::string>{"req-3", "req-2", "req-1"}));
+    }
+  }
+  EXPECT_EQ(ids(), (std::vector<std::string>{"req-8", "req-7", "req-6"}));
+  const std::vector<RoutingDecision> recent = log.recent();
+  EXPECT_EQ(recent[0].replica, "a-replica-with-a-name-longer-than-the-small-string");
+  EXPECT_EQ(recent[1].replica, "b");
+  EXPECT_EQ(recent[2].attempt, 6);
+  const json::value rendered = json::parse(log.render_json());
+  EXPECT_EQ(rendered.at("data").as_array().size(), 3u);
+  EXPECT_EQ(rendered.at("data").as_array()[0].at("request_id").as_string(), "req-8");
+}
+
+TEST(GatewayMetricsTest, LabelledCountersAreCreatedOnceAndCounted) {
+  MetricsRegistry registry;
+  GatewayMetrics metrics(registry);
+  metrics.request("acme", "llama", 200);
+  metrics.request("acme", "llama", 200);
+  metrics.request("acme", "llama", 429);
+  metrics.request("beta", "llama", 200);
+  metrics.tokens("acme", 5, 7);
+  metrics.tokens("acme", 0, 3);  // No prompt series bump for zero.
+  metrics.quota_rejection("acme");
+  metrics.quota_rejection("acme");
+  metrics.upstream_failure("timeout");
+  const std::string text = registry.render_prometheus();
+  const auto has = [&](std::string_view line) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  };
+  has("spillway_gateway_requests_total{tenant=\"acme\",model=\"llama\",code=\"200\"} 2\n");
+  has("spillway_gateway_requests_total{tenant=\"acme\",model=\"llama\",code=\"429\"} 1\n");
+  has("spillway_gateway_requests_total{tenant=\"beta\",model=\"llama\",code=\"200\"} 1\n");
+  has("spillway_gateway_tokens_total{tenant=\"acme\",kind=\"prompt\"} 5\n");
+  has("spillway_gateway_tokens_total{tenant=\"acme\",kind=\"completion\"} 10\n");
+  has("spillway_gateway_quota_rejections_total{tenant=\"acme\"} 2\n");
+  has("spillway_gateway_upstream_failures_total{reason=\"timeout\"} 1\n");
+  // A second instance over the same registry shares the series (registered once).
+  GatewayMetrics again(registry);
+  again.quota_rejection("acme");
+  EXPECT_NE(registry.render_prometheus().find(
+                "spillway_gateway_quota_rejections_total{tenant=\"acme\"} 3\n"),
+            std::string::npos);
 }
 
 }  // namespace

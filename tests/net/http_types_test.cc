@@ -48,6 +48,20 @@ TEST(HttpHeaders, ValidatesNamesAndValues) {
   EXPECT_FALSE(is_valid_header_value(std::string("a\0b", 3)));
 }
 
+TEST(HttpHeaders, EveryByteIsClassifiedAsRfc9110Says) {
+  const std::string_view tchar_symbols = "!#$%&'*+-.^_`|~";
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    const bool alnum = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9');
+    const bool tchar = alnum || tchar_symbols.find(c) != std::string_view::npos;
+    EXPECT_EQ(is_valid_header_name(std::string(1, c)), tchar) << "byte " << b;
+    EXPECT_EQ(is_valid_header_name("X-" + std::string(1, c) + "-Y"), tchar) << "byte " << b;
+    const bool forbidden_in_value = b == '\r' || b == '\n' || b == 0;
+    EXPECT_EQ(is_valid_header_value("ab" + std::string(1, c) + "cd"), !forbidden_in_value)
+        << "byte " << b;
+  }
+}
+
 TEST(HttpHeaders, ListContainsToken) {
   EXPECT_TRUE(header_list_contains("keep-alive, Upgrade", "upgrade"));
   EXPECT_TRUE(header_list_contains(" 100-continue ", "100-Continue"));

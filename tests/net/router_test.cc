@@ -64,6 +64,32 @@ TEST(Router, MethodNotAllowedListsMethodsAndHeadFallsBackToGet) {
   EXPECT_EQ(m.allow, "GET, HEAD, POST");
 }
 
+TEST(Router, ExactRouteWinsWhenRegisteredAfterPatternsAndCarriesNoParams) {
+  std::string seen;
+  Router router;
+  ASSERT_TRUE(router.add("GET", "/pools/{name}", named(&seen, "pattern")).ok());
+  ASSERT_TRUE(router.add_prefix("GET", "/pools/", named(&seen, "prefix")).ok());
+  ASSERT_TRUE(router.add("POST", "/pools/default", named(&seen, "post")).ok());
+  ASSERT_TRUE(router.add("GET", "/pools/default", named(&seen, "exact")).ok());
+
+  Router::Match m = router.match("GET", "/pools/default");
+  ASSERT_EQ(m.kind, Router::Match::Kind::kFound);
+  EXPECT_TRUE(m.params.empty());
+  EXPECT_EQ(run(router, "GET", "/pools/default", &seen), "exact");
+  EXPECT_EQ(run(router, "POST", "/pools/default", &seen), "post");
+  // HEAD falls back to GET past the pattern that matched first; the pattern's raw value must
+  // not leak into the exact route's params.
+  Router::Match head = router.match("HEAD", "/pools/default");
+  ASSERT_EQ(head.kind, Router::Match::Kind::kFound);
+  EXPECT_TRUE(head.params.empty());
+  EXPECT_EQ(run(router, "HEAD", "/pools/default", &seen), "exact");
+  Router::Match other = router.match("GET", "/pools/alpha");
+  ASSERT_EQ(other.kind, Router::Match::Kind::kFound);
+  ASSERT_EQ(other.params.size(), 1u);
+  EXPECT_EQ(other.params[0].second, "alpha");
+  EXPECT_EQ(router.match("DELETE", "/pools/default").allow, "GET, HEAD, POST");
+}
+
 TEST(Router, RejectsBadRoutes) {
   Router router;
   auto h = [](HttpRequest, ResponseWriter) {};

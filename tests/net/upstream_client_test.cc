@@ -286,6 +286,76 @@ TEST(UpstreamClient, CancelClosesTheConnectionAtOnce) {
   upstream.join();
 }
 
+TEST(UpstreamClient, BodiesLargerThanAPieceChunkedTrailersHeadAndCloseFraming) {
+  RawListener listener;
+  std::string big(40000, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<char>('a' + i % 26);
+  const std::string chunk_a(12000, 'x');
+  const std::string chunk_b(9000, 'y');
+  std::thread upstream([&] {
+    char buf[4096];
+    const auto answer = [&](int fd, const std::string& bytes) {
+      (void)::recv(fd, buf, sizeof buf, 0);
+      (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    };
+    // One kept-alive connection for the first three answers; the third closes it.
+    const int first = listener.accept_one();
+    answer(first, "HTTP/1.1 201 Created\r\nX-One: a\r\nx-two:  b \r\nContent-Length: " +
+                      std::to_string(big.size()) + "\r\n\r\n" + big);
+    answer(first, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2ee0\r\n" + chunk_a +
+                      "\r\n2328\r\n" + chunk_b + "\r\n0\r\nX-Trailer: t\r\n\r\n");
+    answer(first, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+    ::close(first);
+    // A body framed by the close of the connection.
+    const int second = listener.accept_one();
+    answer(second, "HTTP/1.1 200 OK\r\n\r\nuntil the end");
+    ::close(second);
+    // HEAD (a Content-Length but no body), then the same connection again.
+    const int third = listener.accept_one();
+    answer(third, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
+    answer(third, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlast");
+    ::close(third);
+  });
+  UpstreamClient client(guarded_options());
+  Loop loop;
+  Outcome a = loop.call(client, listener.port(), post("/x", "1"));
+  ASSERT_TRUE(a.result.ok()) << a.result.error().to_string();
+  EXPECT_EQ(a.result->status, 201);
+  EXPECT_EQ(a.head_status, 201);
+  EXPECT_EQ(a.result->headers.get("X-One"), std::optional<std::string_view>("a"));
+  EXPECT_EQ(a.result->headers.get("X-Two"), std::optional<std::string_view>("b"));
+  EXPECT_EQ(a.body.size(), big.size());
+  EXPECT_TRUE(a.body == big);
+  EXPECT_GE(a.pieces, 3);  // 16 KiB pieces at most.
+
+  Outcome b = loop.call(client, listener.port(), post("/x", "2"));
+  ASSERT_TRUE(b.result.ok()) << b.result.error().to_string();
+  EXPECT_TRUE(b.body == chunk_a + chunk_b);
+  EXPECT_EQ(b.result->headers.get("Transfer-Encoding"), std::optional<std::string_view>("chunked"));
+  EXPECT_FALSE(b.result->headers.contains("X-Trailer"));  // The head's fields only.
+
+  Outcome c = loop.call(client, listener.port(), post("/x", "3"));
+  ASSERT_TRUE(c.result.ok()) << c.result.error().to_string();
+  EXPECT_EQ(c.body, "ok");
+
+  Outcome d = loop.call(client, listener.port(), post("/x", "4"));
+  ASSERT_TRUE(d.result.ok()) << d.result.error().to_string();
+  EXPECT_EQ(d.body, "until the end");
+
+  HttpClientRequest head;
+  head.method = "HEAD";
+  head.target = "/x";
+  Outcome e = loop.call(client, listener.port(), head);
+  ASSERT_TRUE(e.result.ok()) << e.result.error().to_string();
+  EXPECT_EQ(e.result->status, 200);
+  EXPECT_TRUE(e.body.empty());
+  Outcome f = loop.call(client, listener.port(), post("/x", "5"));
+  ASSERT_TRUE(f.result.ok()) << f.result.error().to_string();
+  EXPECT_EQ(f.body, "last");
+  upstream.join();
+}
+
 TEST(UpstreamClient, MalformedAnswerAndBadArgumentsAreTypedErrors) {
   RawListener listener;
   std::thread upstream([&] {

@@ -80,9 +80,16 @@ error_code parse_buffered_request(RequestParser& parser, boost::beast::flat_buff
   while (goal == ReadGoal::kHead ? !parser.is_header_done() : !parser.is_done()) {
     error_code ec;
     std::size_t used = 0;
+    // After the head, Beast takes a chunk-size line or the trailer section only once all of it
+    // is offered. Offering at most max_header_bytes at a time bounds them the same whether the
+    // bytes came in one read or in many (where the buffered remainder hits the limit below).
+    bool capped = false;
     if (buffer.size() > 0) {
       const bool in_head = !parser.is_header_done();
-      used = parser.put(buffer.data(), ec);
+      boost::asio::const_buffer data = buffer.data();
+      capped = !in_head && data.size() > options.max_header_bytes;
+      if (capped) data = boost::asio::const_buffer(data.data(), options.max_header_bytes);
+      used = parser.put(data, ec);
       buffer.consume(used);
       // Without eager parsing, put() stops where the head ends.
       if (in_head) {
@@ -94,8 +101,8 @@ error_code parse_buffered_request(RequestParser& parser, boost::beast::flat_buff
       }
     }
     if (!ec && used == 0) ec = http::error::need_more;
-    if (ec != http::error::need_more) {
-      if (ec) return ec;
+    if (ec != http::error::need_more || (capped && used > 0)) {
+      if (ec && ec != http::error::need_more) return ec;
       continue;
     }
     // Everything still buffered belongs to the unfinished head, or to a chunk-size line or the

@@ -218,6 +218,31 @@ TEST(RequestParser, LongChunkSizeLineOrTrailerSectionIsRejected) {
   }
 }
 
+// Fuzzing found a complete over-long trailer section (or chunk-size line) accepted when it came
+// in one read and refused when it came in small ones: both must refuse it.
+TEST(RequestParser, CompleteOverLongChunkLineOrTrailerIsRejectedWhateverTheReadSize) {
+  const std::string start = "POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::vector<std::string> bodies = {
+      "5;ext=" + std::string(4000, 'e') + "\r\nhello\r\n0\r\n\r\n",
+      "1\r\na\r\n0\r\nX-Trailer: " + std::string(4000, 't') + "\r\n\r\n",
+  };
+  std::vector<std::string> inputs;
+  for (const std::string& body : bodies)
+    inputs.push_back(start + body);
+  // The fuzzer's input: a GET whose chunked body ends in ~1.1 KB of trailer fields.
+  inputs.push_back(
+      read_file(data_dir("http_fuzz_regressions") / "chunked_trailer_past_limit_in_one_read"));
+  for (const std::string& input : inputs) {
+    for (const std::size_t read_size : kReadSizes) {
+      SCOPED_TRACE(input.substr(0, 40) + " read_size " + std::to_string(read_size));
+      const auto r = replay(input, read_size);
+      ASSERT_EQ(r.size(), 1u);
+      EXPECT_EQ(r[0].kind, Kind::kRejected);
+      EXPECT_EQ(r[0].error.status, 431);
+    }
+  }
+}
+
 // Fuzzing found trailer fields reaching handlers as headers (past the header limit): Beast
 // files a trailer field after the last head field of the same name, not at the end.
 TEST(RequestParser, TrailerFieldsNeverBecomeHeaders) {

@@ -36,9 +36,10 @@ namespace spillway::net::internal {
 class Exchange;
 
 // Implemented by the connection. Each call but post_response is made with the exchange's mutex
-// held, so calls from one exchange arrive in order; those implementations only enqueue work on
-// the connection's executor and must not call back into the exchange synchronously (its mutex
-// is not recursive). post_response is the exchange's last call (it is finished by then) and is
+// held, so calls from one exchange are made in order, and the connection must apply them in
+// that order whichever threads made them; those implementations only queue work for the
+// connection's loop and must not call back into the exchange synchronously (its mutex is not
+// recursive). post_response is the exchange's last call (it is finished by then) and is
 // made without the mutex: it may complete the response at once, calling back into the
 // exchange, when the caller runs on the connection's loop thread (see http_connection.h).
 class ExchangeSink {

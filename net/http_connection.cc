@@ -109,29 +109,80 @@ void HttpConnection::post_response(const Exchange* exchange, HttpResponse respon
 }
 
 void HttpConnection::post_stream_start(const Exchange* exchange, int status, HttpHeaders headers) {
-  asio::post(executor_, [self = shared_from_this(), exchange, status, h = std::move(headers)] {
-    self->on_stream_start(exchange, status, h);
-  });
+  enqueue({.kind = SinkOp::Kind::kStart,
+           .exchange = exchange,
+           .status = status,
+           .headers = std::move(headers),
+           .data = {}});
 }
 
 void HttpConnection::post_stream_chunk(const Exchange* exchange, std::string chunk) {
-  asio::post(executor_, [self = shared_from_this(), exchange, c = std::move(chunk)] {
-    self->on_stream_chunk(exchange, c);
-  });
+  enqueue({.kind = SinkOp::Kind::kChunk,
+           .exchange = exchange,
+           .status = 0,
+           .headers = {},
+           .data = std::move(chunk)});
 }
 
 void HttpConnection::post_stream_end(const Exchange* exchange) {
-  asio::post(executor_, [self = shared_from_this(), exchange] { self->on_stream_end(exchange); });
+  enqueue(
+      {.kind = SinkOp::Kind::kEnd, .exchange = exchange, .status = 0, .headers = {}, .data = {}});
 }
 
 void HttpConnection::post_abandoned(const Exchange* exchange) {
-  asio::post(executor_, [self = shared_from_this(), exchange] { self->on_abandoned(exchange); });
+  enqueue({.kind = SinkOp::Kind::kAbandoned,
+           .exchange = exchange,
+           .status = 0,
+           .headers = {},
+           .data = {}});
 }
 
 void HttpConnection::post_abort(const Exchange* exchange, std::string_view reason) {
-  asio::post(executor_, [self = shared_from_this(), exchange, r = std::string(reason)] {
-    if (self->is_current(exchange)) self->close(r);
-  });
+  enqueue({.kind = SinkOp::Kind::kAbort,
+           .exchange = exchange,
+           .status = 0,
+           .headers = {},
+           .data = std::string(reason)});
+}
+
+void HttpConnection::enqueue(SinkOp op) {
+  bool post = false;
+  {
+    std::lock_guard lock(ops_mu_);
+    ops_.push_back(std::move(op));
+    post = !std::exchange(ops_posted_, true);
+  }
+  if (post) asio::post(executor_, [self = shared_from_this()] { self->apply_ops(); });
+}
+
+void HttpConnection::apply_ops() {
+  {
+    std::lock_guard lock(ops_mu_);
+    ops_applying_.swap(ops_);
+    ops_posted_ = false;
+  }
+  // Ops queued while these are applied (from any thread) go to ops_ and post the next
+  // apply_ops(), which runs after this one.
+  for (SinkOp& op : ops_applying_) {
+    switch (op.kind) {
+      case SinkOp::Kind::kStart:
+        on_stream_start(op.exchange, op.status, op.headers);
+        break;
+      case SinkOp::Kind::kChunk:
+        on_stream_chunk(op.exchange, op.data);
+        break;
+      case SinkOp::Kind::kEnd:
+        on_stream_end(op.exchange);
+        break;
+      case SinkOp::Kind::kAbandoned:
+        on_abandoned(op.exchange);
+        break;
+      case SinkOp::Kind::kAbort:
+        if (is_current(op.exchange)) close(op.data);
+        break;
+    }
+  }
+  ops_applying_.clear();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,14 +1,20 @@
 // Internal to net/ (includes Asio and Beast; include only from net/*.cc): one accepted TCP
 // connection of an HttpServer.
 //
-// Concurrency: every member of HttpConnection but in_handler_ is touched only on the thread of
+// Concurrency: every member of HttpConnection but in_handler_, ops_ and ops_posted_ is touched
+// only on the thread of
 // the connection's event loop (the loop's executor; each loop has one thread, which serializes
 // the handlers of the socket and timers, the work posted by start/drain/shutdown and by
 // ResponseWriters through the ExchangeSink interface, and coroutines co_spawned there).
 //
-// Delivery of ExchangeSink calls. Stream calls, post_abandoned and post_abort are always posted
-// to the executor: the exchange makes them with its mutex held, and applying them at once would
-// call back into the exchange (bytes_written, delivered, closed) under that mutex.
+// Delivery of ExchangeSink calls. Stream calls, post_abandoned and post_abort are queued, in
+// call order, on the connection's own op queue (ops_, under ops_mu_), which one posted handler at
+// a time applies on the loop thread: the exchange makes them with its mutex held, and applying
+// them at once would call back into the exchange (bytes_written, delivered, closed) under that
+// mutex. They are not posted one by one: an io_context run by one thread keeps what its own
+// thread posts in a thread-private queue that joins the shared one only when the running
+// handler returns, so a stream started inside the handler and written from an engine thread
+// before the handler returned would see its chunks applied before its start (and dropped).
 // post_response is the one call made without the mutex, and the one exception: when its caller
 // already runs on this loop's thread (a coroutine on the connection's executor: the gateway
 // relaying a replica's answer), it is applied on the caller's stack, which writes the response
@@ -32,9 +38,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -80,6 +88,20 @@ class HttpConnection final : public ExchangeSink,
   enum class TimerKind { kHeader, kBody, kIdle, kLinger };
   enum class Response { kNone, kStreaming, kEnded };
   enum class Framing { kLength, kChunked, kUntilClose, kNoBody };
+
+  // One queued ExchangeSink call (see "Delivery" above).
+  struct SinkOp {
+    enum class Kind : std::uint8_t { kStart, kChunk, kEnd, kAbandoned, kAbort };
+    Kind kind = Kind::kChunk;
+    const Exchange* exchange = nullptr;
+    int status = 0;       // kStart.
+    HttpHeaders headers;  // kStart.
+    std::string data;     // kChunk: the payload; kAbort: the reason.
+  };
+  // Any thread: appends `op` and posts apply_ops() unless one is already pending.
+  void enqueue(SinkOp op);
+  // Loop thread: applies every queued op in order.
+  void apply_ops();
 
   // Reading.
   void read_header();
@@ -145,6 +167,10 @@ class HttpConnection final : public ExchangeSink,
   std::atomic<bool> in_handler_{false};
   // True while post_response applies a response inline (on the caller's stack).
   bool applying_inline_ = false;
+  std::mutex ops_mu_;
+  std::vector<SinkOp> ops_;           // Guarded by ops_mu_; in call order.
+  bool ops_posted_ = false;           // Guarded by ops_mu_: an apply_ops() is pending.
+  std::vector<SinkOp> ops_applying_;  // Loop thread: the batch apply_ops() is applying.
   TimerKind timer_kind_ = TimerKind::kHeader;
   // Deadlines are lazy: arming one later than the pending wait, or clearing it, only records
   // it (a request arms and clears several, and each change of the loop's earliest timer is a

@@ -14,6 +14,7 @@
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "net/sse.h"
+
 #include "net_test_support.h"
 
 namespace spillway::net {
@@ -104,6 +105,36 @@ TEST(Streaming, ChunksReachTheClientIncrementally) {
     all += p;
   EXPECT_EQ(all, "firstsecond");
   EXPECT_GE(pieces.size(), 2u);
+}
+
+// A stream started inside the handler call (on the loop thread) and written by another thread
+// before the handler returns, as `spillway serve` does with an engine that is quick to produce
+// tokens: the chunks must follow the start. (An io_context run by one thread keeps what that
+// thread posts aside until the running handler returns, so separately posted calls reached the
+// connection as chunks, end, then start: the chunks were dropped and the body never ended.)
+TEST(Streaming, ChunksWrittenFromAnotherThreadDuringTheHandlerFollowItsStart) {
+  Router router;
+  ASSERT_TRUE(router
+                  .add("GET", "/stream",
+                       [](HttpRequest, ResponseWriter w) {
+                         ASSERT_TRUE(w.start(200, HttpHeaders{{"Content-Type", "text/plain"}}));
+                         std::thread producer([w]() mutable {
+                           EXPECT_TRUE(w.write("one "));
+                           EXPECT_TRUE(w.write("two"));
+                           EXPECT_TRUE(w.finish());
+                         });
+                         producer.join();
+                         EXPECT_FALSE(w.write(" late"));  // Refused: finished.
+                       })
+                  .ok());
+  auto server = start_server(std::move(router));
+  HttpClient client(client_options(server->port()));
+  for (int i = 0; i < 3; ++i) {
+    auto result = client.request({.method = "GET", .target = "/stream", .headers = {}, .body = {}});
+    ASSERT_TRUE(result.ok()) << result.error().to_string();
+    EXPECT_EQ(result->status, 200);
+    EXPECT_EQ(result->body, "one two");
+  }
 }
 
 TEST(Streaming, ClientDisconnectFiresOnCloseAndLaterWritesAreHarmless) {

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "engine/kernels.h"
 #include "engine/kernels_x86_shared.h"
@@ -631,31 +633,26 @@ void scores_group(const float* q, std::int32_t heads, std::int64_t head_dim, flo
   }
 }
 
+template <typename Fn, int... I>
+bool with_chunk_count(std::int64_t chunks, Fn& fn, std::integer_sequence<int, I...>) {
+  return ((chunks == I + 1 && (fn(std::integral_constant<int, I + 1>{}), true)) || ...);
+}
+
+// Calls fn(std::integral_constant<int, C>{}) with C = ceil(head_dim / 16), the 16-lane chunks
+// of a head, and returns true, when C is 1..8 (heads of up to 128 lanes); false for wider ones.
+template <typename Fn>
+bool with_head_chunks(std::int64_t head_dim, Fn&& fn) {
+  return with_chunk_count((head_dim + 15) / 16, fn, std::make_integer_sequence<int, 8>{});
+}
+
 void scores_f16(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
                 const KvRows& k, float* scores, std::int64_t stride) {
-  if (heads > 1) {
-    switch ((head_dim + 15) / 16) {
-      case 1:
-        return scores_group<1>(q, heads, head_dim, scale, k, scores, stride);
-      case 2:
-        return scores_group<2>(q, heads, head_dim, scale, k, scores, stride);
-      case 3:
-        return scores_group<3>(q, heads, head_dim, scale, k, scores, stride);
-      case 4:
-        return scores_group<4>(q, heads, head_dim, scale, k, scores, stride);
-      case 5:
-        return scores_group<5>(q, heads, head_dim, scale, k, scores, stride);
-      case 6:
-        return scores_group<6>(q, heads, head_dim, scale, k, scores, stride);
-      case 7:
-        return scores_group<7>(q, heads, head_dim, scale, k, scores, stride);
-      case 8:
-        return scores_group<8>(q, heads, head_dim, scale, k, scores, stride);
-      default:
-        break;  // Wider heads: one at a time.
-    }
+  if (heads > 1 && with_head_chunks(head_dim, [&](auto c) {
+        scores_group<decltype(c)::value>(q, heads, head_dim, scale, k, scores, stride);
+      })) {
+    return;
   }
-  for (std::int32_t h = 0; h < heads; ++h)
+  for (std::int32_t h = 0; h < heads; ++h)  // One head, or wider heads: one at a time.
     scores_one(q + h * head_dim, head_dim, scale, k, scores + h * stride);
 }
 
@@ -751,29 +748,12 @@ void weighted_sum_group(const float* w, std::int64_t stride, std::int32_t heads,
 
 void weighted_sum_f16(const float* w, std::int64_t stride, std::int32_t heads, const KvRows& v,
                       std::int64_t head_dim, float* out) {
-  if (heads > 1 && heads <= kMaxGroupHeads && v.n > 0) {
-    switch ((head_dim + 15) / 16) {
-      case 1:
-        return weighted_sum_group<1>(w, stride, heads, v, head_dim, out);
-      case 2:
-        return weighted_sum_group<2>(w, stride, heads, v, head_dim, out);
-      case 3:
-        return weighted_sum_group<3>(w, stride, heads, v, head_dim, out);
-      case 4:
-        return weighted_sum_group<4>(w, stride, heads, v, head_dim, out);
-      case 5:
-        return weighted_sum_group<5>(w, stride, heads, v, head_dim, out);
-      case 6:
-        return weighted_sum_group<6>(w, stride, heads, v, head_dim, out);
-      case 7:
-        return weighted_sum_group<7>(w, stride, heads, v, head_dim, out);
-      case 8:
-        return weighted_sum_group<8>(w, stride, heads, v, head_dim, out);
-      default:
-        break;  // Wider heads: one at a time.
-    }
+  if (heads > 1 && heads <= kMaxGroupHeads && v.n > 0 && with_head_chunks(head_dim, [&](auto c) {
+        weighted_sum_group<decltype(c)::value>(w, stride, heads, v, head_dim, out);
+      })) {
+    return;
   }
-  for (std::int32_t h = 0; h < heads; ++h)
+  for (std::int32_t h = 0; h < heads; ++h)  // One head, or wider heads: one at a time.
     weighted_sum_one(w + h * stride, v, head_dim, out + h * head_dim);
 }
 

@@ -93,6 +93,18 @@ std::vector<ChoiceResult> collect(RequestStream& stream, std::int32_t n) {
   return out;
 }
 
+// Submits `req` and collects its n choices; a refused submission fails the test (and gives n
+// empty results).
+std::vector<ChoiceResult> run_request(ServingEngine& engine, EngineRequest req,
+                                      std::int32_t n = 1) {
+  auto stream = engine.submit(std::move(req));
+  if (!stream.ok()) {
+    ADD_FAILURE() << "submit: " << stream.error().to_string();
+    return std::vector<ChoiceResult>(static_cast<std::size_t>(n));
+  }
+  return collect(**stream, n);
+}
+
 class ServingEngineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -415,9 +427,7 @@ TEST_F(ServingEngineTest, SharedPrefixIsComputedOnceAndOnlyWithinANamespace) {
 
   auto run = [&](const std::vector<std::int32_t>& prompt, const std::string& ns) {
     const std::uint64_t before = engine.stats().scheduler.computed_tokens;
-    auto stream = engine.submit(request(prompt, 8, ns));
-    EXPECT_TRUE(stream.ok());
-    const ChoiceResult r = collect(**stream, 1)[0];
+    const ChoiceResult r = run_request(engine, request(prompt, 8, ns))[0];
     EXPECT_TRUE(engine.wait_idle(std::chrono::seconds(10)));
     const std::uint64_t computed = engine.stats().scheduler.computed_tokens - before;
     return std::pair(r, computed);
@@ -446,9 +456,7 @@ TEST_F(ServingEngineTest, ChoicesShareThePromptAndAreIndependentlySeeded) {
   const auto prompt = tokens("Once upon a time, in a land far away, there lived a kind old king");
   EngineRequest greedy = request(prompt, 12, "");
   greedy.n = 3;
-  auto s1 = engine.submit(greedy);
-  ASSERT_TRUE(s1.ok());
-  const auto g = collect(**s1, 3);
+  const auto g = run_request(engine, greedy, 3);
   for (const auto& c : g)
     EXPECT_EQ(c.tokens, alone(prompt, 12));
   EXPECT_EQ(g[1].cached_prompt_tokens, g[0].cached_prompt_tokens);  // Reported per request.
@@ -459,9 +467,7 @@ TEST_F(ServingEngineTest, ChoicesShareThePromptAndAreIndependentlySeeded) {
   sampled.n = 4;
   sampled.sampling.temperature = 1.0f;
   sampled.sampling.seed = 5;
-  auto s2 = engine.submit(sampled);
-  ASSERT_TRUE(s2.ok());
-  const auto r = collect(**s2, 4);
+  const auto r = run_request(engine, sampled, 4);
   std::set<std::vector<std::int32_t>> distinct;
   for (const auto& c : r)
     distinct.insert(c.tokens);
@@ -513,23 +519,17 @@ TEST_F(ServingEngineTest, DeadlinesStopsAndLengthsEndRequests) {
 
   const auto prompt = tokens("Once upon a time");
   const auto full = alone(prompt, 60);
-  auto b = engine.submit(request(prompt, 5));
-  ASSERT_TRUE(b.ok());
-  const auto rb = collect(**b, 1);
+  const auto rb = run_request(engine, request(prompt, 5));
   EXPECT_EQ(rb[0].finish, FinishReason::kLength);
   EXPECT_EQ(rb[0].tokens, std::vector<std::int32_t>(full.begin(), full.begin() + 5));
 
   // A stop string taken from the middle of the greedy text ends the output before it.
-  auto whole = engine.submit(request(prompt, 60));
-  ASSERT_TRUE(whole.ok());
-  const std::string text = collect(**whole, 1)[0].text;
+  const std::string text = run_request(engine, request(prompt, 60))[0].text;
   ASSERT_GT(text.size(), 30u);
   const std::string stop = text.substr(20, 6);
   EngineRequest stopping = request(prompt, 60);
   stopping.stop = {stop};
-  auto c = engine.submit(stopping);
-  ASSERT_TRUE(c.ok());
-  const auto rc = collect(**c, 1);
+  const auto rc = run_request(engine, stopping);
   EXPECT_EQ(rc[0].finish, FinishReason::kStop);
   EXPECT_EQ(rc[0].text, text.substr(0, text.find(stop)));
 }
@@ -564,9 +564,7 @@ TEST_F(ServingEngineTest, NonFiniteLogitsEndTheChoiceWithAnError) {
   ASSERT_TRUE(engine.ok());
   EngineRequest r = request(tokens("Once upon a time"), 8);
   r.n = 2;
-  auto stream = (*engine)->submit(std::move(r));
-  ASSERT_TRUE(stream.ok());
-  const auto out = collect(**stream, 2);
+  const auto out = run_request(**engine, std::move(r), 2);
   for (const ChoiceResult& c : out) {
     EXPECT_EQ(c.finish, FinishReason::kError);
     EXPECT_TRUE(c.tokens.empty());
@@ -663,9 +661,7 @@ TEST_F(ServingEngineTest, MetricsFollowTheVllmNames) {
   const std::size_t reusable = (prompt.size() - 1) / 16 * 16;
   EngineRequest r = request(prompt, 6);
   r.ignore_eos = true;
-  auto s = engine.submit(r);
-  ASSERT_TRUE(s.ok());
-  collect(**s, 1);
+  run_request(engine, r);
   ASSERT_TRUE(engine.wait_idle(std::chrono::seconds(10)));
   std::string text = registry.render_prometheus();
   auto expect_line = [&](const std::string& line) {
@@ -767,9 +763,7 @@ TEST_F(ServingEngineTest, TokenEventsCarryLogprobsOnlyWhenAsked) {
   ASSERT_TRUE(created.ok());
   ServingEngine& engine = **created;
   const auto prompt = tokens("Once upon a time");
-  auto plain = engine.submit(request(prompt, 10));
-  ASSERT_TRUE(plain.ok());
-  const ChoiceResult p = collect(**plain, 1)[0];
+  const ChoiceResult p = run_request(engine, request(prompt, 10))[0];
   ASSERT_FALSE(p.tokens.empty());
   for (const auto& lp : p.logprobs)
     EXPECT_FALSE(lp.has_value());
@@ -777,9 +771,7 @@ TEST_F(ServingEngineTest, TokenEventsCarryLogprobsOnlyWhenAsked) {
   EngineRequest with = request(prompt, 10);
   with.logprobs = true;
   with.sampling.top_logprobs = 3;
-  auto s = engine.submit(with);
-  ASSERT_TRUE(s.ok());
-  const ChoiceResult w = collect(**s, 1)[0];
+  const ChoiceResult w = run_request(engine, with)[0];
   EXPECT_EQ(w.tokens, p.tokens);  // Asking for log-probabilities changes nothing else.
   ASSERT_EQ(w.logprobs.size(), w.tokens.size());
   for (std::size_t i = 0; i < w.tokens.size(); ++i) {
@@ -984,9 +976,7 @@ TEST_F(ServingEngineTest, PromptLogprobsComeOnceForAllChoicesAndWithMaxTokensZer
   two.n = 2;
   two.prompt_logprobs = true;
   two.prompt_top_logprobs = 1;
-  auto s = engine.submit(two);
-  ASSERT_TRUE(s.ok());
-  const auto r = collect(**s, 2);
+  const auto r = run_request(engine, two, 2);
   expect_prompt_logprobs(prompt, r[0].prompt, 1);
   EXPECT_TRUE(r[1].prompt.empty());
   for (const auto& c : r)

@@ -2,10 +2,15 @@
 // 8-float vectors; int8 dot products with maddubs (u8 x s8 -> s16 pairs) and madd (-> s32).
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <utility>
+
 #include "engine/half.h"
 #include "engine/kernels.h"
 #include "engine/kernels_x86_shared.h"
-#include "engine/ops.h"
+#include "engine/kv_rows.h"
 #include "engine/quant_blocks.h"
 
 namespace spillway::engine {
@@ -200,6 +205,323 @@ void to_f16(const float* x, std::uint16_t* y, std::int64_t n) {
     y[i] = fp32_to_fp16(x[i]);
 }
 
+// Attention over fp16 K and V rows for the query heads sharing one KV head. Each block of 8
+// rows is converted to float once, into a buffer padded with zeros to 8 * C lanes, and used by
+// every head of the group. A head's arithmetic is the same whatever the group (a head alone
+// runs this code, or scores_one / weighted_sum_one, which do the same operations in the same
+// order), so its results are the same bits alone or grouped. Heads wider than
+// 8 * kMaxAttnChunks lanes go one row at a time through dot_f16 and axpy_f16.
+inline constexpr int kMaxAttnChunks = 16;           // head_dim <= 128.
+inline constexpr int kAttnSpan = 8;                 // Vectors of a row in registers at once.
+inline constexpr std::int32_t kMaxGroupHeads = 16;  // Heads per pass over the rows.
+
+template <typename Fn, int... S>
+void for_each_span_of(Fn& fn, std::integer_sequence<int, S...>) {
+  (fn(std::integral_constant<int, S * kAttnSpan>{}), ...);
+}
+
+// Calls fn(std::integral_constant<int, C0>{}) for C0 = 0, kAttnSpan, ... below C, in order: the
+// spans of a row's C vectors that are in registers at once.
+template <int C, typename Fn>
+void for_each_span(Fn&& fn) {
+  for_each_span_of(fn, std::make_integer_sequence<int, (C + kAttnSpan - 1) / kAttnSpan>{});
+}
+
+// Converts the next m (<= 8) rows of `walk` to float, each padded with zeros to 8 * C lanes.
+template <int C>
+void load_rows(KvRowWalk& walk, std::int64_t m, std::int64_t head_dim, float (*rows)[8 * C]) {
+  const std::int64_t full = head_dim / 8;
+  for (std::int64_t i = 0; i < m; ++i) {
+    const std::uint16_t* row = walk.next();
+    float* r = rows[i];
+    for (std::int64_t c = 0; c < full; ++c) {
+      _mm256_store_ps(
+          r + 8 * c,
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 8 * c))));
+    }
+    for (std::int64_t j = 8 * full; j < 8 * C; ++j)
+      r[j] = j < head_dim ? fp16(row[j]) : 0.0f;
+  }
+}
+
+// The lane sums of four vectors: {sum a0, sum a1, sum a2, sum a3}.
+inline __m128 sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+  const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+// Vector c of a row as float, converted where it is. REQUIRES: the row has 8 * (c + 1) lanes.
+inline __m256 row_vector(const std::uint16_t* row, int c) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 8 * c)));
+}
+
+// One head alone (no group to share the conversion with) of head_dim == 8 * C: scores_group's
+// arithmetic for a head, the rows converted as they are read instead of through the buffer.
+template <int C>
+void scores_one(const float* q, std::int64_t head_dim, float scale, const KvRows& k,
+                float* scores) {
+  KvRowWalk walk(k);
+  alignas(32) float qp[8 * C];
+  std::copy_n(q, head_dim, qp);
+  std::fill(qp + head_dim, qp + 8 * C, 0.0f);
+  const __m128 s = _mm_set1_ps(scale);
+  for (std::int64_t p0 = 0; p0 < k.n; p0 += 4) {
+    const std::int64_t m = std::min<std::int64_t>(4, k.n - p0);
+    const std::uint16_t* r[4];
+    for (std::int64_t i = 0; i < 4; ++i)
+      r[i] = i < m ? walk.next() : r[0];  // Rows past m: any, unused.
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    for (int c = 0; c < C; ++c) {
+      const __m256 qv = _mm256_load_ps(qp + 8 * c);
+      for (int i = 0; i < 4; ++i)
+        acc[i] = _mm256_fmadd_ps(qv, row_vector(r[i], c), acc[i]);
+    }
+    const __m128 v = _mm_mul_ps(sum4(acc[0], acc[1], acc[2], acc[3]), s);
+    if (m == 4) {
+      _mm_storeu_ps(scores + p0, v);
+    } else {
+      alignas(16) float t[4];
+      _mm_store_ps(t, v);
+      for (std::int64_t i = 0; i < m; ++i)
+        scores[p0 + i] = t[i];
+    }
+  }
+}
+
+// scores[h * stride + p] = scale * <q_h, K[p]>, four rows at a time, kAttnSpan vectors of the
+// head's query in registers at once.
+template <int C>
+void scores_group(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
+                  const KvRows& k, float* scores, std::int64_t stride) {
+  KvRowWalk walk(k);
+  alignas(32) float rows[8][8 * C];
+  alignas(32) float queries[kMaxGroupHeads][8 * C];  // Zero-padded like the rows.
+  for (std::int32_t h = 0; h < heads; ++h) {
+    std::copy_n(q + h * head_dim, head_dim, queries[h]);
+    std::fill(queries[h] + head_dim, queries[h] + 8 * C, 0.0f);
+  }
+  const __m128 s = _mm_set1_ps(scale);
+  for (std::int64_t p0 = 0; p0 < k.n; p0 += 8) {
+    const std::int64_t m = std::min<std::int64_t>(8, k.n - p0);
+    load_rows<C>(walk, m, head_dim, rows);
+    for (std::int32_t h = 0; h < heads; ++h) {
+      const float* qp = queries[h];
+      float* out = scores + h * stride + p0;
+      for (std::int64_t i0 = 0; i0 < m; i0 += 4) {
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                         _mm256_setzero_ps()};
+        for_each_span<C>([&](auto span) {
+          constexpr int kC0 = decltype(span)::value;
+          constexpr int kN = std::min(kAttnSpan, C - kC0);
+          __m256 qv[kN];
+          for (int c = 0; c < kN; ++c)
+            qv[c] = _mm256_load_ps(qp + 8 * (kC0 + c));
+          for (std::int64_t i = 0; i < 4; ++i) {
+            const float* r = rows[i0 + i < m ? i0 + i : 0];  // Rows past m: any, unused.
+            for (int c = 0; c < kN; ++c)
+              acc[i] = _mm256_fmadd_ps(qv[c], _mm256_load_ps(r + 8 * (kC0 + c)), acc[i]);
+          }
+        });
+        const __m128 v = _mm_mul_ps(sum4(acc[0], acc[1], acc[2], acc[3]), s);
+        if (i0 + 4 <= m) {
+          _mm_storeu_ps(out + i0, v);
+        } else {
+          alignas(16) float t[4];
+          _mm_store_ps(t, v);
+          std::copy_n(t, m - i0, out + i0);
+        }
+      }
+    }
+  }
+}
+
+void scores_f16(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
+                const KvRows& k, float* scores, std::int64_t stride) {
+  // Groups of up to kMaxGroupHeads heads (each group reads K once).
+  for (std::int32_t h0 = 0; h0 < heads; h0 += kMaxGroupHeads) {
+    const std::int32_t g = std::min(kMaxGroupHeads, heads - h0);
+    const float* qg = q + h0 * head_dim;
+    float* sg = scores + h0 * stride;
+    if (!with_head_chunks<8, kMaxAttnChunks>(head_dim, [&](auto c) {
+          if (g == 1 && head_dim % 8 == 0) {
+            scores_one<decltype(c)::value>(qg, head_dim, scale, k, sg);
+          } else {
+            scores_group<decltype(c)::value>(qg, g, head_dim, scale, k, sg, stride);
+          }
+        })) {
+      scores_f16_by_rows<dot_f16>(qg, g, head_dim, scale, k, sg, stride);
+    }
+  }
+}
+
+// One head alone of head_dim == 8 * C: weighted_sum_group's arithmetic for a head (per lane,
+// one fused multiply-add per position, in order), the accumulators in registers throughout.
+template <int C>
+void weighted_sum_one(const float* w, const KvRows& v, float* out) {
+  for_each_span<C>([&](auto span) {
+    constexpr int kC0 = decltype(span)::value;
+    constexpr int kN = std::min(kAttnSpan, C - kC0);
+    __m256 acc[kN];
+    for (__m256& a : acc)
+      a = _mm256_setzero_ps();
+    KvRowWalk walk(v);
+    for (std::int64_t p = 0; p < v.n; ++p) {
+      const std::uint16_t* row = walk.next();
+      const __m256 wp = _mm256_set1_ps(w[p]);
+      for (int c = 0; c < kN; ++c)
+        acc[c] = _mm256_fmadd_ps(wp, row_vector(row, kC0 + c), acc[c]);
+    }
+    for (int c = 0; c < kN; ++c)
+      _mm256_storeu_ps(out + 8 * (kC0 + c), acc[c]);
+  });
+}
+
+// out_h = sum_p w[h * stride + p] V[p]: per block of 8 rows, each head's accumulators are
+// loaded from `sums`, take the rows in order, and are stored back, kAttnSpan vectors at a time.
+template <int C>
+void weighted_sum_group(const float* w, std::int64_t stride, std::int32_t heads, const KvRows& v,
+                        std::int64_t head_dim, float* out) {
+  KvRowWalk walk(v);
+  alignas(32) float rows[8][8 * C];
+  alignas(32) float sums[kMaxGroupHeads][8 * C];
+  for (std::int32_t h = 0; h < heads; ++h)
+    std::fill_n(sums[h], 8 * C, 0.0f);
+  for (std::int64_t p0 = 0; p0 < v.n; p0 += 8) {
+    const std::int64_t m = std::min<std::int64_t>(8, v.n - p0);
+    load_rows<C>(walk, m, head_dim, rows);
+    for (std::int32_t h = 0; h < heads; ++h) {
+      const float* wh = w + h * stride + p0;
+      for_each_span<C>([&](auto span) {
+        constexpr int kC0 = decltype(span)::value;
+        constexpr int kN = std::min(kAttnSpan, C - kC0);
+        __m256 acc[kN];
+        for (int c = 0; c < kN; ++c)
+          acc[c] = _mm256_load_ps(sums[h] + 8 * (kC0 + c));
+        for (std::int64_t i = 0; i < m; ++i) {
+          const __m256 wp = _mm256_set1_ps(wh[i]);
+          for (int c = 0; c < kN; ++c)
+            acc[c] = _mm256_fmadd_ps(wp, _mm256_load_ps(rows[i] + 8 * (kC0 + c)), acc[c]);
+        }
+        for (int c = 0; c < kN; ++c)
+          _mm256_store_ps(sums[h] + 8 * (kC0 + c), acc[c]);
+      });
+    }
+  }
+  for (std::int32_t h = 0; h < heads; ++h)
+    std::copy_n(sums[h], head_dim, out + h * head_dim);
+}
+
+void weighted_sum_f16(const float* w, std::int64_t stride, std::int32_t heads, const KvRows& v,
+                      std::int64_t head_dim, float* out) {
+  // Groups of up to kMaxGroupHeads heads (each group reads V once).
+  for (std::int32_t h0 = 0; h0 < heads; h0 += kMaxGroupHeads) {
+    const std::int32_t g = std::min(kMaxGroupHeads, heads - h0);
+    const float* wg = w + h0 * stride;
+    float* og = out + h0 * head_dim;
+    if (!with_head_chunks<8, kMaxAttnChunks>(head_dim, [&](auto c) {
+          if (g == 1 && head_dim % 8 == 0) {
+            weighted_sum_one<decltype(c)::value>(wg, v, og);
+          } else {
+            weighted_sum_group<decltype(c)::value>(wg, stride, g, v, head_dim, og);
+          }
+        })) {
+      weighted_sum_f16_by_rows<axpy_f16>(wg, stride, g, v, head_dim, og);
+    }
+  }
+}
+
+// exp(x) for 8 lanes: kernels_avx512.cc's exp16 (the same clamps, reduction and polynomial),
+// with 2^k applied as two exact power-of-two factors, as AVX2 has no vscalefps: 0 and +inf past
+// float's range, NaN in gives NaN out.
+inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_set1_ps(150.0f), _mm256_max_ps(_mm256_set1_ps(-150.0f), x));
+  const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  // |k| <= 217, so each half is a normal float's exponent.
+  const __m256i ki = _mm256_cvtps_epi32(k);
+  const __m256i k1 = _mm256_srai_epi32(ki, 1);
+  const __m256i k2 = _mm256_sub_epi32(ki, k1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+// The lanes of a float vector added in double: lo and hi halves widened, then summed.
+inline __m256d add_widened(__m256d sum, __m256 v) {
+  sum = _mm256_add_pd(sum, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+  return _mm256_add_pd(sum, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+// Softmax as engine/ops.h's (max ignoring NaN as fmax does, sum in double), 8 lanes at a time;
+// the last n % 8 values go through a buffer padded with -inf (exp gives 0 there).
+void softmax_x8(float* x, std::int64_t n) {
+  const std::int64_t full = n / 8 * 8;
+  const std::int64_t rest = n - full;
+  alignas(32) float tail[8];
+  for (std::int64_t j = 0; j < 8; ++j)
+    tail[j] = j < rest ? x[full + j] : -INFINITY;
+  __m256 maxv = _mm256_set1_ps(x[0]);
+  for (std::int64_t i = 0; i < full; i += 8)
+    maxv = _mm256_max_ps(_mm256_loadu_ps(x + i), maxv);  // A NaN lane keeps maxv.
+  maxv = _mm256_max_ps(_mm256_load_ps(tail), maxv);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, maxv);
+  float max = lanes[0];
+  for (int l = 1; l < 8; ++l)
+    max = std::fmax(max, lanes[l]);
+  const __m256 mv = _mm256_set1_ps(max);
+  __m256d sum = _mm256_setzero_pd();
+  for (std::int64_t i = 0; i < full; i += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+    _mm256_storeu_ps(x + i, e);
+    sum = add_widened(sum, e);
+  }
+  if (rest > 0) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(tail), mv));
+    _mm256_store_ps(tail, e);
+    sum = add_widened(sum, e);
+  }
+  alignas(32) double d[4];
+  _mm256_store_pd(d, sum);
+  const float inv = static_cast<float>(1.0 / ((d[0] + d[2]) + (d[1] + d[3])));
+  const __m256 iv = _mm256_set1_ps(inv);
+  for (std::int64_t i = 0; i < full; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), iv));
+  for (std::int64_t j = 0; j < rest; ++j)
+    x[full + j] = tail[j] * inv;
+}
+
+// silu(gate) * up, 8 lanes at a time (out may alias gate); the tail through padded buffers.
+void swiglu_x8(const float* gate, const float* up, std::int64_t n, float* out) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const auto lanes = [&](__m256 g, __m256 u) {
+    return _mm256_mul_ps(
+        _mm256_div_ps(g, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), g)))), u);
+  };
+  const std::int64_t full = n / 8 * 8;
+  for (std::int64_t i = 0; i < full; i += 8)
+    _mm256_storeu_ps(out + i, lanes(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  const std::int64_t rest = n - full;
+  if (rest == 0) return;
+  alignas(32) float g[8] = {}, u[8] = {};
+  std::copy_n(gate + full, rest, g);
+  std::copy_n(up + full, rest, u);
+  _mm256_store_ps(g, lanes(_mm256_load_ps(g), _mm256_load_ps(u)));
+  std::copy_n(g, rest, out + full);
+}
+
 constexpr KernelTable kTable{IsaLevel::kAvx2,
                              quantize_q8_32_x86,
                              quantize_q8_256_x86,
@@ -216,10 +538,10 @@ constexpr KernelTable kTable{IsaLevel::kAvx2,
                              dot_f16,
                              axpy_f16,
                              to_f16,
-                             scores_f16_by_rows<dot_f16>,
-                             weighted_sum_f16_by_rows<axpy_f16>,
-                             softmax,  // engine/ops.h's scalar reference.
-                             swiglu};
+                             scores_f16,
+                             weighted_sum_f16,
+                             softmax_x8,
+                             swiglu_x8};
 
 }  // namespace
 

@@ -11,8 +11,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <type_traits>
-#include <utility>
 
 #include "engine/kernels.h"
 #include "engine/kernels_x86_shared.h"
@@ -633,21 +631,9 @@ void scores_group(const float* q, std::int32_t heads, std::int64_t head_dim, flo
   }
 }
 
-template <typename Fn, int... I>
-bool with_chunk_count(std::int64_t chunks, Fn& fn, std::integer_sequence<int, I...>) {
-  return ((chunks == I + 1 && (fn(std::integral_constant<int, I + 1>{}), true)) || ...);
-}
-
-// Calls fn(std::integral_constant<int, C>{}) with C = ceil(head_dim / 16), the 16-lane chunks
-// of a head, and returns true, when C is 1..8 (heads of up to 128 lanes); false for wider ones.
-template <typename Fn>
-bool with_head_chunks(std::int64_t head_dim, Fn&& fn) {
-  return with_chunk_count((head_dim + 15) / 16, fn, std::make_integer_sequence<int, 8>{});
-}
-
 void scores_f16(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
                 const KvRows& k, float* scores, std::int64_t stride) {
-  if (heads > 1 && with_head_chunks(head_dim, [&](auto c) {
+  if (heads > 1 && with_head_chunks<16, 8>(head_dim, [&](auto c) {
         scores_group<decltype(c)::value>(q, heads, head_dim, scale, k, scores, stride);
       })) {
     return;
@@ -748,7 +734,8 @@ void weighted_sum_group(const float* w, std::int64_t stride, std::int32_t heads,
 
 void weighted_sum_f16(const float* w, std::int64_t stride, std::int32_t heads, const KvRows& v,
                       std::int64_t head_dim, float* out) {
-  if (heads > 1 && heads <= kMaxGroupHeads && v.n > 0 && with_head_chunks(head_dim, [&](auto c) {
+  if (heads > 1 && heads <= kMaxGroupHeads && v.n > 0 &&
+      with_head_chunks<16, 8>(head_dim, [&](auto c) {
         weighted_sum_group<decltype(c)::value>(w, stride, heads, v, head_dim, out);
       })) {
     return;

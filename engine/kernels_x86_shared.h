@@ -1,7 +1,8 @@
 // 256-bit building blocks shared by kernels_avx2.cc and kernels_avx512.cc: the Q8 activation
 // quantizers, the K-quant kernels (whose sub-block scales make maddubs + madd as cheap as
-// VNNI), and the row/token tiling driver. Everything here has internal linkage, so each
-// including file gets its own copy compiled with its own ISA flags.
+// VNNI), the row/token tiling driver and the attention kernels' dispatch on the head width.
+// Everything here has internal linkage, so each including file gets its own copy compiled with its
+// own ISA flags.
 //
 // REQUIRES: include only from files compiled with at least -mavx2 -mfma -mf16c.
 #pragma once
@@ -10,6 +11,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "engine/kernels.h"
 #include "engine/quant_blocks.h"
@@ -300,6 +303,20 @@ struct Q6KKernel {
     }
   }
 };
+
+template <typename Fn, int... I>
+bool with_chunk_count(std::int64_t chunks, Fn& fn, std::integer_sequence<int, I...>) {
+  return ((chunks == I + 1 && (fn(std::integral_constant<int, I + 1>{}), true)) || ...);
+}
+
+// For the attention kernels: calls fn(std::integral_constant<int, C>{}) with C =
+// ceil(head_dim / Lanes), the vectors a head's row takes, and returns true, when C is
+// 1..MaxChunks; returns false (calling nothing) for wider heads.
+template <int Lanes, int MaxChunks, typename Fn>
+bool with_head_chunks(std::int64_t head_dim, Fn&& fn) {
+  return with_chunk_count((head_dim + Lanes - 1) / Lanes, fn,
+                          std::make_integer_sequence<int, MaxChunks>{});
+}
 
 }  // namespace
 }  // namespace spillway::engine

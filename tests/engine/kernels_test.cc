@@ -475,7 +475,7 @@ TEST(KernelsTest, AttentionKernelsMatchTheReference) {
     for (std::int64_t head_dim : {8, 20, 64, 100, 128, 144}) {
       for (std::int64_t n : {1, 5, 16, 17, 40}) {
         for (std::int64_t block_tokens : {16, 7}) {
-          for (std::int32_t heads : {1, 3, 8}) {
+          for (std::int32_t heads : {1, 3, 8, 20}) {
             SCOPED_TRACE(::testing::Message()
                          << isa_name(level) << " head_dim=" << head_dim << " n=" << n
                          << " block=" << block_tokens << " heads=" << heads);

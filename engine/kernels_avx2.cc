@@ -250,6 +250,18 @@ inline __m128 sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
   return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
 }
 
+// Stores the first min(n, 4) lanes of v to out.
+inline void store_scores(float* out, __m128 v, std::int64_t n) {
+  if (n >= 4) {
+    _mm_storeu_ps(out, v);
+    return;
+  }
+  alignas(16) float t[4];
+  _mm_store_ps(t, v);
+  for (std::int64_t i = 0; i < n; ++i)
+    out[i] = t[i];
+}
+
 // Vector c of a row as float, converted where it is. REQUIRES: the row has 8 * (c + 1) lanes.
 inline __m256 row_vector(const std::uint16_t* row, int c) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 8 * c)));
@@ -258,12 +270,8 @@ inline __m256 row_vector(const std::uint16_t* row, int c) {
 // One head alone (no group to share the conversion with) of head_dim == 8 * C: scores_group's
 // arithmetic for a head, the rows converted as they are read instead of through the buffer.
 template <int C>
-void scores_one(const float* q, std::int64_t head_dim, float scale, const KvRows& k,
-                float* scores) {
+void scores_one(const float* q, float scale, const KvRows& k, float* scores) {
   KvRowWalk walk(k);
-  alignas(32) float qp[8 * C];
-  std::copy_n(q, head_dim, qp);
-  std::fill(qp + head_dim, qp + 8 * C, 0.0f);
   const __m128 s = _mm_set1_ps(scale);
   for (std::int64_t p0 = 0; p0 < k.n; p0 += 4) {
     const std::int64_t m = std::min<std::int64_t>(4, k.n - p0);
@@ -273,19 +281,11 @@ void scores_one(const float* q, std::int64_t head_dim, float scale, const KvRows
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
     for (int c = 0; c < C; ++c) {
-      const __m256 qv = _mm256_load_ps(qp + 8 * c);
+      const __m256 qv = _mm256_loadu_ps(q + 8 * c);
       for (int i = 0; i < 4; ++i)
         acc[i] = _mm256_fmadd_ps(qv, row_vector(r[i], c), acc[i]);
     }
-    const __m128 v = _mm_mul_ps(sum4(acc[0], acc[1], acc[2], acc[3]), s);
-    if (m == 4) {
-      _mm_storeu_ps(scores + p0, v);
-    } else {
-      alignas(16) float t[4];
-      _mm_store_ps(t, v);
-      for (std::int64_t i = 0; i < m; ++i)
-        scores[p0 + i] = t[i];
-    }
+    store_scores(scores + p0, _mm_mul_ps(sum4(acc[0], acc[1], acc[2], acc[3]), s), m);
   }
 }
 
@@ -323,14 +323,7 @@ void scores_group(const float* q, std::int32_t heads, std::int64_t head_dim, flo
               acc[i] = _mm256_fmadd_ps(qv[c], _mm256_load_ps(r + 8 * (kC0 + c)), acc[i]);
           }
         });
-        const __m128 v = _mm_mul_ps(sum4(acc[0], acc[1], acc[2], acc[3]), s);
-        if (i0 + 4 <= m) {
-          _mm_storeu_ps(out + i0, v);
-        } else {
-          alignas(16) float t[4];
-          _mm_store_ps(t, v);
-          std::copy_n(t, m - i0, out + i0);
-        }
+        store_scores(out + i0, _mm_mul_ps(sum4(acc[0], acc[1], acc[2], acc[3]), s), m - i0);
       }
     }
   }
@@ -345,7 +338,7 @@ void scores_f16(const float* q, std::int32_t heads, std::int64_t head_dim, float
     float* sg = scores + h0 * stride;
     if (!with_head_chunks<8, kMaxAttnChunks>(head_dim, [&](auto c) {
           if (g == 1 && head_dim % 8 == 0) {
-            scores_one<decltype(c)::value>(qg, head_dim, scale, k, sg);
+            scores_one<decltype(c)::value>(qg, scale, k, sg);
           } else {
             scores_group<decltype(c)::value>(qg, g, head_dim, scale, k, sg, stride);
           }

@@ -591,6 +591,18 @@ void scores_one(const float* q, std::int64_t head_dim, float scale, const KvRows
   }
 }
 
+// Converts the next m (<= 16) rows of `walk` to float, the lanes past the head's zero (`mask`).
+template <int C>
+void load_rows(KvRowWalk& walk, std::int64_t m, const __mmask16 (&mask)[C], float (*rows)[16 * C]) {
+  for (std::int64_t i = 0; i < m; ++i) {
+    const std::uint16_t* row = walk.next();
+    for (int c = 0; c < C; ++c) {
+      _mm512_store_ps(rows[i] + 16 * c,
+                      _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask[c], row + 16 * c)));
+    }
+  }
+}
+
 // The same products for a group of query heads sharing the KV head, with head_dim <= 16 * C
 // (C chunks of 16): each block of 16 K rows is converted to float once, for all the heads, and
 // each head keeps its query in registers. Per head the arithmetic is scores_one's, in the same
@@ -606,13 +618,7 @@ void scores_group(const float* q, std::int32_t heads, std::int64_t head_dim, flo
   alignas(64) float rows[16][16 * C];
   for (std::int64_t p0 = 0; p0 < k.n; p0 += 16) {
     const std::int64_t m = std::min<std::int64_t>(16, k.n - p0);
-    for (std::int64_t i = 0; i < m; ++i) {
-      const std::uint16_t* row = walk.next();
-      for (int c = 0; c < C; ++c) {
-        _mm512_store_ps(rows[i] + 16 * c,
-                        _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask[c], row + 16 * c)));
-      }
-    }
+    load_rows<C>(walk, m, mask, rows);
     for (std::int32_t h = 0; h < heads; ++h) {
       __m512 qv[C];
       for (int c = 0; c < C; ++c)
@@ -692,13 +698,7 @@ void weighted_sum_group(const float* w, std::int64_t stride, std::int32_t heads,
   alignas(64) float sums[kMaxGroupHeads][2][16 * C];  // Written by the first block.
   for (std::int64_t p0 = 0; p0 < v.n; p0 += 16) {     // p0 is even: parities are the block's.
     const std::int64_t m = std::min<std::int64_t>(16, v.n - p0);
-    for (std::int64_t i = 0; i < m; ++i) {
-      const std::uint16_t* row = walk.next();
-      for (int c = 0; c < C; ++c) {
-        _mm512_store_ps(rows[i] + 16 * c,
-                        _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask[c], row + 16 * c)));
-      }
-    }
+    load_rows<C>(walk, m, mask, rows);
     for (std::int32_t h = 0; h < heads; ++h) {
       const float* wh = w + h * stride + p0;
       __m512 acc[2][C];

@@ -43,6 +43,30 @@ TEST(OpenaiChatRequest, MinimalRequestGetsOpenAIDefaults) {
   EXPECT_FALSE(r->user.has_value());
 }
 
+TEST(OpenaiChatRequest, ADuplicatedParameterTakesItsLastValueInSmallAndLargeBodies) {
+  // Fields are looked up by a scan in small objects and by the library's hash in large ones
+  // (more than 16 keys); both must see the last of duplicated keys, as JSON parsers do.
+  auto small = parse(with_messages(R"([{"role":"user","content":"hi"}])",
+                                   R"("max_tokens":7,"model":"last","max_tokens":9)"));
+  ASSERT_TRUE(small.ok()) << small.error().to_string();
+  EXPECT_EQ(small->model, "last");
+  EXPECT_EQ(small->sampling.max_tokens, 9);
+
+  std::string padding;
+  for (int i = 0; i < 20; ++i)
+    padding += fmt::format(R"("x{}":{},)", i, i);
+  auto large = parse(with_messages(R"([{"role":"user","content":"hi"}])",
+                                   padding + R"("max_tokens":7,"model":"last","max_tokens":9)"));
+  ASSERT_TRUE(large.ok()) << large.error().to_string();
+  EXPECT_EQ(large->model, "last");
+  EXPECT_EQ(large->sampling.max_tokens, 9);
+
+  auto bad = parse(with_messages(R"([{"role":"user","content":"hi"}])",
+                                 padding + R"("max_tokens":7,"max_tokens":"many")"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("max_tokens"), std::string::npos) << bad.error().to_string();
+}
+
 TEST(OpenaiChatRequest, FullRequestAsAnSdkSendsIt) {
   auto r = parse(R"({
     "model": "llama-3-8b",

@@ -1,6 +1,7 @@
 // libFuzzer target for the OpenAI API component: any body must parse into a request that
-// respects the limits, or fail with an Error whose OpenAI body is valid JSON; and whatever
-// bytes reach the renderers (parsed contents, raw input as model output), the rendered
+// respects the limits, or fail with an Error whose OpenAI body is valid JSON; a chat body the
+// one-pass reading accepts must read the same through the document (chat_request_fast.h); and
+// whatever bytes reach the renderers (parsed contents, raw input as model output), the rendered
 // responses and stream chunks must be valid JSON.
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,7 @@
 
 #include "openai/api_error.h"
 #include "openai/chat_request.h"
+#include "openai/chat_request_fast.h"
 #include "openai/chat_response.h"
 #include "openai/completion_request.h"
 #include "openai/completion_response.h"
@@ -83,6 +85,10 @@ void check_common(const SamplingOptions& s, const ApiLimits& limits) {
 }
 
 void check_chat(std::string_view body, const ApiLimits& limits) {
+  if (const auto fast = internal::read_common_chat_request(body, limits)) {
+    const auto document = internal::read_chat_request_document(body, limits);
+    require(document.ok() && *document == *fast);
+  }
   auto r = parse_chat_completion_request(body, limits);
   if (!r.ok()) {
     check_error(r.error());

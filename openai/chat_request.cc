@@ -2,10 +2,12 @@
 
 #include <limits>
 #include <string>
+#include <utility>
 
 #include <boost/json/monotonic_resource.hpp>
 
 #include "openai/api_error.h"
+#include "openai/chat_request_fast.h"
 #include "openai/request_json.h"
 
 namespace spillway::openai {
@@ -216,6 +218,16 @@ std::string_view chat_role_name(ChatRole role) {
 
 Result<ChatCompletionRequest> parse_chat_completion_request(std::string_view body,
                                                             const ApiLimits& limits) {
+  // Most requests have the common shape, read in one pass; the rest, including every invalid
+  // one, go through the document (chat_request_fast.h).
+  if (std::optional<ChatCompletionRequest> r = internal::read_common_chat_request(body, limits)) {
+    return std::move(*r);
+  }
+  return internal::read_chat_request_document(body, limits);
+}
+
+Result<ChatCompletionRequest> internal::read_chat_request_document(std::string_view body,
+                                                                   const ApiLimits& limits) {
   // Everything parsed lives in this arena and is copied out into the request.
   unsigned char first_block[4096];
   json::monotonic_resource arena(first_block, sizeof(first_block));

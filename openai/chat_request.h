@@ -48,6 +48,8 @@ struct ChatMessage {
   ChatRole role = ChatRole::kUser;
   std::string content;  // Valid UTF-8 (the JSON parser checks it).
   std::optional<std::string> name;
+
+  bool operator==(const ChatMessage&) const = default;
 };
 
 struct ChatCompletionRequest {
@@ -58,6 +60,8 @@ struct ChatCompletionRequest {
   bool logprobs = false;
   std::int32_t top_logprobs = 0;  // 0 unless logprobs.
   std::optional<std::string> user;
+
+  bool operator==(const ChatCompletionRequest&) const = default;
 };
 
 // Errors name the offending parameter (see api_error.h); render them with to_api_error.

@@ -54,6 +54,8 @@ struct SamplingOptions {
   float frequency_penalty = 0.0f;
   std::optional<std::int64_t> seed;  // nullopt: the server picks one.
   std::vector<std::string> stop;     // Empty: no stop sequences.
+
+  bool operator==(const SamplingOptions&) const = default;
 };
 
 struct StreamOptions {
@@ -61,6 +63,8 @@ struct StreamOptions {
   // Only when stream: send a last chunk with usage and empty choices before [DONE], and
   // "usage": null in every other chunk.
   bool include_usage = false;
+
+  bool operator==(const StreamOptions&) const = default;
 };
 
 // For the request parsers, which own the body: each reads its fields of `body`.

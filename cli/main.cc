@@ -5,16 +5,36 @@
 
 #include <CLI/CLI.hpp>
 
+#if SPILLWAY_MIMALLOC
+#include <mimalloc.h>
+#endif
+
 #include "core/log.h"
 
 #include "cli/commands.h"
+
+namespace {
+
+// Which malloc the process runs on, for --version (see SPILLWAY_MIMALLOC in CMakeLists.txt).
+std::string allocator_description() {
+#if SPILLWAY_MIMALLOC
+  const int v = mi_version();  // e.g. 209 for 2.0.9
+  return "allocator: mimalloc " + std::to_string(v / 100) + "." + std::to_string(v / 10 % 10) +
+         "." + std::to_string(v % 10);
+#else
+  return "allocator: glibc malloc";
+#endif
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
       "Spillway: serve large language models from GPU capacity spread across clouds.\n"
       "Run `spillway SUBCOMMAND --help` for a subcommand's options.",
       "spillway"};
-  app.set_version_flag("-V,--version", std::string("spillway ") + SPILLWAY_VERSION);
+  app.set_version_flag(
+      "-V,--version", std::string("spillway ") + SPILLWAY_VERSION + "\n" + allocator_description());
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "debug, info, warn, error or off")
       ->capture_default_str();

@@ -237,14 +237,13 @@ void HttpConnection::on_header(error_code ec) {
     return;
   }
   cancel_read_timer();
-  const auto& req = parser_->get();
-  request_id_ = request_id_for(req["X-Request-Id"]);
+  request_id_ = request_id_for(parser_->request().headers.get("X-Request-Id").value_or(""));
   begin_request();
-  keep_alive_ = req.keep_alive();
-  http10_ = req.version() == 10;
-  head_request_ = req.method() == http::verb::head;
+  keep_alive_ = parser_->keep_alive();
+  http10_ = parser_->version() == 10;
+  head_request_ = parser_->method() == http::verb::head;
 
-  if (auto reply = check_request_head(req, ctx_->options)) {
+  if (auto reply = check_request_head(*parser_, ctx_->options)) {
     error_and_close(reply->status, reply->message);
     return;
   }
@@ -252,7 +251,7 @@ void HttpConnection::on_header(error_code ec) {
     dispatch();
     return;
   }
-  if (expects_continue(req)) {
+  if (expects_continue(*parser_)) {
     pending_ += kContinue;
     pump();
   }
@@ -288,7 +287,7 @@ void HttpConnection::on_read_error(error_code ec) {
 }
 
 void HttpConnection::dispatch() {
-  HttpRequest request = to_http_request(parser_->release(), std::move(read_state_.head_fields));
+  HttpRequest request = parser_->release();
   parser_.reset();
   request.remote_address = remote_;
   request.request_id = request_id_;

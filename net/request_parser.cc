@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <iterator>
 #include <utility>
 
 #include <boost/asio/buffer.hpp>
@@ -54,15 +53,47 @@ class MemoryReader {
   std::size_t read_size_;
 };
 
-HttpHeaders copy_fields(const RequestMessage& message) {
-  HttpHeaders headers;
-  headers.reserve(static_cast<std::size_t>(std::distance(message.begin(), message.end())));
-  for (const auto& field : message)
-    headers.add(std::string(field.name_string()), std::string(field.value()));
-  return headers;
+}  // namespace
+
+void RequestParser::on_request_impl(http::verb method, string_view method_text, string_view target,
+                                    int version, error_code&) {
+  method_ = method;
+  version_ = version;
+  request_.method.assign(method_text.data(), method_text.size());
+  request_.target.assign(target.data(), target.size());
+  request_.version_major = version / 10;
+  request_.version_minor = version % 10;
+  request_.headers.reserve(8);
 }
 
-}  // namespace
+void RequestParser::on_field_impl(http::field, string_view name, string_view value, error_code&) {
+  if (is_header_done()) return;  // A trailer field.
+  request_.headers.add(std::string(name.data(), name.size()),
+                       std::string(value.data(), value.size()));
+}
+
+void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
+                                      error_code&) {
+  // The parser refused a Content-Length past the body limit before this.
+  if (content_length) request_.body.reserve(static_cast<std::size_t>(*content_length));
+}
+
+std::size_t RequestParser::on_body_impl(string_view body, error_code&) {
+  request_.body.append(body.data(), body.size());
+  return body.size();
+}
+
+std::size_t RequestParser::on_chunk_body_impl(std::uint64_t, string_view body, error_code&) {
+  request_.body.append(body.data(), body.size());
+  return body.size();
+}
+
+HttpRequest RequestParser::release() {
+  const TargetParts parts = split_target(request_.target);
+  request_.path.assign(parts.path);
+  request_.query.assign(parts.query);
+  return std::move(request_);
+}
 
 void reset_request_parser(std::optional<RequestParser>& parser, RequestReadState& state,
                           const HttpServerOptions& options) {
@@ -97,7 +128,6 @@ error_code parse_buffered_request(RequestParser& parser, boost::beast::flat_buff
         // Beast's limit applies to what follows the request line, so in one read a head can
         // end (or fail a check made at its end, such as the body limit) past the limit.
         if (state.head_bytes > options.max_header_bytes) return http::error::header_limit;
-        if (parser.is_header_done()) state.head_fields = copy_fields(parser.get());
       }
     }
     if (!ec && used == 0) ec = http::error::need_more;
@@ -133,12 +163,13 @@ std::string request_id_for(std::string_view client_id) {
   return valid ? std::string(client_id) : new_request_id();
 }
 
-std::optional<ErrorReply> check_request_head(const RequestMessage& head,
+std::optional<ErrorReply> check_request_head(const RequestParser& head,
                                              const HttpServerOptions& options) {
-  if (head.target().size() > options.max_url_bytes) {
+  const std::size_t target_bytes = head.request().target.size();
+  if (target_bytes > options.max_url_bytes) {
     return ErrorReply{414,
                       fmt::format("request target of {} bytes exceeds the limit of {}",
-                                  head.target().size(), options.max_url_bytes),
+                                  target_bytes, options.max_url_bytes),
                       {}};
   }
   if (head.version() != 10 && head.version() != 11) {
@@ -147,8 +178,9 @@ std::optional<ErrorReply> check_request_head(const RequestMessage& head,
   return std::nullopt;
 }
 
-bool expects_continue(const RequestMessage& head) {
-  return head.version() == 11 && header_list_contains(head[http::field::expect], "100-continue");
+bool expects_continue(const RequestParser& head) {
+  return head.version() == 11 &&
+         header_list_contains(head.request().headers.get("Expect").value_or(""), "100-continue");
 }
 
 std::optional<ErrorReply> classify_read_error(error_code ec, const RequestParser& parser,
@@ -164,7 +196,7 @@ std::optional<ErrorReply> classify_read_error(error_code ec, const RequestParser
   if (ec == http::error::header_limit) {
     // Beast consumes the request line once it is complete; then the parsed target tells.
     // Otherwise the line is still at the front of the buffer, cut off somewhere.
-    const std::string_view parsed_target = parser.get().target();
+    const std::string_view parsed_target = parser.request().target;
     const bool target_too_long = parsed_target.empty()
                                      ? request_target_exceeds(buffered, options.max_url_bytes)
                                      : parsed_target.size() > options.max_url_bytes;
@@ -188,20 +220,6 @@ std::optional<ErrorReply> classify_read_error(error_code ec, const RequestParser
     return ErrorReply{400, fmt::format("malformed request: {}", ec.message()), {}};
   }
   return std::nullopt;  // The peer closed or reset the connection, possibly midway.
-}
-
-HttpRequest to_http_request(RequestMessage&& message, HttpHeaders head_fields) {
-  HttpRequest request;
-  request.method = std::string(message.method_string());
-  request.target = std::string(message.target());
-  const TargetParts parts = split_target(request.target);
-  request.path = std::string(parts.path);
-  request.query = std::string(parts.query);
-  request.version_major = static_cast<int>(message.version() / 10);
-  request.version_minor = static_cast<int>(message.version() % 10);
-  request.headers = std::move(head_fields);
-  request.body = std::move(message.body());
-  return request;
 }
 
 std::optional<ErrorReply> route_error(const Router::Match& match, const HttpRequest& request) {
@@ -242,16 +260,17 @@ std::vector<ReplayedRequest> replay_requests(std::string_view bytes,
     error_code ec = read_until(ReadGoal::kHead);
     if (!ec) {
       // As the connection does, decide these on the head alone.
-      entry.keep_alive = parser->get().keep_alive();
-      entry.request.request_id = request_id_for(parser->get()["X-Request-Id"]);
-      if (auto reply = check_request_head(parser->get(), options)) {
+      entry.keep_alive = parser->keep_alive();
+      entry.request.request_id =
+          request_id_for(parser->request().headers.get("X-Request-Id").value_or(""));
+      if (auto reply = check_request_head(*parser, options)) {
         entry.kind = ReplayedRequest::Kind::kRejected;
         entry.error = std::move(*reply);
         entry.keep_alive = false;
         break;
       }
       if (!parser->is_done()) {
-        entry.sent_continue = expects_continue(parser->get());
+        entry.sent_continue = expects_continue(*parser);
         ec = read_until(ReadGoal::kMessage);
       }
     }
@@ -268,7 +287,7 @@ std::vector<ReplayedRequest> replay_requests(std::string_view bytes,
       break;
     }
     std::string request_id = std::move(entry.request.request_id);
-    entry.request = to_http_request(parser->release(), std::move(state.head_fields));
+    entry.request = parser->release();
     entry.request.request_id = std::move(request_id);
     Router::Match match = router.match(entry.request.method, entry.request.path);
     if (auto reply = route_error(match, entry.request)) {

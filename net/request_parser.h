@@ -4,36 +4,35 @@
 // memory, for tests and the fuzzer) run the same code.
 //
 // The steps, in the order a connection runs them for each request on a keep-alive connection:
-//   reset_request_parser      a fresh Beast parser with the server's header and body limits;
+//   reset_request_parser      a fresh parser with the server's header and body limits;
 //   parse_buffered_request    with ReadGoal::kHead, after each read (parse_request_eof when
 //                             the peer closed), until the head is complete;
 //   on the head               request_id_for, then check_request_head (414, 505);
 //   parse_buffered_request    with ReadGoal::kMessage, after expects_continue told whether to
 //                             send 100 Continue, until the body is complete;
 //   on a failed read          classify_read_error (431/414, 413, 400, or close silently);
-//   on a complete message     to_http_request, Router::match, route_error (404, 405, 400).
+//   on a complete message     RequestParser::release, Router::match, route_error (404, 405,
+//                             400).
 //
 // Beast (1.81) alone does not bound a request: its header limit applies afresh to the bytes
 // left after the request line and after each complete field, which it consumes, so a head
-// arriving in small reads could grow without end; a chunk-size line or a trailer section waits
-// in the buffer unbounded; and trailer fields are added to the header fields.
-// parse_buffered_request bounds the whole head, and what it buffers of a chunked body, by
-// options.max_header_bytes; to_http_request drops trailer fields (RFC 9110 section 6.5.1:
-// they are not merged into the header section).
+// arriving in small reads could grow without end; and a chunk-size line or a trailer section
+// waits in the buffer unbounded. parse_buffered_request bounds the whole head, and what it
+// buffers of a chunked body, by options.max_header_bytes.
 //
 // Thread-safety: each call touches only its arguments (request_id_for also the process-wide,
 // thread-safe new_request_id counter).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/basic_parser.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "net/http_request.h"
@@ -42,8 +41,44 @@
 
 namespace spillway::net::internal {
 
-using RequestParser = boost::beast::http::request_parser<boost::beast::http::string_body>;
-using RequestMessage = boost::beast::http::request<boost::beast::http::string_body>;
+// Beast's request parser (it checks the syntax and applies the header and body limits) filing
+// what it reads straight into an HttpRequest: the request line, the head's fields in order and
+// the body, with no field list or message in between. Trailer fields of a chunked body are
+// dropped (RFC 9110 section 6.5.1: they are not merged into the header section).
+class RequestParser final : public boost::beast::http::basic_parser<true> {
+ public:
+  RequestParser() = default;
+
+  // What was read so far: method, target and version once the request line is complete,
+  // headers once is_header_done(), the body once is_done(). path and query are left empty.
+  [[nodiscard]] const HttpRequest& request() const { return request_; }
+  [[nodiscard]] boost::beast::http::verb method() const { return method_; }
+  // HTTP version as major * 10 + minor (11 for HTTP/1.1), once the request line is complete.
+  [[nodiscard]] int version() const { return version_; }
+  // Moves the request out, with path and query split from the target.
+  [[nodiscard]] HttpRequest release();
+
+ private:
+  using error_code = boost::system::error_code;
+  using string_view = boost::core::string_view;
+
+  void on_request_impl(boost::beast::http::verb method, string_view method_text, string_view target,
+                       int version, error_code& ec) override;
+  void on_response_impl(int, string_view, int, error_code&) override {}  // Never called.
+  void on_field_impl(boost::beast::http::field, string_view name, string_view value,
+                     error_code& ec) override;
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
+                         error_code& ec) override;
+  std::size_t on_body_impl(string_view body, error_code& ec) override;
+  void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override;
+  void on_finish_impl(error_code&) override {}
+
+  HttpRequest request_;
+  boost::beast::http::verb method_ = boost::beast::http::verb::unknown;
+  int version_ = 0;
+};
 
 // An error response the connection sends itself instead of calling a handler.
 struct ErrorReply {
@@ -52,13 +87,9 @@ struct ErrorReply {
   std::string allow;    // 405 only: the value of the Allow header.
 };
 
-// What Beast's parser does not keep about the request being read.
+// What the parser does not keep about the request being read.
 struct RequestReadState {
   std::size_t head_bytes = 0;  // Bytes of the head parsed (consumed) so far.
-  // The fields of the complete head, copied when it completed: Beast files trailer fields
-  // among the head's (after the last field of the same name), so they cannot be told apart
-  // later.
-  HttpHeaders head_fields;
 };
 
 // Replaces `parser` with a fresh one for the next request, limited to
@@ -94,12 +125,12 @@ enum class ReadGoal {
 // Checks a completely parsed request head: 414 when its target is longer than
 // options.max_url_bytes, 505 for a version other than HTTP/1.0 and HTTP/1.1. Either ends the
 // connection after the error response.
-[[nodiscard]] std::optional<ErrorReply> check_request_head(const RequestMessage& head,
+[[nodiscard]] std::optional<ErrorReply> check_request_head(const RequestParser& head,
                                                            const HttpServerOptions& options);
 
 // True when the client waits for "100 Continue" before it sends the body (HTTP/1.1 with
-// "Expect: 100-continue").
-[[nodiscard]] bool expects_continue(const RequestMessage& head);
+// "Expect: 100-continue" as its first Expect field).
+[[nodiscard]] bool expects_continue(const RequestParser& head);
 
 // What a failed head or body read means: the error response that ends the connection (414 or
 // 431 past the header limit, 431 for a chunk-size line or trailer section that long, 413 past
@@ -110,11 +141,6 @@ enum class ReadGoal {
                                                             const RequestParser& parser,
                                                             std::string_view buffered,
                                                             const HttpServerOptions& options);
-
-// The complete message as handlers see it, with `head_fields` as its headers (see
-// RequestReadState; trailer fields are dropped). remote_address, request_id and path_params
-// are left for the caller to fill in.
-[[nodiscard]] HttpRequest to_http_request(RequestMessage&& message, HttpHeaders head_fields);
 
 // The error response for a request no route accepts: 404, 405 with the Allow list, or 400 for
 // a path parameter that does not decode; nullopt when `match` found a route.

@@ -190,6 +190,25 @@ bool scan(std::string_view text, json::basic_parser<UsageHandler>& parser) {
 }  // namespace
 
 Result<std::string> with_stream_usage(std::string_view body, std::size_t max_depth) {
+  // A validated object without a stream_options member (a quote inside a JSON string is
+  // escaped, so the quoted name occurs only as a key): the member goes in before the closing
+  // brace, copying the body once instead of parsing and re-serializing it.
+  constexpr std::string_view kMember = R"(,"stream_options":{"include_usage":true}})";
+  if (body.find("\"stream_options\"") == std::string_view::npos) {
+    const std::size_t close = body.find_last_not_of(" \t\r\n");
+    const std::size_t before = close == std::string_view::npos || close == 0
+                                   ? std::string_view::npos
+                                   : body.find_last_not_of(" \t\r\n", close - 1);
+    const std::size_t open = body.find_first_not_of(" \t\r\n");
+    if (before != std::string_view::npos && body[close] == '}' && body[open] == '{' &&
+        body[before] != '{' && body[before] != ',') {
+      std::string out;
+      out.reserve(close + kMember.size());
+      out.append(body.substr(0, close));
+      out.append(kMember);
+      return out;
+    }
+  }
   json::parse_options options;
   options.max_depth = max_depth;
   std::error_code ec;

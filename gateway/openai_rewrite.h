@@ -18,7 +18,9 @@ namespace spillway::gateway {
 
 // `body` (a request object already validated by the openai parsers) with
 // "stream_options":{"include_usage":true}, so the replica reports usage at the end of a
-// stream. kInvalidArgument if the body is not a JSON object within `max_depth`.
+// stream: appended as the object's last member when it has no stream_options member, else
+// set in the parsed object. kInvalidArgument if the body is not a JSON object within
+// `max_depth` (not checked when it is appended: the body was validated).
 [[nodiscard]] Result<std::string> with_stream_usage(std::string_view body, std::size_t max_depth);
 
 // The "usage" object of a response body or stream chunk (prompt_tokens, completion_tokens);

@@ -84,6 +84,34 @@ TEST(OpenAiRewriteTest, StreamUsageIsRequestedAndReadBack) {
   EXPECT_EQ(v.at("messages").as_array().size(), 1u);
   EXPECT_FALSE(with_stream_usage("[1,2]", 64).ok());
   EXPECT_FALSE(with_stream_usage("{", 64).ok());
+  auto empty = with_stream_usage("{}", 64);  // Parsed: there is nothing to put a comma after.
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(json::parse(*empty).as_object().size(), 1u);
+
+  // Appended without a parse where there is no stream_options member; otherwise the member is
+  // replaced, never duplicated. Each result reads back as the body plus include_usage.
+  for (const std::string_view b : {
+           R"( {"model":"m","stream":true} )",
+           "{\"model\":\"m\",\n \"stream\":true\n}\n",
+           R"({"model":"m","stream":true,"stream_options":{"include_usage":false}})",
+           R"({"stream_options":{},"model":"m","stream":true})",
+           R"({"model":"m","metadata":{"stream_options":1},"stream":true})",
+           R"({"model":"say \"stream_options\"","stream":true})",
+       }) {
+    auto rewritten = with_stream_usage(b, 64);
+    ASSERT_TRUE(rewritten.ok()) << b;
+    json::object expected = json::parse(b).as_object();
+    expected["stream_options"] = json::object{{"include_usage", true}};
+    const json::value got = json::parse(*rewritten);
+    EXPECT_EQ(got.as_object(), expected) << *rewritten;
+    // No repeated member: the rewritten text parses to as many members as it names.
+    std::size_t named = 0;
+    for (std::size_t at = 0; (at = rewritten->find("\"stream_options\"", at)) != std::string::npos;
+         ++at)
+      ++named;
+    EXPECT_EQ(named, 1u + (std::string_view(b).find("metadata") != std::string_view::npos))
+        << *rewritten;
+  }
 
   const auto usage = read_usage(R"({"id":"x","usage":{"prompt_tokens":7,"completion_tokens":3}})");
   ASSERT_TRUE(usage.has_value());

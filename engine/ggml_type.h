@@ -31,7 +31,7 @@ enum class GgmlType : std::uint32_t {
 };
 
 struct GgmlTypeInfo {
-  std::string_view name;       // As ggml prints it: "f32", "q4_K", ...
+  std::string_view name;        // As ggml prints it: "f32", "q4_K", ...
   std::int64_t block_elements;  // Elements per block (1 for plain float types).
   std::size_t block_bytes;      // Bytes per block.
   bool supported;               // Spillway can compute with it (dequantize / dot).

@@ -204,7 +204,8 @@ TEST(MkModel, BuiltInByteVocabularyRoundTrips) {
   ASSERT_EQ(ids->size(), 1u + 1u + text.size());
   EXPECT_EQ((*ids)[0], 1);
   std::string decoded;
-  for (std::size_t i = 1; i < ids->size(); ++i) decoded += m->tokenizer().token_to_piece((*ids)[i]);
+  for (std::size_t i = 1; i < ids->size(); ++i)
+    decoded += m->tokenizer().token_to_piece((*ids)[i]);
   EXPECT_EQ(decoded, " " + text);
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "net/http_server.h"
+
 #include "net_test_support.h"
 
 namespace spillway::net {

@@ -12,6 +12,7 @@
 #include "core/metrics.h"
 
 #include "net/http_server.h"
+
 #include "net_test_support.h"
 
 namespace spillway::net {

@@ -34,25 +34,24 @@ std::string body_for(std::int64_t which) {
   return which == 0 ? small_chat() : conversation_chat();
 }
 
-void BM_ChatCommonReading(benchmark::State& state) {
+// Read is the one-pass reading or the document reading.
+template <auto Read>
+void BM_ChatReading(benchmark::State& state) {
   const std::string body = body_for(state.range(0));
   for (auto _ : state) {
-    auto r = openai::internal::read_common_chat_request(body, {});
+    auto r = Read(body, openai::ApiLimits{});
     benchmark::DoNotOptimize(r);
   }
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(body.size()));
 }
-BENCHMARK(BM_ChatCommonReading)->Arg(0)->Arg(1);
-
-void BM_ChatDocumentReading(benchmark::State& state) {
-  const std::string body = body_for(state.range(0));
-  for (auto _ : state) {
-    auto r = openai::internal::read_chat_request_document(body, {});
-    benchmark::DoNotOptimize(r);
-  }
-  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(body.size()));
-}
-BENCHMARK(BM_ChatDocumentReading)->Arg(0)->Arg(1);
+BENCHMARK_TEMPLATE(BM_ChatReading, &openai::internal::read_common_chat_request)
+    ->Name("BM_ChatCommonReading")
+    ->Arg(0)
+    ->Arg(1);
+BENCHMARK_TEMPLATE(BM_ChatReading, &openai::internal::read_chat_request_document)
+    ->Name("BM_ChatDocumentReading")
+    ->Arg(0)
+    ->Arg(1);
 
 // Arg(1): appended (no stream_options member). Arg(3): the same conversation with
 // stream_options present, which goes through the parsed object.

@@ -79,11 +79,14 @@ void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& cont
 }
 
 std::size_t RequestParser::on_body_impl(string_view body, error_code&) {
-  request_.body.append(body.data(), body.size());
-  return body.size();
+  return append_body(body);
 }
 
 std::size_t RequestParser::on_chunk_body_impl(std::uint64_t, string_view body, error_code&) {
+  return append_body(body);
+}
+
+std::size_t RequestParser::append_body(string_view body) {
   request_.body.append(body.data(), body.size());
   return body.size();
 }

@@ -74,6 +74,8 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
   std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override;
   void on_finish_impl(error_code&) override {}
+  // Body bytes, plain or from a chunk: all of them are taken (the parser enforces the limit).
+  std::size_t append_body(string_view body);
 
   HttpRequest request_;
   boost::beast::http::verb method_ = boost::beast::http::verb::unknown;

@@ -156,7 +156,15 @@ class ResponseParser final : public http::basic_parser<false> {
                      error_code&) override {
     headers_.add(std::string(name.data(), name.size()), std::string(value.data(), value.size()));
   }
-  void on_header_impl(error_code&) override {}
+  // A body of known length is parsed in the step that completed the head, as far as it came
+  // with it (eager parsing): a small answer is read and parsed in one step, and Beast's read
+  // does not post its completion for a second step that would only parse bytes already
+  // buffered (an event-loop round, with an epoll_wait, on the way to the client). Not for
+  // chunked bodies: an eager parse that stops inside a chunk's framing asks Beast's read for
+  // more bytes before it returns, which would hold back the events of a stream parsed so far.
+  void on_header_impl(error_code&) override {
+    if (content_length().has_value()) eager(true);
+  }
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
   std::size_t on_body_impl(beast::string_view body, error_code& ec) override {
     return store(body, ec);
@@ -326,8 +334,11 @@ asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, boo
     co_return failed;
   };
 
+  std::optional<AttemptResult> failed;
   while (!parser.is_header_done()) {
-    if (auto failed = co_await read_some()) co_return std::move(*failed);
+    failed = co_await read_some();
+    if (failed && !parser.is_header_done()) co_return std::move(*failed);
+    if (failed) break;  // The head is complete; what followed it failed (reported below).
   }
   out.response.status = parser.status();
   out.response.headers = std::move(parser.headers());
@@ -335,15 +346,17 @@ asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, boo
     out.error = call.cancelled_error();
     co_return out;
   }
-  while (!parser.is_done()) {
-    auto failed = co_await read_some();
-    // Bytes parsed in this step reach the caller even when the step then failed.
+  // The body bytes parsed with the head, then each later step's. Bytes parsed in a step reach
+  // the caller even when the step then failed.
+  for (;;) {
     const std::size_t got = piece.size() - parser.body_space();
     if (got > 0 && on_body && !co_await on_body(std::string_view(piece.data(), got))) {
       out.error = call.cancelled_error();
       co_return out;
     }
     if (failed) co_return std::move(*failed);
+    if (parser.is_done()) break;
+    failed = co_await read_some();
   }
   // basic_parser's keep_alive: the version and Connection header, and not a body that ends
   // at the close.

@@ -205,6 +205,42 @@ TEST(UpstreamClient, SendsTheRequestAsHttp11WithFramingItSetsItself) {
   EXPECT_EQ(seen[2], empty_post);
 }
 
+// The body bytes that come with the head reach the caller at once, whatever the framing: the
+// upstream sends the rest only once the caller has seen them (a stream's first event, say).
+TEST(UpstreamClient, BodyBytesThatCameWithTheHeadAreNotHeldBack) {
+  RawListener listener;
+  std::atomic<bool> first_seen{false};
+  std::vector<bool> waited_ok;
+  std::thread upstream([&] {
+    const int fd = listener.accept_one();
+    char buf[4096];
+    const std::pair<std::string, std::string> answers[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nfirst", "second"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n",
+         "6\r\nsecond\r\n0\r\n\r\n"}};
+    for (const auto& [head_and_first, rest] : answers) {
+      (void)::recv(fd, buf, sizeof buf, 0);
+      first_seen = false;
+      (void)::send(fd, head_and_first.data(), head_and_first.size(), MSG_NOSIGNAL);
+      waited_ok.push_back(testing::wait_until([&] { return first_seen.load(); }));
+      (void)::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL);
+    }
+    ::close(fd);
+  });
+  UpstreamClient client(guarded_options());
+  Loop loop;
+  for (int i = 0; i < 2; ++i) {
+    Outcome o = loop.call(client, listener.port(), post("/x", "1"), nullptr, [&] {
+      first_seen = true;
+      return true;
+    });
+    ASSERT_TRUE(o.result.ok()) << o.result.error().to_string();
+    EXPECT_EQ(o.body, "firstsecond");
+  }
+  upstream.join();
+  EXPECT_EQ(waited_ok, std::vector<bool>({true, true}));
+}
+
 TEST(UpstreamClient, ConnectionClosedWhileIdleIsReplacedTransparently) {
   RawListener listener;
   std::thread upstream([&] {

@@ -149,24 +149,19 @@ void Proxy::record_decision(const ProxyCall& call, const fleet::ReplicaView& vie
   decisions_.add(d);
 }
 
-net::HttpClientRequest Proxy::upstream_request(ProxyCall& call) const {
-  net::HttpClientRequest request;
-  request.method = "POST";
-  request.target = call.path;
-  request.body = std::move(call.body);  // Sent as is by every attempt; the call keeps none.
-  // Fresh headers with distinct names: add() needs no search for earlier fields. Room for all
-  // of them at once (seven at most), instead of regrowing the list four times.
-  request.headers.reserve(7);
-  request.headers.add("Content-Type", "application/json");
-  if (!authorization_.empty()) request.headers.add("Authorization", authorization_);
-  request.headers.add("X-Request-Id", call.request_id);
-  request.headers.add("X-Spillway-Tenant", call.route.tenant);
-  request.headers.add("X-Spillway-Priority",
-                      std::string(fleet::priority_name(call.route.priority)));
+Result<net::UpstreamRequest> Proxy::upstream_request(ProxyCall& call) const {
+  SPW_ASSIGN_OR_RETURN(net::UpstreamRequest request, net::UpstreamRequest::make("POST", call.path));
+  SPW_TRY(request.add("Content-Type", "application/json"));
+  if (!authorization_.empty()) SPW_TRY(request.add("Authorization", authorization_));
+  SPW_TRY(request.add("X-Request-Id", call.request_id));
+  SPW_TRY(request.add("X-Spillway-Tenant", call.route.tenant));
+  SPW_TRY(request.add("X-Spillway-Priority", fleet::priority_name(call.route.priority)));
   if (!call.shared_cache_namespace.empty()) {
-    request.headers.add("X-Spillway-Cache-Namespace", call.shared_cache_namespace);
+    SPW_TRY(request.add("X-Spillway-Cache-Namespace", call.shared_cache_namespace));
   }
-  if (call.stream) request.headers.add("Accept", "text/event-stream");
+  if (call.stream) SPW_TRY(request.add("Accept", "text/event-stream"));
+  request.finish(call.body);
+  call.body = std::string();  // Sent as is by every attempt; the call keeps none.
   return request;
 }
 
@@ -186,7 +181,15 @@ asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
     if (!completed && call.before_completion) call.before_completion(out);
     completed = true;
   };
-  const net::HttpClientRequest request = upstream_request(call);
+  const Result<net::UpstreamRequest> request = upstream_request(call);
+  if (!request.ok()) {
+    conclude(500);
+    respond_error(call.writer,
+                  make_error(ErrorCode::kInternal, "cannot forward the request: {}",
+                             request.error().message()),
+                  options_.retry_after_s);
+    co_return out;
+  }
   std::vector<std::string> tried;
   std::string reason = "first choice";
   std::optional<Attempt> last_answer;  // The last retryable answer (429/5xx) of a replica.
@@ -215,7 +218,7 @@ asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
     out.replica = view->id;
 
     track(view->id, +1);
-    Attempt a = co_await attempt_once(call, request, *view, out, cancel);
+    Attempt a = co_await attempt_once(call, *request, *view, out, cancel);
     track(view->id, -1);
 
     if (a.client_gone) {
@@ -324,7 +327,7 @@ asio::awaitable<bool> Proxy::wait_for_client(ProxyCall& call) {
 }
 
 asio::awaitable<Proxy::Attempt> Proxy::attempt_once(
-    ProxyCall& call, const net::HttpClientRequest& request, const fleet::ReplicaView& replica,
+    ProxyCall& call, const net::UpstreamRequest& request, const fleet::ReplicaView& replica,
     ProxyOutcome& out, const std::shared_ptr<net::UpstreamCancel>& cancel) {
   Attempt a;
   // The same replica URLs come back request after request: parse each once per thread.

@@ -101,14 +101,14 @@ class Proxy {
  private:
   struct Attempt;
 
-  boost::asio::awaitable<Attempt> attempt_once(ProxyCall& call,
-                                               const net::HttpClientRequest& request,
+  boost::asio::awaitable<Attempt> attempt_once(ProxyCall& call, const net::UpstreamRequest& request,
                                                const fleet::ReplicaView& replica,
                                                ProxyOutcome& outcome,
                                                const std::shared_ptr<net::UpstreamCancel>& cancel);
-  // What every attempt of `call` sends (takes call.body). Not a coroutine, so its temporaries
-  // stay off the coroutine frame, as record_decision's.
-  [[nodiscard]] net::HttpClientRequest upstream_request(ProxyCall& call) const;
+  // What every attempt of `call` sends (takes call.body); kInvalidArgument when a field of it
+  // is not a valid header value. Not a coroutine, so its temporaries stay off the coroutine
+  // frame, as record_decision's.
+  [[nodiscard]] Result<net::UpstreamRequest> upstream_request(ProxyCall& call) const;
   void record_decision(const ProxyCall& call, const fleet::ReplicaView& view, std::int32_t attempt,
                        const std::string& reason);
   boost::asio::awaitable<bool> wait_for_client(ProxyCall& call);

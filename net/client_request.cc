@@ -10,13 +10,13 @@ namespace {
 
 constexpr std::int64_t kMaxTimeoutMs = 24LL * 3600 * 1000;
 
-bool is_valid_target(std::string_view target) {
+}  // namespace
+
+bool is_valid_client_target(std::string_view target) {
   return !target.empty() && target.front() == '/' &&
          std::none_of(target.begin(), target.end(),
                       [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; });
 }
-
-}  // namespace
 
 Status check_client_timeout(std::string_view who, std::string_view field,
                             std::chrono::milliseconds value) {
@@ -32,7 +32,7 @@ Status check_client_request(std::string_view who, const HttpClientRequest& reque
     return make_error(ErrorCode::kInvalidArgument, "{} request method '{}' is invalid", who,
                       request.method);
   }
-  if (!is_valid_target(request.target)) {
+  if (!is_valid_client_target(request.target)) {
     return make_error(ErrorCode::kInvalidArgument,
                       "{} request target must start with '/' and contain no whitespace or "
                       "control characters",

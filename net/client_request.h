@@ -19,6 +19,9 @@ namespace spillway::net::internal {
 [[nodiscard]] Status check_client_timeout(std::string_view who, std::string_view field,
                                           std::chrono::milliseconds value);
 
+// An origin-form target: starts with '/', no whitespace or control characters.
+[[nodiscard]] bool is_valid_client_target(std::string_view target);
+
 // Method, origin-form target and header names and values are valid (kInvalidArgument if not).
 [[nodiscard]] Status check_client_request(std::string_view who, const HttpClientRequest& request);
 

@@ -4,9 +4,7 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cstring>
-#include <iterator>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -193,37 +191,6 @@ class ResponseParser final : public http::basic_parser<false> {
   char* body_data_ = nullptr;
   std::size_t body_space_ = 0;
 };
-
-// The request's bytes as Beast would serialize to_client_message(request, host_port): the
-// request line, the request's headers but Content-Length and Transfer-Encoding, Host unless the
-// request has one, Content-Length when there is a body or the method is one that carries one
-// (Beast's prepare_payload), the blank line and the body. Written straight into one string:
-// no message object, field list or serializer per call.
-// REQUIRES: check_client_request(request) passed.
-std::string serialize_request(const HttpClientRequest& request, std::string_view host_port) {
-  std::size_t size =
-      request.method.size() + request.target.size() + 64 + host_port.size() + request.body.size();
-  for (const auto& [name, value] : request.headers)
-    size += name.size() + value.size() + 4;
-  std::string out;
-  out.reserve(size);
-  out.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\n");
-  bool has_host = false;
-  for (const auto& [name, value] : request.headers) {
-    if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding")) continue;
-    if (iequals(name, "Host")) has_host = true;
-    out.append(name).append(": ").append(value).append("\r\n");
-  }
-  if (!has_host) out.append("Host: ").append(host_port).append("\r\n");
-  if (!request.body.empty() || request.method == "POST" || request.method == "PUT" ||
-      request.method == "OPTIONS") {
-    char digits[24];
-    const auto [end, ec] = std::to_chars(std::begin(digits), std::end(digits), request.body.size());
-    out.append("Content-Length: ").append(digits, end).append("\r\n");
-  }
-  out.append("\r\n").append(request.body);
-  return out;
-}
 
 // One call's fixed facts.
 struct CallContext {
@@ -428,6 +395,14 @@ Result<asio::ip::address> upstream_address(const std::string& host) {
 asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
     std::string host, int port, const HttpClientRequest& request, const HeadCallback& on_head,
     const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel) {
+  Result<UpstreamRequest> prepared = UpstreamRequest::from(request);
+  if (!prepared.ok()) co_return prepared.error();
+  co_return co_await stream(std::move(host), port, *prepared, on_head, on_body, std::move(cancel));
+}
+
+asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
+    std::string host, int port, const UpstreamRequest& request, const HeadCallback& on_head,
+    const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel) {
   if (!options_status_.ok()) co_return options_status_.error();
   if (port < 1 || port > 65535) {
     co_return make_error(ErrorCode::kInvalidArgument, "upstream port {}: must be in [1, 65535]",
@@ -436,13 +411,15 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
   Result<asio::ip::address> address = upstream_address(host);
   if (!address.ok()) co_return address.error();
   error_code ec;
-  if (Status s = internal::check_client_request("upstream", request); !s.ok()) {
-    co_return s.error();
-  }
   std::string upstream;
   upstream.reserve(host.size() + 6);
   upstream.append(host).append(":").append(std::to_string(port));
-  const std::string wire = serialize_request(request, upstream);
+  // The request as prepared, with this upstream's Host field after the request line.
+  std::string wire;
+  wire.reserve(request.line().size() + upstream.size() + 8 + request.rest().size());
+  wire.append(request.line());
+  if (!request.has_host()) wire.append("Host: ").append(upstream).append("\r\n");
+  wire.append(request.rest());
 
   const auto executor = co_await asio::this_coro::executor;
   auto& idle = asio::use_service<IdleConnections>(asio::query(executor, asio::execution::context));
@@ -483,7 +460,7 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
         co_return make_error(ErrorCode::kUnavailable, "connect {}: {}", upstream, ec.message());
       }
     }
-    AttemptResult r = co_await attempt(*s, wire, request.method == "HEAD", on_head, on_body, call);
+    AttemptResult r = co_await attempt(*s, wire, request.is_head(), on_head, on_body, call);
     s->disarm();
     if (cancel) cancel->interrupt_ = nullptr;
     if (!r.error) {

@@ -39,6 +39,7 @@
 
 #include "net/http_client.h"
 #include "net/http_headers.h"
+#include "net/upstream_request.h"
 
 namespace spillway::net {
 
@@ -81,11 +82,16 @@ class UpstreamClient {
 
   explicit UpstreamClient(UpstreamClientOptions options);
 
-  // Sends `request` to host:port (an IP address literal or "localhost") and relays the
-  // response: on_head once the head arrives, then on_body per piece; returns the status and
-  // headers when the body is complete. Body bytes that arrived always reach on_body, even when
-  // the connection then fails (the error follows them). Must be awaited on the executor given
-  // to `cancel` (when there is one); the references must stay valid until it completes.
+  // Sends `request` to host:port (an IP address literal or "localhost"), with a Host field
+  // for it unless the request has one, and relays the response: on_head once the head arrives,
+  // then on_body per piece; returns the status and headers when the body is complete. Body
+  // bytes that arrived always reach on_body, even when the connection then fails (the error
+  // follows them). Must be awaited on the executor given to `cancel` (when there is one); the
+  // references must stay valid until it completes.
+  [[nodiscard]] boost::asio::awaitable<Result<HttpClientResponse>> stream(
+      std::string host, int port, const UpstreamRequest& request, const HeadCallback& on_head,
+      const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel);
+  // The same for an HttpClientRequest (UpstreamRequest::from: kInvalidArgument if invalid).
   [[nodiscard]] boost::asio::awaitable<Result<HttpClientResponse>> stream(
       std::string host, int port, const HttpClientRequest& request, const HeadCallback& on_head,
       const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel);

@@ -163,10 +163,11 @@ std::string recv_exactly(int fd, std::size_t size) {
 TEST(UpstreamClient, SendsTheRequestAsHttp11WithFramingItSetsItself) {
   RawListener listener;
   const std::string host = "127.0.0.1:" + std::to_string(listener.port());
-  // The caller's framing headers are dropped and replaced; Host is added unless given; a body
-  // (or a POST) gets Content-Length, a GET without a body none.
+  // The caller's framing headers are dropped and replaced; Host is added unless given, first
+  // after the request line (as RFC 9112 recommends); a body (or a POST) gets Content-Length, a
+  // GET without a body none.
   const std::string first =
-      "POST /x?q=1 HTTP/1.1\r\nX-A: 1\r\nHost: " + host + "\r\nContent-Length: 5\r\n\r\nhello";
+      "POST /x?q=1 HTTP/1.1\r\nHost: " + host + "\r\nX-A: 1\r\nContent-Length: 5\r\n\r\nhello";
   const std::string second = "GET /y HTTP/1.1\r\nhost: example\r\nX-B: two words\r\n\r\n";
   const std::string empty_post =
       "POST /z HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 0\r\n\r\n";
@@ -390,6 +391,43 @@ TEST(UpstreamClient, BodiesLargerThanAPieceChunkedTrailersHeadAndCloseFraming) {
   ASSERT_TRUE(f.result.ok()) << f.result.error().to_string();
   EXPECT_EQ(f.body, "last");
   upstream.join();
+}
+
+TEST(UpstreamRequest, WritesTheHeadAsItIsBuiltAndRefusesWhatCouldSplitIt) {
+  auto r = UpstreamRequest::make("POST", "/v1/chat/completions");
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_TRUE(r->add("Content-Type", "application/json").ok());
+  EXPECT_TRUE(r->add("Content-Length", "99").ok());  // Ignored: the framing is the body's.
+  EXPECT_TRUE(r->add("transfer-encoding", "chunked").ok());
+  // A value or name that would end the field or the head is refused, and nothing of it sent.
+  EXPECT_EQ(r->add("X-Request-Id", "a\r\nX-Evil: 1").code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(r->add("X Bad", "1").code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(r->add("", "1").code(), ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(r->has_host());
+  r->finish(R"({"a":1})");
+  EXPECT_EQ(r->line(), "POST /v1/chat/completions HTTP/1.1\r\n");
+  EXPECT_EQ(r->rest(), "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}");
+  EXPECT_FALSE(r->is_head());
+
+  auto get = UpstreamRequest::make("GET", "/ready");
+  ASSERT_TRUE(get.ok());
+  EXPECT_TRUE(get->add("host", "replica-1").ok());
+  EXPECT_TRUE(get->has_host());
+  get->finish("");
+  EXPECT_EQ(get->rest(), "host: replica-1\r\n\r\n");  // No body, no Content-Length.
+  auto empty_post = UpstreamRequest::make("POST", "/x");
+  ASSERT_TRUE(empty_post.ok());
+  empty_post->finish("");
+  EXPECT_EQ(empty_post->rest(), "Content-Length: 0\r\n\r\n");
+  auto head = UpstreamRequest::make("HEAD", "/x");
+  ASSERT_TRUE(head.ok());
+  EXPECT_TRUE(head->is_head());
+
+  EXPECT_EQ(UpstreamRequest::make("PO ST", "/x").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(UpstreamRequest::make("POST", "x").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(UpstreamRequest::make("POST", "/a b").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(UpstreamRequest::make("POST", "/a\r\n").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(UpstreamRequest::make("POST", "").status().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(UpstreamClient, MalformedAnswerAndBadArgumentsAreTypedErrors) {

@@ -16,6 +16,7 @@
 #include "net/sse.h"
 #include "openai/api_error.h"
 #include "openai/chat_response.h"
+#include "openai/usage_header.h"
 
 #include "gateway/openai_rewrite.h"
 #include "gateway/sse_splitter.h"
@@ -82,7 +83,8 @@ struct Proxy::Attempt {
   // The answer's headers the client gets relayed (the rest are the replica's own business).
   std::optional<std::string> content_type;
   std::optional<std::string> retry_after;
-  std::string body;  // Non-streaming answers and error answers.
+  std::optional<openai::Usage> header_usage;  // openai/usage_header.h, when it parsed.
+  std::string body;                           // Non-streaming answers and error answers.
   bool saw_done = false;
   bool client_gone = false;
   bool truncated = false;  // Stream ended inside an event or without [DONE].
@@ -270,7 +272,7 @@ asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
       co_return out;
     }
     // A complete answer (non-streaming success, or an error the client must see).
-    if (a.status == 200) out.usage = read_usage(a.body);
+    if (a.status == 200) out.usage = a.header_usage ? a.header_usage : read_usage(a.body);
     net::HttpResponse response;
     response.status = a.status;
     response.headers.set("Content-Type", a.content_type ? std::move(*a.content_type)
@@ -351,6 +353,8 @@ asio::awaitable<Proxy::Attempt> Proxy::attempt_once(
     a.status = status;
     if (const auto v = headers.get("Content-Type")) a.content_type.emplace(*v);
     if (const auto v = headers.get("Retry-After")) a.retry_after.emplace(*v);
+    if (const auto v = headers.get(openai::kUsageHeader))
+      a.header_usage = openai::parse_usage_header(*v);
     if (call.writer.is_closed()) {
       a.client_gone = true;
       return false;

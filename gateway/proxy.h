@@ -16,6 +16,10 @@
 // asked for usage (stream_options.include_usage, set by the caller); the usage chunk and the
 // "usage":null members are removed when the client did not ask for them.
 //
+// Usage (ProxyOutcome::usage): a complete answer's X-Spillway-Usage field when it parses
+// (openai/usage_header.h: what `spillway serve` sends, so its body is not read), else the body's
+// "usage" object; a stream's usage chunk. The field is not relayed to the client.
+//
 // Cancellation: when the client disconnects, the relay cancels the upstream call, which closes
 // the connection to the replica, which cancels the generation. This holds at every stage: while
 // events flow, and while the replica is still silent (a non-streaming answer being generated, a

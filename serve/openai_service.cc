@@ -19,6 +19,7 @@
 #include "openai/completion_response.h"
 #include "openai/models_response.h"
 #include "openai/response_types.h"
+#include "openai/usage_header.h"
 
 namespace spillway::serve {
 namespace {
@@ -383,7 +384,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       }
       body = openai::render_completion(meta_, choices, usage());
     }
-    writer_.respond(net::HttpResponse::json(200, std::move(body)));
+    net::HttpResponse response = net::HttpResponse::json(200, std::move(body));
+    // The same counts for a gateway in front, which then need not read the body.
+    response.headers.set(openai::kUsageHeader, openai::render_usage_header(usage()));
+    writer_.respond(std::move(response));
   }
 
   const Kind kind_;

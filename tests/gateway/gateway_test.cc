@@ -591,6 +591,42 @@ TEST_F(GatewayRoutingTest, PrefersThePrimaryProviderAndSpillsWhenSaturated) {
   EXPECT_GE(oci, 1);
 }
 
+// A gateway over one replica served by `upstream_routes` (a stand-in written by the test), for
+// answers a real replica would not give.
+struct OneReplicaGateway {
+  explicit OneReplicaGateway(net::Router upstream_routes) {
+    upstream =
+        std::make_unique<net::HttpServer>(net::HttpServerOptions{}, std::move(upstream_routes));
+    if (!upstream->start().ok()) return;
+    source = StaticReplicaSource::create(
+        {{"stand-in-1", fmt::format("http://127.0.0.1:{}", upstream->port()), "stories", "azure",
+          "local", "azure-local"}},
+        StaticReplicaSourceOptions{.poll_interval = std::chrono::milliseconds(0)},
+        SteadyClock::instance());
+    if (!source.ok()) return;
+    auto spec = fleet::parse_fleet_spec(fleet_toml(0), "fleet.toml");
+    if (!spec.ok()) return;
+    gateway =
+        Gateway::create(std::move(spec).value(), {}, **source, metrics, SteadyClock::instance());
+    if (!gateway.ok()) return;
+    net::Router router;
+    if (!(*gateway)->add_routes(router).ok()) return;
+    server = std::make_unique<net::HttpServer>(net::HttpServerOptions{}, std::move(router));
+    started_ = server->start().ok();
+  }
+  [[nodiscard]] bool started() const { return started_; }
+
+  std::unique_ptr<net::HttpServer> upstream;
+  Result<std::unique_ptr<StaticReplicaSource>> source =
+      make_error(ErrorCode::kInternal, "not created");
+  MetricsRegistry metrics;
+  Result<std::unique_ptr<Gateway>> gateway = make_error(ErrorCode::kInternal, "not created");
+  std::unique_ptr<net::HttpServer> server;
+
+ private:
+  bool started_ = false;
+};
+
 // A replica that crashes mid-stream: an HTTP server that sends two chunks and, once the
 // client has seen them through the gateway, drops the connection without finishing (no
 // [DONE], truncated chunked body).
@@ -611,27 +647,13 @@ TEST(GatewayBrokenUpstreamTest, TruncatedStreamGetsTheGatewaysErrorEvent) {
     });
   };
   ASSERT_TRUE(upstream_routes.add("POST", "/v1/chat/completions", handler).ok());
-  net::HttpServer upstream(net::HttpServerOptions{}, std::move(upstream_routes));
-  ASSERT_TRUE(upstream.start().ok());
-  auto source = StaticReplicaSource::create(
-      {{"broken-1", fmt::format("http://127.0.0.1:{}", upstream.port()), "stories", "azure",
-        "local", "azure-local"}},
-      StaticReplicaSourceOptions{.poll_interval = std::chrono::milliseconds(0)},
-      SteadyClock::instance());
-  ASSERT_TRUE(source.ok());
-  MetricsRegistry metrics;
-  auto spec = fleet::parse_fleet_spec(fleet_toml(0), "fleet.toml");
-  ASSERT_TRUE(spec.ok());
-  auto gw =
-      Gateway::create(std::move(spec).value(), {}, **source, metrics, SteadyClock::instance());
-  ASSERT_TRUE(gw.ok());
-  net::Router router;
-  ASSERT_TRUE((*gw)->add_routes(router).ok());
-  net::HttpServer server(net::HttpServerOptions{}, std::move(router));
-  ASSERT_TRUE(server.start().ok());
+  OneReplicaGateway g(std::move(upstream_routes));
+  ASSERT_TRUE(g.started());
+  auto& source = g.source;
+  auto& gw = g.gateway;
 
   net::HttpClientOptions co;
-  co.port = server.port();
+  co.port = g.server->port();
   net::HttpClient c(co);
   net::HttpClientRequest r;
   r.method = "POST";
@@ -656,10 +678,51 @@ TEST(GatewayBrokenUpstreamTest, TruncatedStreamGetsTheGatewaysErrorEvent) {
   EXPECT_TRUE(raw.ends_with("data: [DONE]\n\n")) << raw;
   EXPECT_EQ((*source)->replicas()[0].state, fleet::ReplicaState::kUnhealthy);
   EXPECT_EQ((*gw)->quota("acme")->requests_in_window(), 1);  // Settled to an estimate.
-  server.stop();
-  upstream.stop();
+  g.server->stop();
+  g.upstream->stop();
   for (auto& t : cutters)
     t.join();
+}
+
+// A complete answer's usage comes from the replica's X-Spillway-Usage field when it parses
+// (openai/usage_header.h), else from the body: here they differ, so the token counters tell
+// which one the gateway used.
+TEST(GatewayOneReplicaTest, UsageComesFromTheUsageFieldElseFromTheBody) {
+  std::atomic<int> calls{0};
+  net::Router upstream_routes;
+  const auto handler = [&](net::HttpRequest, net::ResponseWriter w) {
+    net::HttpResponse r = net::HttpResponse::json(
+        200,
+        R"({"id":"c","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}})");
+    const int n = calls++;
+    if (n == 0) r.headers.set("X-Spillway-Usage", "prompt_tokens=100 completion_tokens=200");
+    if (n == 1) r.headers.set("X-Spillway-Usage", "prompt_tokens=100 completion_tokens=");
+    w.respond(std::move(r));  // The third has no field.
+  };
+  ASSERT_TRUE(upstream_routes.add("POST", "/v1/chat/completions", handler).ok());
+  OneReplicaGateway g(std::move(upstream_routes));
+  ASSERT_TRUE(g.started());
+  net::HttpClientOptions co;
+  co.port = g.server->port();
+  net::HttpClient c(co);
+  net::HttpClientRequest r;
+  r.method = "POST";
+  r.target = "/v1/chat/completions";
+  r.headers.set("Authorization", fmt::format("Bearer {}", kAcmeKey));
+  r.body = chat_body("", 4);
+  for (int i = 0; i < 3; ++i) {
+    auto resp = c.request(r);
+    ASSERT_TRUE(resp.ok()) << resp.error().message();
+    ASSERT_EQ(resp->status, 200) << resp->body;
+    EXPECT_FALSE(resp->headers.contains("X-Spillway-Usage"));  // Not relayed to the client.
+  }
+  const std::string m = g.metrics.render_prometheus();
+  for (const char* s : {R"(spillway_gateway_tokens_total{tenant="acme",kind="prompt"} 102)",
+                        R"(spillway_gateway_tokens_total{tenant="acme",kind="completion"} 204)"}) {
+    EXPECT_NE(m.find(s), std::string::npos) << s << "\n" << m;
+  }
+  g.server->stop();
+  g.upstream->stop();
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // metrics, and cancellation when the client goes away.
 #include "serve/model_server.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -125,6 +126,9 @@ TEST_F(ModelServerTest, ChatCompletionHasOpenAiShapeAndUsage) {
   ASSERT_TRUE(tokens.ok());
   EXPECT_EQ(usage.at("prompt_tokens").as_int64(), static_cast<std::int64_t>(tokens->size()));
   EXPECT_EQ(usage.at("total_tokens").as_int64(), usage.at("prompt_tokens").as_int64() + 12);
+  // The same counts in the header a gateway reads instead of the body.
+  EXPECT_EQ(r.headers.get("X-Spillway-Usage").value_or(""),
+            fmt::format("prompt_tokens={} completion_tokens=12", tokens->size()));
 }
 
 TEST_F(ModelServerTest, StreamConcatenatesToTheNonStreamingText) {
@@ -208,6 +212,8 @@ TEST_F(ModelServerTest, EchoOnlyCompletionStreamsAndCountsThePrompt) {
   EXPECT_EQ(choice.at("finish_reason").as_string(), "length");
   EXPECT_EQ(v.at("usage").at("prompt_tokens").as_int64(), n_prompt);
   EXPECT_EQ(v.at("usage").at("completion_tokens").as_int64(), 0);
+  EXPECT_EQ(r.headers.get("X-Spillway-Usage").value_or(""),
+            fmt::format("prompt_tokens={} completion_tokens=0", n_prompt));
 
   const auto events = stream("/v1/completions",
                              body + R"(,"stream":true,"stream_options":{"include_usage":true}})");

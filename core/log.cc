@@ -139,28 +139,33 @@ void log(LogLevel level, std::string_view message, std::initializer_list<LogFiel
 }
 
 std::string new_request_id() {
-  static const auto start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count();
+  // "req-{:012x}-{:06x}": the process's start time, then a counter. The first part is the same
+  // for every id, so it is written once; each id writes only its counter's digits (one per
+  // request on the gateway's path: no formatting call, no loop over the prefix).
+  static const std::string prefix = [] {
+    const auto start_ms =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+    std::string p = "req-000000000000-";
+    for (std::size_t i = 0, v = start_ms; i < 12; ++i, v >>= 4)
+      p[15 - i] = "0123456789abcdef"[v & 0xf];
+    if ((start_ms >> 48) != 0) p.insert(4, fmt::format("{:x}", start_ms >> 48));
+    return p;
+  }();
   static std::atomic<std::uint64_t> counter{0};
-  // "req-{:012x}-{:06x}" without a formatting call (one per request on the gateway's path).
-  const auto append_hex = [](std::string& out, std::uint64_t value, std::size_t min_digits) {
-    char digits[16];
-    std::size_t n = 0;
-    do {
-      digits[n++] = "0123456789abcdef"[value & 0xf];
-      value >>= 4;
-    } while (value != 0);
-    out.append(min_digits > n ? min_digits - n : 0, '0');
-    while (n > 0)
-      out.push_back(digits[--n]);
-  };
+  std::uint64_t value = counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  char digits[16];
+  std::size_t n = 0;
+  do {
+    digits[sizeof digits - 1 - n++] = "0123456789abcdef"[value & 0xf];
+    value >>= 4;
+  } while (value != 0);
+  while (n < 6)
+    digits[sizeof digits - 1 - n++] = '0';
   std::string id;
-  id.reserve(32);
-  id.append("req-");
-  append_hex(id, static_cast<std::uint64_t>(start_ms), 12);
-  id.push_back('-');
-  append_hex(id, counter.fetch_add(1) + 1, 6);
+  id.reserve(prefix.size() + n);
+  id.append(prefix).append(digits + sizeof digits - n, n);
   return id;
 }
 

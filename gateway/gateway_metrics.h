@@ -13,11 +13,13 @@
 // Thread-safety: safe for concurrent use.
 #pragma once
 
+#include <cstddef>
+#include <functional>
 #include <initializer_list>
-#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "core/metrics.h"
@@ -50,9 +52,17 @@ class GatewayMetrics {
                    std::initializer_list<Label> labels);
 
   MetricsRegistry& registry_;
+  // Hashes string_view and string alike, so a lookup needs no std::string.
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const {
+      return std::hash<std::string_view>{}(key);
+    }
+  };
+
   std::mutex mutex_;
   // (name, label values...) joined → counter; saves the registry's lookup per request.
-  std::map<std::string, Counter*, std::less<>> cache_;  // Guarded by mutex_.
+  std::unordered_map<std::string, Counter*, KeyHash, std::equal_to<>> cache_;  // Guarded by mutex_.
 };
 
 }  // namespace spillway::gateway

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace spillway {
@@ -62,7 +64,26 @@ TEST(Log, RequestIdsAreUnique) {
   for (int i = 0; i < 1000; ++i)
     ids.insert(new_request_id());
   EXPECT_EQ(ids.size(), 1000u);
-  EXPECT_EQ(new_request_id().rfind("req-", 0), 0u);
+  // "req-" + the start time (12 hex digits) + "-" + the counter (at least 6 hex digits); the
+  // start time is the same for every id and the counter goes up by one.
+  const std::string a = new_request_id();
+  const std::string b = new_request_id();
+  ASSERT_EQ(a.size(), 23u) << a;
+  EXPECT_EQ(a.rfind("req-", 0), 0u);
+  EXPECT_EQ(a[16], '-');
+  const auto hex = [](std::string_view s) {
+    return !s.empty() && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  };
+  EXPECT_TRUE(hex(std::string_view(a).substr(4, 12))) << a;
+  EXPECT_TRUE(hex(std::string_view(a).substr(17))) << a;
+  EXPECT_EQ(a.substr(0, 17), b.substr(0, 17));
+  EXPECT_EQ(std::stoull(b.substr(17), nullptr, 16), std::stoull(a.substr(17), nullptr, 16) + 1);
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const auto start_ms = static_cast<std::int64_t>(std::stoull(a.substr(4, 12), nullptr, 16));
+  EXPECT_LE(start_ms, now_ms);
+  EXPECT_GT(start_ms, now_ms - 24LL * 3600 * 1000);  // This process's start, not garbage.
 }
 
 }  // namespace

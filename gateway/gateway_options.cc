@@ -1,5 +1,7 @@
 #include "gateway/gateway_options.h"
 
+#include "net/http_headers.h"
+
 namespace spillway::gateway {
 namespace {
 
@@ -35,6 +37,10 @@ Status GatewayOptions::validate() const {
   }
   if (retry_after_s < 1 || retry_after_s > 3600)
     return out_of_range("retry_after_s", "in [1, 3600]");
+  if (!internal_api_key.empty() && (!net::is_valid_header_value(internal_api_key) ||
+                                    internal_api_key.find_first_of(" \t") != std::string::npos)) {
+    return out_of_range("internal_api_key", "printable, without spaces or control characters");
+  }
   return Status();
 }
 

@@ -98,9 +98,13 @@ Proxy::Proxy(const GatewayOptions& options, ReplicaSource& source, fleet::Routin
       metrics_(metrics),
       decisions_(decisions),
       clock_(clock),
-      authorization_(options.internal_api_key.empty() ? std::string()
-                                                      : "Bearer " + options.internal_api_key),
-      client_(upstream_options(options)) {}
+      client_(upstream_options(options)) {
+  common_fields_status_ = common_fields_.add("Content-Type", "application/json");
+  if (common_fields_status_.ok() && !options.internal_api_key.empty()) {
+    common_fields_status_ =
+        common_fields_.add("Authorization", "Bearer " + options.internal_api_key);
+  }
+}
 
 Proxy::~Proxy() = default;
 
@@ -152,9 +156,9 @@ void Proxy::record_decision(const ProxyCall& call, const fleet::ReplicaView& vie
 }
 
 Result<net::UpstreamRequest> Proxy::upstream_request(ProxyCall& call) const {
+  if (!common_fields_status_.ok()) return common_fields_status_.error();
   SPW_ASSIGN_OR_RETURN(net::UpstreamRequest request, net::UpstreamRequest::make("POST", call.path));
-  SPW_TRY(request.add("Content-Type", "application/json"));
-  if (!authorization_.empty()) SPW_TRY(request.add("Authorization", authorization_));
+  request.add(common_fields_);
   SPW_TRY(request.add("X-Request-Id", call.request_id));
   SPW_TRY(request.add("X-Spillway-Tenant", call.route.tenant));
   SPW_TRY(request.add("X-Spillway-Priority", fleet::priority_name(call.route.priority)));

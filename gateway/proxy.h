@@ -124,7 +124,10 @@ class Proxy {
   GatewayMetrics& metrics_;
   DecisionLog& decisions_;
   const Clock& clock_;
-  const std::string authorization_;  // "Bearer <internal_api_key>", or empty for none.
+  // The fields every forwarded request carries (Content-Type, Authorization with the
+  // internal key), checked once; common_fields_status_ says why they could not be made.
+  net::UpstreamRequest::Fields common_fields_;
+  Status common_fields_status_;
   net::UpstreamClient client_;
   std::atomic<std::uint64_t> calls_{0};  // Seeds each call's random generator.
   mutable std::mutex mutex_;

@@ -6,6 +6,28 @@
 #include "net/client_request.h"
 
 namespace spillway::net {
+namespace {
+
+// Checks and writes one field (see UpstreamRequest::add).
+Status append_field(std::string& text, bool& has_host, std::string_view name,
+                    std::string_view value) {
+  if (!is_valid_header_name(name) || !is_valid_header_value(value)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "upstream request header '{}' has an invalid name or value", name);
+  }
+  if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding")) {
+    return Status::ok_status();
+  }
+  if (iequals(name, "Host")) has_host = true;
+  text.append(name).append(": ").append(value).append("\r\n");
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Status UpstreamRequest::Fields::add(std::string_view name, std::string_view value) {
+  return append_field(text_, has_host_, name, value);
+}
 
 Result<UpstreamRequest> UpstreamRequest::make(std::string_view method, std::string_view target) {
   if (!is_valid_header_name(method)) {
@@ -36,16 +58,12 @@ Result<UpstreamRequest> UpstreamRequest::from(const HttpClientRequest& request) 
 }
 
 Status UpstreamRequest::add(std::string_view name, std::string_view value) {
-  if (!is_valid_header_name(name) || !is_valid_header_value(value)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "upstream request header '{}' has an invalid name or value", name);
-  }
-  if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding")) {
-    return Status::ok_status();
-  }
-  if (iequals(name, "Host")) has_host_ = true;
-  text_.append(name).append(": ").append(value).append("\r\n");
-  return Status::ok_status();
+  return append_field(text_, has_host_, name, value);
+}
+
+void UpstreamRequest::add(const Fields& fields) {
+  text_.append(fields.text_);
+  has_host_ = has_host_ || fields.has_host_;
 }
 
 void UpstreamRequest::finish(std::string_view body) {

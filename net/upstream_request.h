@@ -22,6 +22,19 @@ namespace spillway::net {
 
 class UpstreamRequest {
  public:
+  // Fields checked once and sent with many requests (those of every request a gateway
+  // forwards), as UpstreamRequest::add checks and writes them.
+  class Fields {
+   public:
+    // kInvalidArgument (nothing appended) for an invalid name or value.
+    Status add(std::string_view name, std::string_view value);
+
+   private:
+    friend class UpstreamRequest;
+    std::string text_;
+    bool has_host_ = false;
+  };
+
   // kInvalidArgument for a method that is not a token or a target that is not origin-form
   // (starts with '/', no whitespace or control characters).
   [[nodiscard]] static Result<UpstreamRequest> make(std::string_view method,
@@ -32,6 +45,8 @@ class UpstreamRequest {
   // Appends a field. kInvalidArgument (nothing appended) for an invalid name or value.
   // REQUIRES: finish() not called yet.
   Status add(std::string_view name, std::string_view value);
+  // Appends fields checked before. REQUIRES: finish() not called yet.
+  void add(const Fields& fields);
   // Ends the head with the framing and appends `body`. REQUIRES: called once.
   void finish(std::string_view body);
 

@@ -22,6 +22,7 @@
 
 #include "gateway/decision_log.h"
 #include "gateway/gateway_metrics.h"
+#include "gateway/gateway_options.h"
 #include "gateway/openai_rewrite.h"
 #include "gateway/proxy_pool.h"
 #include "gateway/sse_splitter.h"
@@ -229,6 +230,21 @@ TEST(OpenAiRewriteTest, UsageScanAgreesWithTheDocumentReading) {
   deep += std::string(40, '[') + std::string(40, ']') + "}";
   bool ignored = false;
   EXPECT_EQ(read_usage(deep).has_value(), reference_usage(deep, &ignored).has_value());
+}
+
+// The internal key goes into every forwarded request's Authorization field: one that could
+// not be sent as a field value is refused when the gateway is configured, not per request.
+TEST(GatewayOptionsTest, InternalKeyMustBeAFieldValue) {
+  GatewayOptions o;
+  EXPECT_TRUE(o.validate().ok());  // No key: none is sent.
+  o.internal_api_key = "sk-spw-internal-0123456789";
+  EXPECT_TRUE(o.validate().ok());
+  for (const char* bad : {"sk key", "sk\tkey", "sk-key\n", "sk-key\r\nX-Evil: 1"}) {
+    o.internal_api_key = bad;
+    const Status s = o.validate();
+    ASSERT_EQ(s.code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.error().message().find("internal_api_key"), std::string::npos) << bad;
+  }
 }
 
 TEST(UpstreamAddressTest, ParsesReplicaUrls) {

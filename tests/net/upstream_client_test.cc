@@ -409,6 +409,20 @@ TEST(UpstreamRequest, WritesTheHeadAsItIsBuiltAndRefusesWhatCouldSplitIt) {
   EXPECT_EQ(r->rest(), "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}");
   EXPECT_FALSE(r->is_head());
 
+  // Fields checked once, then written into many requests as they are.
+  UpstreamRequest::Fields common;
+  EXPECT_TRUE(common.add("Authorization", "Bearer k").ok());
+  EXPECT_EQ(common.add("X-Bad", "a\nb").code(), ErrorCode::kInvalidArgument);
+  for (int i = 0; i < 2; ++i) {
+    auto with = UpstreamRequest::make("POST", "/x");
+    ASSERT_TRUE(with.ok());
+    with->add(common);
+    EXPECT_TRUE(with->add("X-Request-Id", std::to_string(i)).ok());
+    with->finish("");
+    EXPECT_EQ(with->rest(), "Authorization: Bearer k\r\nX-Request-Id: " + std::to_string(i) +
+                                "\r\nContent-Length: 0\r\n\r\n");
+  }
+
   auto get = UpstreamRequest::make("GET", "/ready");
   ASSERT_TRUE(get.ok());
   EXPECT_TRUE(get->add("host", "replica-1").ok());

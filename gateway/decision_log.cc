@@ -5,13 +5,7 @@
 namespace spillway::gateway {
 
 void DecisionLog::add(const RoutingDecision& decision) {
-  std::lock_guard lock(mutex_);
-  if (decisions_.size() < capacity_) {
-    decisions_.push_back(decision);
-    return;
-  }
-  decisions_[next_] = decision;  // Reuses the strings' storage.
-  next_ = (next_ + 1) % capacity_;
+  add_with([&](RoutingDecision& slot) { slot = decision; });  // Reuses the strings' storage.
 }
 
 std::vector<RoutingDecision> DecisionLog::recent() const {

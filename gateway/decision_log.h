@@ -39,6 +39,20 @@ class DecisionLog {
   explicit DecisionLog(std::size_t capacity) : capacity_(capacity) {}
 
   void add(const RoutingDecision& decision);
+  // Adds a decision that `fill(RoutingDecision&)` writes in place, into the oldest entry once
+  // the log is full (assigning its strings reuses their storage: no copy of a whole decision,
+  // no allocation). `fill` must set every field: the entry may hold an older decision. It runs
+  // with the log's mutex held: it must be quick and not call back.
+  template <typename Fill>
+  void add_with(Fill&& fill) {
+    std::lock_guard lock(mutex_);
+    if (decisions_.size() < capacity_) {
+      fill(decisions_.emplace_back());
+      return;
+    }
+    fill(decisions_[next_]);
+    next_ = (next_ + 1) % capacity_;
+  }
   // Newest first.
   [[nodiscard]] std::vector<RoutingDecision> recent() const;
   // {"object":"list","data":[{...}, ...]}, newest first.

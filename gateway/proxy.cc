@@ -134,25 +134,24 @@ std::vector<fleet::ReplicaView> Proxy::replicas_with_overlay() const {
 
 void Proxy::record_decision(const ProxyCall& call, const fleet::ReplicaView& view,
                             std::int32_t attempt, const std::string& reason) {
-  // Filled in place per thread (assign keeps the strings' storage), then copied into the
-  // log's oldest entry: no allocation per request once both have grown.
-  thread_local RoutingDecision d;
-  d.unix_ms = unix_now_ms();
-  d.request_id.assign(call.request_id);
-  d.tenant.assign(call.route.tenant);
-  d.model.assign(call.route.model);
-  d.priority.assign(fleet::priority_name(call.route.priority));
-  d.policy.assign(policy_.name());
-  d.replica.assign(view.id);
-  d.provider.assign(view.provider);
-  d.pool.assign(view.pool);
-  d.capacity.assign(fleet::capacity_kind_name(view.capacity));
-  d.attempt = attempt;
-  d.reason.assign(reason);
-  d.waiting = view.waiting;
-  d.running = view.running;
-  d.kv_usage = view.kv_usage;
-  decisions_.add(d);
+  const std::int64_t now_ms = unix_now_ms();
+  decisions_.add_with([&](RoutingDecision& d) {
+    d.unix_ms = now_ms;
+    d.request_id.assign(call.request_id);
+    d.tenant.assign(call.route.tenant);
+    d.model.assign(call.route.model);
+    d.priority.assign(fleet::priority_name(call.route.priority));
+    d.policy.assign(policy_.name());
+    d.replica.assign(view.id);
+    d.provider.assign(view.provider);
+    d.pool.assign(view.pool);
+    d.capacity.assign(fleet::capacity_kind_name(view.capacity));
+    d.attempt = attempt;
+    d.reason.assign(reason);
+    d.waiting = view.waiting;
+    d.running = view.running;
+    d.kv_usage = view.kv_usage;
+  });
 }
 
 Result<net::UpstreamRequest> Proxy::upstream_request(ProxyCall& call) const {

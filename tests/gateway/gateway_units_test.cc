@@ -451,6 +451,14 @@ TEST(DecisionLogTest, KeepsTheLastNNewestFirstAcrossWraps) {
   const json::value rendered = json::parse(log.render_json());
   EXPECT_EQ(rendered.at("data").as_array().size(), 3u);
   EXPECT_EQ(rendered.at("data").as_array()[0].at("request_id").as_string(), "req-8");
+  // Written in place into the oldest entry (req-6's), whose fields it does not set stay.
+  log.add_with([](RoutingDecision& slot) {
+    slot.request_id.assign("req-9");
+    slot.attempt = 9;
+  });
+  EXPECT_EQ(ids(), (std::vector<std::string>{"req-9", "req-8", "req-7"}));
+  EXPECT_EQ(log.recent()[0].attempt, 9);
+  EXPECT_EQ(log.recent()[0].replica, "a-replica-with-a-name-longer-than-the-small-string");
 }
 
 TEST(GatewayMetricsTest, LabelledCountersAreCreatedOnceAndCounted) {

@@ -73,6 +73,9 @@ net::UpstreamClientOptions upstream_options(const GatewayOptions& o) {
   u.connect_timeout = o.connect_timeout;
   u.io_timeout = o.io_timeout;
   u.request_timeout = o.request_timeout;
+  // What the relay reads of an answer's head (attempt_once's on_head); the other fields are
+  // the replica's own business and are not stored.
+  u.response_fields = {"Content-Type", "Retry-After", std::string(openai::kUsageHeader)};
   return u;
 }
 

@@ -135,7 +135,10 @@ class IdleConnections final : public asio::execution_context::service {
 // error::need_buffer. Framing, limits and keep-alive are basic_parser's own.
 class ResponseParser final : public http::basic_parser<false> {
  public:
-  ResponseParser() { headers_.reserve(8); }
+  // `keep`: the fields to store (UpstreamClientOptions::response_fields; empty: all).
+  explicit ResponseParser(const std::vector<std::string>& keep) : keep_(keep) {
+    headers_.reserve(keep.empty() ? 8 : keep.size());
+  }
 
   [[nodiscard]] int status() const { return status_; }
   [[nodiscard]] HttpHeaders& headers() { return headers_; }
@@ -152,7 +155,12 @@ class ResponseParser final : public http::basic_parser<false> {
   void on_response_impl(int code, beast::string_view, int, error_code&) override { status_ = code; }
   void on_field_impl(http::field, beast::string_view name, beast::string_view value,
                      error_code&) override {
-    headers_.add(std::string(name.data(), name.size()), std::string(value.data(), value.size()));
+    const std::string_view n(name.data(), name.size());
+    if (!keep_.empty() && std::none_of(keep_.begin(), keep_.end(),
+                                       [&](const std::string& k) { return iequals(k, n); })) {
+      return;
+    }
+    headers_.add(std::string(n), std::string(value.data(), value.size()));
   }
   // A body of known length is parsed in the step that completed the head, as far as it came
   // with it (eager parsing): a small answer is read and parsed in one step, and Beast's read
@@ -186,6 +194,7 @@ class ResponseParser final : public http::basic_parser<false> {
     return n;
   }
 
+  const std::vector<std::string>& keep_;
   int status_ = 0;
   HttpHeaders headers_;
   char* body_data_ = nullptr;
@@ -263,7 +272,7 @@ asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, boo
 
   beast::flat_buffer& buffer = c.buffer;
   buffer.clear();
-  ResponseParser parser;
+  ResponseParser parser(call.options.response_fields);
   parser.header_limit(static_cast<std::uint32_t>(call.options.max_header_bytes));
   parser.body_limit(boost::none);  // The caller consumes the body as it arrives.
   if (head) parser.skip(true);
@@ -341,6 +350,17 @@ Status UpstreamClientOptions::validate() const {
     return make_error(ErrorCode::kInvalidArgument,
                       "upstream client option max_header_bytes = {}: must be in [1024, 1048576]",
                       max_header_bytes);
+  }
+  if (response_fields.size() > 64) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "upstream client option response_fields: {} names, at most 64",
+                      response_fields.size());
+  }
+  for (const std::string& name : response_fields) {
+    if (!is_valid_header_name(name)) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "upstream client option response_fields: '{}' is not a field name", name);
+    }
   }
   if (max_idle_per_upstream > 4096) {
     return make_error(ErrorCode::kInvalidArgument,

@@ -31,6 +31,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -49,6 +50,9 @@ struct UpstreamClientOptions {
   std::chrono::milliseconds request_timeout{60'000};
   std::size_t max_header_bytes = 64 * 1024;
   std::size_t max_idle_per_upstream = 64;  // Idle kept-alive connections per loop and upstream.
+  // The response header fields kept for on_head and the result, by name (case-insensitive);
+  // empty keeps them all. The others are still parsed (framing, keep-alive) but not stored.
+  std::vector<std::string> response_fields;
 
   [[nodiscard]] Status validate() const;
 };

@@ -137,6 +137,25 @@ TEST(UpstreamClient, RelaysAnswersAndReusesTheConnection) {
   EXPECT_EQ(server->open_connections(), 1);
 }
 
+TEST(UpstreamClient, KeepsOnlyTheResponseFieldsAskedFor) {
+  auto server = start_server(counting_router(nullptr));
+  UpstreamClientOptions options = guarded_options();
+  options.response_fields = {"x-peer", "Retry-After"};  // Any case; one never sent.
+  ASSERT_TRUE(options.validate().ok());
+  UpstreamClient client(options);
+  Loop loop;
+  Outcome o = loop.call(client, server->port(), post("/echo", "hi"));
+  ASSERT_TRUE(o.result.ok()) << o.result.error().to_string();
+  EXPECT_EQ(o.body, "hi");  // Framing still followed: Content-Length was parsed, not kept.
+  ASSERT_EQ(o.result->headers.size(), 1u);
+  EXPECT_TRUE(o.result->headers.contains("X-Peer"));
+
+  options.response_fields = {"Bad Name"};
+  EXPECT_EQ(options.validate().code(), ErrorCode::kInvalidArgument);
+  options.response_fields.assign(65, "X-A");
+  EXPECT_EQ(options.validate().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST(UpstreamClient, StreamsTheBodyAsItArrives) {
   auto server = start_server(counting_router(nullptr));
   UpstreamClient client(guarded_options());

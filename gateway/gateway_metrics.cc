@@ -72,16 +72,23 @@ void GatewayMetrics::request(std::string_view tenant, std::string_view model, in
 }
 
 void GatewayMetrics::tokens(std::string_view tenant, std::int64_t prompt, std::int64_t completion) {
-  constexpr std::string_view kName = "spillway_gateway_tokens_total";
-  constexpr std::string_view kHelp = "Tokens used by requests, as the replicas reported them.";
-  if (prompt > 0) {
-    counter(kName, kHelp, {{"tenant", tenant}, {"kind", "prompt"}})
-        .inc(static_cast<double>(prompt));
+  if (prompt <= 0 && completion <= 0) return;
+  std::pair<Counter*, Counter*> counters{nullptr, nullptr};
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = token_counters_.find(tenant);
+    if (it != token_counters_.end()) counters = it->second;
   }
-  if (completion > 0) {
-    counter(kName, kHelp, {{"tenant", tenant}, {"kind", "completion"}})
-        .inc(static_cast<double>(completion));
+  if (counters.first == nullptr) {
+    constexpr std::string_view kName = "spillway_gateway_tokens_total";
+    constexpr std::string_view kHelp = "Tokens used by requests, as the replicas reported them.";
+    counters = {&counter(kName, kHelp, {{"tenant", tenant}, {"kind", "prompt"}}),
+                &counter(kName, kHelp, {{"tenant", tenant}, {"kind", "completion"}})};
+    std::lock_guard lock(mutex_);
+    token_counters_.emplace(std::string(tenant), counters);
   }
+  if (prompt > 0) counters.first->inc(static_cast<double>(prompt));
+  if (completion > 0) counters.second->inc(static_cast<double>(completion));
 }
 
 void GatewayMetrics::quota_rejection(std::string_view tenant) {

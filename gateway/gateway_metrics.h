@@ -1,6 +1,7 @@
 // The gateway's Prometheus series (in the MetricsRegistry it is given):
 //   spillway_gateway_requests_total{tenant,model,code}   requests answered, by HTTP status
-//   spillway_gateway_tokens_total{tenant,kind}           kind = prompt | completion (settled)
+//   spillway_gateway_tokens_total{tenant,kind}           kind = prompt | completion (settled;
+//                                                        both from a tenant's first tokens)
 //   spillway_gateway_quota_rejections_total{tenant}      429s from the tenant's budget
 //   spillway_gateway_retries_total                       attempts beyond the first
 //   spillway_gateway_failovers_total                     requests served by a later attempt
@@ -63,6 +64,9 @@ class GatewayMetrics {
   std::mutex mutex_;
   // (name, label values...) joined → counter; saves the registry's lookup per request.
   std::unordered_map<std::string, Counter*, KeyHash, std::equal_to<>> cache_;  // Guarded by mutex_.
+  // tenant → its (prompt, completion) token counters: one lookup per settled request.
+  std::unordered_map<std::string, std::pair<Counter*, Counter*>, KeyHash, std::equal_to<>>
+      token_counters_;  // Guarded by mutex_.
 };
 
 }  // namespace spillway::gateway

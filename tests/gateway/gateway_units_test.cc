@@ -470,6 +470,8 @@ TEST(GatewayMetricsTest, LabelledCountersAreCreatedOnceAndCounted) {
   metrics.request("beta", "llama", 200);
   metrics.tokens("acme", 5, 7);
   metrics.tokens("acme", 0, 3);  // No prompt series bump for zero.
+  metrics.tokens("beta", 0, 0);  // Nothing to count: no series yet.
+  metrics.tokens("beta", 0, 2);  // Both series from the first tokens, the prompt one at 0.
   metrics.quota_rejection("acme");
   metrics.quota_rejection("acme");
   metrics.upstream_failure("timeout");
@@ -482,6 +484,8 @@ TEST(GatewayMetricsTest, LabelledCountersAreCreatedOnceAndCounted) {
   has("spillway_gateway_requests_total{tenant=\"beta\",model=\"llama\",code=\"200\"} 1\n");
   has("spillway_gateway_tokens_total{tenant=\"acme\",kind=\"prompt\"} 5\n");
   has("spillway_gateway_tokens_total{tenant=\"acme\",kind=\"completion\"} 10\n");
+  has("spillway_gateway_tokens_total{tenant=\"beta\",kind=\"prompt\"} 0\n");
+  has("spillway_gateway_tokens_total{tenant=\"beta\",kind=\"completion\"} 2\n");
   has("spillway_gateway_quota_rejections_total{tenant=\"acme\"} 2\n");
   has("spillway_gateway_upstream_failures_total{reason=\"timeout\"} 1\n");
   // A second instance over the same registry shares the series (registered once).

@@ -67,6 +67,7 @@ void UpstreamRequest::add(const Fields& fields) {
 }
 
 void UpstreamRequest::finish(std::string_view body) {
+  text_.reserve(text_.size() + 48 + body.size());  // One growth for a large body, to its size.
   if (!body.empty() || carries_body_) {
     char digits[24];
     const auto end = std::to_chars(std::begin(digits), std::end(digits), body.size()).ptr;

@@ -97,6 +97,16 @@ struct Reply {
   json::value json() const { return json::parse(body); }
 };
 
+// A POST of `body` to `target` with tenant acme's key.
+net::HttpClientRequest acme_post(const std::string& target, std::string body) {
+  net::HttpClientRequest r;
+  r.method = "POST";
+  r.target = target;
+  r.body = std::move(body);
+  r.headers.set("Authorization", fmt::format("Bearer {}", kAcmeKey));
+  return r;
+}
+
 class GatewayTest : public ::testing::Test {
  protected:
   void SetUp() override { start(); }
@@ -196,11 +206,7 @@ class GatewayTest : public ::testing::Test {
   std::vector<std::string> stream(const std::string& target, const std::string& body,
                                   const std::function<bool(std::size_t)>& on_event = {}) const {
     net::HttpClient c = client();
-    net::HttpClientRequest r;
-    r.method = "POST";
-    r.target = target;
-    r.body = body;
-    r.headers.set("Authorization", fmt::format("Bearer {}", kAcmeKey));
+    const net::HttpClientRequest r = acme_post(target, body);
     std::string raw;
     std::vector<std::string> events;
     auto resp = c.stream(
@@ -615,6 +621,12 @@ struct OneReplicaGateway {
     started_ = server->start().ok();
   }
   [[nodiscard]] bool started() const { return started_; }
+  // A client of the gateway. REQUIRES: started().
+  [[nodiscard]] net::HttpClient client() const {
+    net::HttpClientOptions o;
+    o.port = server->port();
+    return net::HttpClient(o);
+  }
 
   std::unique_ptr<net::HttpServer> upstream;
   Result<std::unique_ptr<StaticReplicaSource>> source =
@@ -652,14 +664,9 @@ TEST(GatewayBrokenUpstreamTest, TruncatedStreamGetsTheGatewaysErrorEvent) {
   auto& source = g.source;
   auto& gw = g.gateway;
 
-  net::HttpClientOptions co;
-  co.port = g.server->port();
-  net::HttpClient c(co);
-  net::HttpClientRequest r;
-  r.method = "POST";
-  r.target = "/v1/chat/completions";
-  r.headers.set("Authorization", fmt::format("Bearer {}", kAcmeKey));
-  r.body = chat_body(R"(,"stream":true)");
+  net::HttpClient c = g.client();
+  const net::HttpClientRequest r =
+      acme_post("/v1/chat/completions", chat_body(R"(,"stream":true)"));
   std::string raw;
   auto resp = c.stream(
       r, [](int, const net::HttpHeaders&) { return true; },
@@ -702,14 +709,8 @@ TEST(GatewayOneReplicaTest, UsageComesFromTheUsageFieldElseFromTheBody) {
   ASSERT_TRUE(upstream_routes.add("POST", "/v1/chat/completions", handler).ok());
   OneReplicaGateway g(std::move(upstream_routes));
   ASSERT_TRUE(g.started());
-  net::HttpClientOptions co;
-  co.port = g.server->port();
-  net::HttpClient c(co);
-  net::HttpClientRequest r;
-  r.method = "POST";
-  r.target = "/v1/chat/completions";
-  r.headers.set("Authorization", fmt::format("Bearer {}", kAcmeKey));
-  r.body = chat_body("", 4);
+  net::HttpClient c = g.client();
+  const net::HttpClientRequest r = acme_post("/v1/chat/completions", chat_body("", 4));
   for (int i = 0; i < 3; ++i) {
     auto resp = c.request(r);
     ASSERT_TRUE(resp.ok()) << resp.error().message();

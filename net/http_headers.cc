@@ -1,34 +1,15 @@
 #include "net/http_headers.h"
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
+
+#include "net/http_chars.h"
 
 namespace spillway::net {
 namespace {
 
 char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-// RFC 9110 tchar: ALPHA / DIGIT / "!#$%&'*+-.^_`|~". A table, since every header name of
-// every request and response is checked byte by byte.
-constexpr std::array<bool, 256> kTokenChars = [] {
-  std::array<bool, 256> t{};
-  for (int c = 'a'; c <= 'z'; ++c)
-    t[static_cast<std::size_t>(c)] = true;
-  for (int c = 'A'; c <= 'Z'; ++c)
-    t[static_cast<std::size_t>(c)] = true;
-  for (int c = '0'; c <= '9'; ++c)
-    t[static_cast<std::size_t>(c)] = true;
-  for (const char c : std::string_view("!#$%&'*+-.^_`|~")) {
-    t[static_cast<unsigned char>(c)] = true;
-  }
-  return t;
-}();
-
-bool is_token_char(char c) {
-  return kTokenChars[static_cast<unsigned char>(c)];
 }
 
 std::string_view trim(std::string_view s) {
@@ -50,7 +31,7 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 bool is_valid_header_name(std::string_view name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), is_token_char);
+  return !name.empty() && std::all_of(name.begin(), name.end(), internal::is_token_char);
 }
 
 bool is_valid_header_value(std::string_view value) {

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -21,24 +20,23 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/basic_parser.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
 
 #include "net/client_request.h"
+#include "net/http1_parse.h"
 
 namespace spillway::net {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = boost::beast::http;
 using boost::system::error_code;
 using tcp = asio::ip::tcp;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 namespace {
 
-constexpr std::size_t kPieceBytes = 16 * 1024;
+// One read of a response: body pieces handed to the caller are at most this plus what an
+// earlier read left unparsed (a partial chunk-size line).
+constexpr std::size_t kReadBytes = 16 * 1024;
 
 Status check_timeout(std::string_view field, std::chrono::milliseconds value) {
   return internal::check_client_timeout("upstream client", field, value);
@@ -64,7 +62,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   tcp::socket socket;
   // Reused by every call on this connection (not allocated per call).
   beast::flat_buffer buffer;
-  std::array<char, kPieceBytes> piece{};
+  http1::ResponseHead head;
+  std::string decoded;  // A read's bytes of a chunked body, without the framing.
 
  private:
   void wait() {
@@ -129,77 +128,19 @@ class IdleConnections final : public asio::execution_context::service {
   bool shut_down_ = false;
 };
 
-// A response parser that collects the status and header fields straight into HttpHeaders (no
-// Beast field list in between: no per-field element to allocate and free, no second copy) and
-// stores body bytes into the caller's buffer as http::buffer_body does: as many as fit, then
-// error::need_buffer. Framing, limits and keep-alive are basic_parser's own.
-class ResponseParser final : public http::basic_parser<false> {
- public:
-  // `keep`: the fields to store (UpstreamClientOptions::response_fields; empty: all).
-  explicit ResponseParser(const std::vector<std::string>& keep) : keep_(keep) {
-    headers_.reserve(keep.empty() ? 8 : keep.size());
-  }
-
-  [[nodiscard]] int status() const { return status_; }
-  [[nodiscard]] HttpHeaders& headers() { return headers_; }
-  // Where the next body bytes go; body_space() is what is left of it after a parse step.
-  void set_body_buffer(char* data, std::size_t size) {
-    body_data_ = data;
-    body_space_ = size;
-  }
-  [[nodiscard]] std::size_t body_space() const { return body_space_; }
-
- private:
-  void on_request_impl(http::verb, beast::string_view, beast::string_view, int,
-                       error_code&) override {}  // Never called: this parses responses.
-  void on_response_impl(int code, beast::string_view, int, error_code&) override { status_ = code; }
-  void on_field_impl(http::field, beast::string_view name, beast::string_view value,
-                     error_code&) override {
-    const std::string_view n(name.data(), name.size());
-    if (!keep_.empty() && std::none_of(keep_.begin(), keep_.end(),
-                                       [&](const std::string& k) { return iequals(k, n); })) {
-      return;
+// The fields of `head` named in `keep` (all of them when it is empty), into `out`.
+void keep_fields(const http1::ResponseHead& head, const std::vector<std::string>& keep,
+                 HttpHeaders& out) {
+  out.reserve(keep.empty() ? head.fields.size() : keep.size());
+  for (const http1::Field& f : head.fields) {
+    if (!keep.empty() && std::none_of(keep.begin(), keep.end(), [&](const std::string& k) {
+          return k.size() == f.name.size() && iequals(k, f.name);
+        })) {
+      continue;
     }
-    headers_.add(std::string(n), std::string(value.data(), value.size()));
+    out.add(std::string(f.name), std::string(f.value));
   }
-  // A body of known length is parsed in the step that completed the head, as far as it came
-  // with it (eager parsing): a small answer is read and parsed in one step, and Beast's read
-  // does not post its completion for a second step that would only parse bytes already
-  // buffered (an event-loop round, with an epoll_wait, on the way to the client). Not for
-  // chunked bodies: an eager parse that stops inside a chunk's framing asks Beast's read for
-  // more bytes before it returns, which would hold back the events of a stream parsed so far.
-  void on_header_impl(error_code&) override {
-    if (content_length().has_value()) eager(true);
-  }
-  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
-  std::size_t on_body_impl(beast::string_view body, error_code& ec) override {
-    return store(body, ec);
-  }
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code& ec) override {
-    return store(body, ec);
-  }
-  void on_finish_impl(error_code&) override {}
-
-  std::size_t store(beast::string_view body, error_code& ec) {
-    if (body_data_ == nullptr) {
-      ec = http::error::need_buffer;
-      return 0;
-    }
-    const std::size_t n = std::min(body_space_, body.size());
-    if (n > 0) std::memcpy(body_data_, body.data(), n);
-    body_data_ += n;
-    body_space_ -= n;
-    if (n < body.size()) ec = http::error::need_buffer;
-    return n;
-  }
-
-  const std::vector<std::string>& keep_;
-  int status_ = 0;
-  HttpHeaders headers_;
-  char* body_data_ = nullptr;
-  std::size_t body_space_ = 0;
-};
+}
 
 // One call's fixed facts.
 struct CallContext {
@@ -233,7 +174,7 @@ struct AttemptResult {
   HttpClientResponse response;
 };
 
-asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, bool head,
+asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, bool head_request,
                                        const UpstreamClient::HeadCallback& on_head,
                                        const UpstreamClient::BodyCallback& on_body,
                                        const CallContext& call) {
@@ -272,71 +213,141 @@ asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, boo
 
   beast::flat_buffer& buffer = c.buffer;
   buffer.clear();
-  ResponseParser parser(call.options.response_fields);
-  parser.header_limit(static_cast<std::uint32_t>(call.options.max_header_bytes));
-  parser.body_limit(boost::none);  // The caller consumes the body as it arrives.
-  if (head) parser.skip(true);
-  std::array<char, kPieceBytes>& piece = c.piece;
+  const auto buffered = [&buffer] {
+    const auto data = buffer.cdata();
+    return std::string_view(static_cast<const char*>(data.data()), data.size());
+  };
+  const std::size_t max_head = call.options.max_header_bytes;
+  http1::ResponseHead& response = c.head;
+  http1::ChunkedDecoder chunks(max_head);
+  enum class Phase { kHead, kBody, kDone };
+  Phase phase = Phase::kHead;
+  std::size_t head_scanned = 0;  // Bytes head_size() searched without finding the end.
+  std::uint64_t body_left = 0;   // BodyFraming::kLength.
+  bool got_some = false;         // A byte of the response arrived.
 
-  // One read step; returns the failure, if any.
-  const auto read_some = [&]() -> asio::awaitable<std::optional<AttemptResult>> {
-    parser.set_body_buffer(piece.data(), piece.size());
+  // Each round parses what is buffered, hands the body bytes among it to on_body, then reads
+  // once more unless the response is complete. A read's bytes are parsed in the round after it,
+  // in the same step: no event-loop round between reading and relaying.
+  for (;;) {
+    if (phase == Phase::kHead) {
+      const std::string_view bytes = buffered();
+      const std::size_t size = http1::head_size(bytes, head_scanned);
+      head_scanned = bytes.size();
+      if (size > max_head || (size == 0 && bytes.size() >= max_head)) {
+        out.error = make_error(ErrorCode::kPayloadTooLarge,
+                               "response from {}: the head exceeds the limit of {} bytes",
+                               call.upstream, max_head);
+        co_return out;
+      }
+      if (size > 0) {
+        const Status parsed =
+            http1::parse_response_head(bytes.substr(0, size), head_request, response);
+        if (!parsed.ok()) {
+          out.error = make_error(ErrorCode::kDataLoss, "response from {}: {}", call.upstream,
+                                 parsed.error().message());
+          co_return out;
+        }
+        buffer.consume(size);
+        head_scanned = 0;
+        if (response.status / 100 == 1) {
+          if (response.status == 101) {
+            out.error = make_error(ErrorCode::kDataLoss,
+                                   "response from {}: a protocol switch (101) nobody asked for",
+                                   call.upstream);
+            co_return out;
+          }
+          continue;  // An interim answer (100 Continue, 103 Early Hints); the final one follows.
+        }
+        out.response.status = response.status;
+        keep_fields(response, call.options.response_fields, out.response.headers);
+        if (on_head && !on_head(out.response.status, out.response.headers)) {
+          out.error = call.cancelled_error();
+          co_return out;
+        }
+        body_left = response.content_length;
+        const bool empty = response.framing == http1::BodyFraming::kNone ||
+                           (response.framing == http1::BodyFraming::kLength && body_left == 0);
+        phase = empty ? Phase::kDone : Phase::kBody;
+        continue;
+      }
+    } else if (phase == Phase::kBody) {
+      const std::string_view bytes = buffered();
+      std::string_view piece;
+      std::size_t used = 0;
+      switch (response.framing) {
+        case http1::BodyFraming::kLength:
+          used = static_cast<std::size_t>(
+              std::min<std::uint64_t>(body_left, static_cast<std::uint64_t>(bytes.size())));
+          piece = bytes.substr(0, used);
+          body_left -= used;
+          if (body_left == 0) phase = Phase::kDone;
+          break;
+        case http1::BodyFraming::kUntilClose:
+          used = bytes.size();
+          piece = bytes;
+          break;
+        case http1::BodyFraming::kChunked:
+          c.decoded.clear();
+          for (;;) {
+            const Result<http1::ChunkedDecoder::Step> step = chunks.step(bytes.substr(used));
+            if (!step.ok()) {
+              out.error = make_error(ErrorCode::kDataLoss, "response from {}: {}", call.upstream,
+                                     step.error().message());
+              co_return out;
+            }
+            c.decoded.append(step->data);
+            used += step->consumed;
+            if (chunks.done()) {
+              phase = Phase::kDone;
+              break;
+            }
+            if (step->consumed == 0) break;
+          }
+          piece = c.decoded;
+          break;
+        case http1::BodyFraming::kNone:
+          break;
+      }
+      if (!piece.empty() && on_body && !co_await on_body(piece)) {
+        out.error = call.cancelled_error();
+        co_return out;
+      }
+      buffer.consume(used);
+    }
+    if (phase == Phase::kDone) break;
+
     call.expire_within(c, call.options.io_timeout);
     error_code rec;
-    co_await http::async_read_some(c.socket, buffer, parser,
-                                   asio::redirect_error(asio::use_awaitable, rec));
-    if (rec == http::error::need_buffer) rec = {};
-    if (rec && c.timed_out()) rec = beast::error::timeout;
-    if (!rec) co_return std::nullopt;
-    AttemptResult failed;
+    const std::size_t n = co_await c.socket.async_read_some(
+        buffer.prepare(kReadBytes), asio::redirect_error(asio::use_awaitable, rec));
+    buffer.commit(n);
+    got_some = got_some || n > 0;
+    if (!rec) continue;
+    if (rec == asio::error::eof && phase == Phase::kBody &&
+        response.framing == http1::BodyFraming::kUntilClose) {
+      break;  // The close ends this body.
+    }
+    if (c.timed_out()) rec = beast::error::timeout;
     if (call.cancelled()) {
-      failed.error = call.cancelled_error();
+      out.error = call.cancelled_error();
     } else if (rec == beast::error::timeout) {
-      failed.error = call.timeout_error("read from", call.options.io_timeout);
-    } else if (rec == http::error::header_limit) {
-      failed.error =
-          make_error(ErrorCode::kPayloadTooLarge, "response from {}: {} (limit: {} header bytes)",
-                     call.upstream, rec.message(), call.options.max_header_bytes);
-    } else if (!parser.got_some() && buffer.size() == 0) {
-      failed.before_response = true;
-      failed.error =
-          write_error ? *write_error
+      out.error = call.timeout_error("read from", call.options.io_timeout);
+    } else if (!got_some) {
+      out.before_response = true;
+      out.error = write_error
+                      ? *write_error
                       : make_error(ErrorCode::kUnavailable, "read from {}: {} before any response",
                                    call.upstream, rec.message());
     } else {
-      failed.error =
-          make_error(ErrorCode::kDataLoss, "response from {}: {}", call.upstream, rec.message());
+      out.error = make_error(ErrorCode::kDataLoss, "response from {}: {} before its end",
+                             call.upstream, rec == asio::error::eof ? "closed" : rec.message());
     }
-    co_return failed;
-  };
-
-  std::optional<AttemptResult> failed;
-  while (!parser.is_header_done()) {
-    failed = co_await read_some();
-    if (failed && !parser.is_header_done()) co_return std::move(*failed);
-    if (failed) break;  // The head is complete; what followed it failed (reported below).
-  }
-  out.response.status = parser.status();
-  out.response.headers = std::move(parser.headers());
-  if (on_head && !on_head(out.response.status, out.response.headers)) {
-    out.error = call.cancelled_error();
     co_return out;
   }
-  // The body bytes parsed with the head, then each later step's. Bytes parsed in a step reach
-  // the caller even when the step then failed.
-  for (;;) {
-    const std::size_t got = piece.size() - parser.body_space();
-    if (got > 0 && on_body && !co_await on_body(std::string_view(piece.data(), got))) {
-      out.error = call.cancelled_error();
-      co_return out;
-    }
-    if (failed) co_return std::move(*failed);
-    if (parser.is_done()) break;
-    failed = co_await read_some();
-  }
-  // basic_parser's keep_alive: the version and Connection header, and not a body that ends
-  // at the close.
-  out.reusable = !write_failed && parser.keep_alive() && buffer.size() == 0;
+  // The version and Connection field allow another message, the body did not end at the close,
+  // and nothing followed the response.
+  out.reusable = !write_failed && response.keep_alive && buffer.size() == 0;
   co_return out;
 }
 

@@ -1,0 +1,341 @@
+#include "net/http1_parse.h"
+
+#include <algorithm>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "net/http_chars.h"
+#include "net/http_headers.h"
+
+namespace spillway::net::http1 {
+namespace {
+
+using internal::is_field_value_char;
+using internal::is_token_char;
+
+constexpr int kMaxLengthDigits = 18;  // Below 2^63 whatever the digits.
+
+Error malformed(std::string_view what) {
+  return make_error(ErrorCode::kInvalidArgument, "malformed HTTP/1.1 message: {}", what);
+}
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// Every byte of `s` is HTAB, SP to '~', obs-text (0x80 and above), or a CR directly followed by
+// a LF (and every LF follows a CR): the characters a head may hold, with CRLF line ends only.
+#if defined(__SSE2__)
+bool only_head_chars(std::string_view s) {
+  const char* const p = s.data();
+  const std::size_t n = s.size();
+  const __m128i max_ctl = _mm_set1_epi8(0x1f);
+  const __m128i tab = _mm_set1_epi8('\t');
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  const __m128i del = _mm_set1_epi8(0x7f);
+  unsigned carry = 0;  // The last byte of the previous block was a CR.
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    const __m128i is_ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, max_ctl), v);  // v <= 0x1f
+    const __m128i is_cr = _mm_cmpeq_epi8(v, cr);
+    const __m128i is_lf = _mm_cmpeq_epi8(v, lf);
+    const __m128i allowed = _mm_or_si128(_mm_cmpeq_epi8(v, tab), _mm_or_si128(is_cr, is_lf));
+    const __m128i bad = _mm_or_si128(_mm_andnot_si128(allowed, is_ctl), _mm_cmpeq_epi8(v, del));
+    if (_mm_movemask_epi8(bad) != 0) return false;
+    const auto cr_mask = static_cast<unsigned>(_mm_movemask_epi8(is_cr));
+    const auto lf_mask = static_cast<unsigned>(_mm_movemask_epi8(is_lf));
+    if ((((cr_mask << 1) & 0xffffu) | carry) != lf_mask) return false;
+    carry = cr_mask >> 15;
+  }
+  for (; i < n; ++i) {
+    const char c = p[i];
+    const bool after_cr = carry != 0;
+    carry = c == '\r' ? 1 : 0;
+    if ((c == '\n') != after_cr) return false;
+    if (c != '\r' && c != '\n' && !is_field_value_char(c)) return false;
+  }
+  return carry == 0;
+}
+#else
+bool only_head_chars(std::string_view s) {
+  bool after_cr = false;
+  for (const char c : s) {
+    if ((c == '\n') != after_cr) return false;
+    after_cr = c == '\r';
+    if (c != '\r' && c != '\n' && !is_field_value_char(c)) return false;
+  }
+  return !after_cr;
+}
+#endif
+
+// name ":" OWS value OWS, with the line's CRLF already removed.
+Result<Field> parse_field_line(std::string_view line) {
+  if (line.front() == ' ' || line.front() == '\t') return malformed("obsolete line folding");
+  std::size_t colon = 0;
+  while (colon < line.size() && is_token_char(line[colon]))
+    ++colon;
+  if (colon == 0 || colon == line.size() || line[colon] != ':') {
+    return malformed("a field name is not a token followed by ':'");
+  }
+  // The bytes were checked with the whole head (only_head_chars), or by the caller.
+  return Field{line.substr(0, colon), trim_ows(line.substr(colon + 1))};
+}
+
+// 1 to kMaxLengthDigits digits.
+bool parse_length(std::string_view text, std::uint64_t& out) {
+  if (text.empty() || text.size() > kMaxLengthDigits) return false;
+  std::uint64_t n = 0;
+  for (const char c : text) {
+    if (!is_digit(c)) return false;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  out = n;
+  return true;
+}
+
+// The framing fields of a head, as read so far.
+struct Framing {
+  bool has_length = false;
+  std::uint64_t length = 0;
+  bool has_transfer_encoding = false;
+  bool chunked_last = false;  // The last transfer coding seen is "chunked".
+  bool close = false;         // Connection: close.
+  bool keep_alive = false;    // Connection: keep-alive.
+};
+
+Status note_framing(const Field& f, Framing& framing) {
+  switch (f.name.size()) {
+    case 14:
+      if (iequals(f.name, "Content-Length")) {
+        std::uint64_t n = 0;
+        if (!parse_length(f.value, n)) return malformed("bad Content-Length");
+        if (framing.has_length && n != framing.length) {
+          return malformed("Content-Length fields that disagree");
+        }
+        framing.has_length = true;
+        framing.length = n;
+      }
+      break;
+    case 17:
+      if (iequals(f.name, "Transfer-Encoding")) {
+        std::string_view list = f.value;
+        bool any = false;
+        while (!list.empty()) {
+          const std::size_t comma = list.find(',');
+          const std::string_view coding = trim_ows(list.substr(0, comma));
+          if (!coding.empty()) {
+            any = true;
+            framing.chunked_last = iequals(coding, "chunked");
+          }
+          if (comma == std::string_view::npos) break;
+          list.remove_prefix(comma + 1);
+        }
+        if (!any) return malformed("an empty Transfer-Encoding");
+        framing.has_transfer_encoding = true;
+      }
+      break;
+    case 10:
+      if (iequals(f.name, "Connection")) {
+        framing.close = framing.close || header_list_contains(f.value, "close");
+        framing.keep_alive = framing.keep_alive || header_list_contains(f.value, "keep-alive");
+      }
+      break;
+    default:
+      break;
+  }
+  return Status::ok_status();
+}
+
+}  // namespace
+
+std::size_t head_size(std::string_view bytes, std::size_t scanned) {
+  // Resume a little before where the last search stopped: the end may straddle it.
+  std::size_t from = scanned > 3 ? scanned - 3 : 0;
+  while (from < bytes.size()) {
+    const void* lf = std::memchr(bytes.data() + from, '\n', bytes.size() - from);
+    if (lf == nullptr) return 0;
+    const auto at = static_cast<std::size_t>(static_cast<const char*>(lf) - bytes.data());
+    // "\r\n\r\n" ends here when the three bytes before this LF are "\r\n\r".
+    if (at >= 3 && bytes[at - 1] == '\r' && bytes[at - 2] == '\n' && bytes[at - 3] == '\r') {
+      return at + 1;
+    }
+    from = at + 1;
+  }
+  return 0;
+}
+
+Status parse_response_head(std::string_view head, bool head_request, ResponseHead& out) {
+  out.fields.clear();
+  out.framing = BodyFraming::kNone;
+  out.content_length = 0;
+  out.keep_alive = false;
+  // One pass over the whole head checks every byte (no control character but HTAB, CR, LF)
+  // and that CRs and LFs are as many; each line then ending in CRLF leaves no bare CR.
+  if (!only_head_chars(head)) return malformed("a control character in the head");
+  const char* p = head.data();
+  const char* const end = p + head.size();
+  // The line starting at p without its CRLF; p moves past it. False: no CRLF ends it.
+  std::string_view line;
+  const auto next_line = [&]() {
+    const auto* lf =
+        static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    if (lf == nullptr || lf == p || lf[-1] != '\r') return false;
+    line = std::string_view(p, static_cast<std::size_t>(lf - 1 - p));
+    p = lf + 1;
+    return true;
+  };
+
+  // HTTP-version SP 3DIGIT [SP reason-phrase]
+  if (!next_line()) return malformed("a line does not end with CRLF");
+  if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || !is_digit(line[5]) || line[6] != '.' ||
+      !is_digit(line[7]) || line[8] != ' ' || !is_digit(line[9]) || !is_digit(line[10]) ||
+      !is_digit(line[11]) || (line.size() > 12 && line[12] != ' ')) {
+    return malformed("bad status line");
+  }
+  if (line[5] != '1') return malformed("an HTTP version other than 1.x");
+  // A later 1.x speaks at least 1.1 (RFC 9110 section 2.5).
+  out.version = line[7] == '0' ? 10 : 11;
+  out.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+  if (out.status < 100) return malformed("a status code below 100");
+  out.reason = line.size() > 13 ? line.substr(13) : std::string_view();
+
+  Framing framing;
+  for (;;) {
+    if (!next_line()) return malformed("a line does not end with CRLF");
+    if (line.empty()) break;
+    SPW_ASSIGN_OR_RETURN(const Field field, parse_field_line(line));
+    if (field.name.size() == 14 || field.name.size() == 17 || field.name.size() == 10) {
+      SPW_TRY(note_framing(field, framing));
+    }
+    out.fields.push_back(field);
+  }
+  if (p != end) return malformed("bytes after the end of the head");
+  if (framing.has_length && framing.has_transfer_encoding) {
+    return malformed("both Content-Length and Transfer-Encoding");
+  }
+
+  const bool no_body =
+      head_request || out.status / 100 == 1 || out.status == 204 || out.status == 304;
+  if (no_body) {
+    out.framing = BodyFraming::kNone;
+  } else if (framing.has_transfer_encoding) {
+    // A coding other than chunked last: the body runs until the close (RFC 9112 6.3).
+    out.framing = framing.chunked_last ? BodyFraming::kChunked : BodyFraming::kUntilClose;
+  } else if (framing.has_length) {
+    out.framing = BodyFraming::kLength;
+    out.content_length = framing.length;
+  } else {
+    out.framing = BodyFraming::kUntilClose;
+  }
+  out.keep_alive = out.framing != BodyFraming::kUntilClose &&
+                   (out.version >= 11 ? !framing.close : framing.keep_alive && !framing.close);
+  return Status::ok_status();
+}
+
+Result<ChunkedDecoder::Step> ChunkedDecoder::step(std::string_view in) {
+  Step s;
+  while (state_ != State::kDone && s.consumed < in.size()) {
+    const std::string_view rest = in.substr(s.consumed);
+    switch (state_) {
+      case State::kData: {
+        const auto n = static_cast<std::size_t>(
+            std::min<std::uint64_t>(chunk_left_, static_cast<std::uint64_t>(rest.size())));
+        s.data = rest.substr(0, n);
+        s.consumed += n;
+        chunk_left_ -= n;
+        if (chunk_left_ == 0) state_ = State::kDataEnd;
+        return s;
+      }
+      case State::kDataEnd: {
+        if (rest.size() < 2) return s;
+        if (rest[0] != '\r' || rest[1] != '\n') return malformed("chunk data not followed by CRLF");
+        s.consumed += 2;
+        state_ = State::kSize;
+        break;
+      }
+      case State::kSize: {
+        const std::size_t lf = rest.find('\n');
+        if (lf == std::string_view::npos) {
+          if (rest.size() >= max_line_bytes_) {
+            return make_error(ErrorCode::kPayloadTooLarge, "a chunk-size line longer than {} bytes",
+                              max_line_bytes_);
+          }
+          return s;
+        }
+        if (lf + 1 > max_line_bytes_) {
+          return make_error(ErrorCode::kPayloadTooLarge, "a chunk-size line longer than {} bytes",
+                            max_line_bytes_);
+        }
+        if (lf == 0 || rest[lf - 1] != '\r') return malformed("a line does not end with CRLF");
+        const std::string_view line = rest.substr(0, lf - 1);
+        std::size_t i = 0;
+        std::uint64_t size = 0;
+        for (; i < line.size() && hex_value(line[i]) >= 0; ++i) {
+          if (i == 15) return malformed("a chunk size of more than 15 hex digits");
+          size = size * 16 + static_cast<std::uint64_t>(hex_value(line[i]));
+        }
+        if (i == 0) return malformed("a chunk-size line without a size");
+        // chunk-ext: BWS ";" ..., checked only for control characters.
+        const std::string_view ext = trim_ows(line.substr(i));
+        if (!ext.empty() &&
+            (ext.front() != ';' || !std::all_of(ext.begin(), ext.end(), is_field_value_char))) {
+          return malformed("a bad chunk extension");
+        }
+        s.consumed += lf + 1;
+        if (size == 0) {
+          state_ = State::kTrailer;
+          trailer_bytes_ = 0;
+        } else {
+          chunk_left_ = size;
+          state_ = State::kData;
+        }
+        break;
+      }
+      case State::kTrailer: {
+        const std::size_t lf = rest.find('\n');
+        const std::size_t line_bytes = lf == std::string_view::npos ? rest.size() : lf + 1;
+        if (trailer_bytes_ + line_bytes > max_line_bytes_ ||
+            (lf == std::string_view::npos && trailer_bytes_ + line_bytes == max_line_bytes_)) {
+          return make_error(ErrorCode::kPayloadTooLarge, "a trailer section longer than {} bytes",
+                            max_line_bytes_);
+        }
+        if (lf == std::string_view::npos) return s;
+        if (lf == 0 || rest[lf - 1] != '\r') return malformed("a line does not end with CRLF");
+        const std::string_view line = rest.substr(0, lf - 1);
+        if (!line.empty()) {
+          if (!only_head_chars(line)) return malformed("a control character in a trailer field");
+          SPW_TRY(parse_field_line(line).status());
+        }
+        trailer_bytes_ += line_bytes;
+        s.consumed += line_bytes;
+        if (line.empty()) state_ = State::kDone;
+        break;
+      }
+      case State::kDone:
+        break;
+    }
+  }
+  return s;
+}
+
+}  // namespace spillway::net::http1

@@ -44,7 +44,7 @@ std::optional<boost::asio::any_io_executor> Exchange::executor() const {
 }
 
 std::vector<std::function<void()>> Exchange::close_locked() {
-  closed_ = true;
+  closed_.store(true, std::memory_order_release);
   return std::exchange(on_close_, {});
 }
 
@@ -98,8 +98,7 @@ bool Exchange::finish() {
 }
 
 bool Exchange::is_closed() const {
-  std::lock_guard lock(mu_);
-  return closed_;
+  return closed_.load(std::memory_order_acquire);
 }
 
 void Exchange::on_close(std::function<void()> callback) {

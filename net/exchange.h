@@ -105,8 +105,10 @@ class Exchange {
   const std::size_t max_buffered_bytes_;
 
   mutable std::mutex mu_;
-  State state_ = State::kAwaiting;               // Guarded by mu_.
-  bool closed_ = false;                          // Guarded by mu_.
+  State state_ = State::kAwaiting;  // Guarded by mu_.
+  // Written under mu_; is_closed() reads it without (a writer's hint, as any check is that a
+  // closing connection can overtake).
+  std::atomic<bool> closed_{false};
   bool delivered_ = false;                       // Guarded by mu_.
   std::vector<std::function<void()>> on_close_;  // Guarded by mu_.
   std::atomic<std::size_t> buffered_{0};         // Chunk bytes not yet on the socket.

@@ -19,7 +19,7 @@ using internal::is_token_char;
 constexpr int kMaxLengthDigits = 18;  // Below 2^63 whatever the digits.
 
 Error malformed(std::string_view what) {
-  return make_error(ErrorCode::kInvalidArgument, "malformed HTTP/1.1 message: {}", what);
+  return make_error(ErrorCode::kInvalidArgument, "{}", what);
 }
 
 bool is_digit(char c) {
@@ -89,16 +89,22 @@ bool only_head_chars(std::string_view s) {
 #endif
 
 // name ":" OWS value OWS, with the line's CRLF already removed.
-Result<Field> parse_field_line(std::string_view line) {
+// The bytes were checked with the whole head (only_head_chars), or by the caller. False when
+// the line is no field (obs-fold included: it starts with whitespace, which is no token).
+bool parse_field_line(std::string_view line, Field& out) {
+  const std::size_t colon = line.find(':');
+  if (colon == 0 || colon == std::string_view::npos) return false;
+  bool token = true;
+  for (std::size_t i = 0; i < colon; ++i)
+    token &= is_token_char(line[i]);  // No early exit: names are short, the loop unrolls.
+  if (!token) return false;
+  out = Field{line.substr(0, colon), trim_ows(line.substr(colon + 1))};
+  return true;
+}
+
+Error not_a_field(std::string_view line) {
   if (line.front() == ' ' || line.front() == '\t') return malformed("obsolete line folding");
-  std::size_t colon = 0;
-  while (colon < line.size() && is_token_char(line[colon]))
-    ++colon;
-  if (colon == 0 || colon == line.size() || line[colon] != ':') {
-    return malformed("a field name is not a token followed by ':'");
-  }
-  // The bytes were checked with the whole head (only_head_chars), or by the caller.
-  return Field{line.substr(0, colon), trim_ows(line.substr(colon + 1))};
+  return malformed("a field line is not a token name followed by ':'");
 }
 
 // 1 to kMaxLengthDigits digits.
@@ -184,56 +190,93 @@ std::size_t head_size(std::string_view bytes, std::size_t scanned) {
   return 0;
 }
 
+namespace {
+
+// The lines of a complete head, checked as a whole first: no control character but HTAB, and
+// CR only directly before LF (only_head_chars), so each line ends in CRLF.
+class HeadLines {
+ public:
+  explicit HeadLines(std::string_view head)
+      : p_(head.data()), end_(head.data() + head.size()), ok_(only_head_chars(head)) {}
+
+  [[nodiscard]] bool chars_ok() const { return ok_; }
+  // The next line without its CRLF; false at the end.
+  bool next(std::string_view& line) {
+    const auto* lf =
+        static_cast<const char*>(std::memchr(p_, '\n', static_cast<std::size_t>(end_ - p_)));
+    if (lf == nullptr) return false;
+    line = std::string_view(p_, static_cast<std::size_t>(lf - 1 - p_));
+    p_ = lf + 1;
+    return true;
+  }
+  [[nodiscard]] bool at_end() const { return p_ == end_; }
+
+ private:
+  const char* p_;
+  const char* end_;
+  bool ok_;
+};
+
+// The field lines after the start line, through the empty line that ends the head.
+Status read_fields(HeadLines& lines, std::vector<Field>& fields, Framing& framing) {
+  std::string_view line;
+  for (;;) {
+    if (!lines.next(line)) return malformed("a head without its empty last line");
+    if (line.empty()) break;
+    Field field;
+    if (!parse_field_line(line, field)) return not_a_field(line);
+    if (field.name.size() == 14 || field.name.size() == 17 || field.name.size() == 10) {
+      SPW_TRY(note_framing(field, framing));
+    }
+    fields.push_back(field);
+  }
+  if (!lines.at_end()) return malformed("bytes after the end of the head");
+  if (framing.has_length && framing.has_transfer_encoding) {
+    return malformed("both Content-Length and Transfer-Encoding");
+  }
+  return Status::ok_status();
+}
+
+// HTTP-version ("HTTP/" DIGIT "." DIGIT) at the front of `text`; 0 when it is not one.
+int read_version(std::string_view text) {
+  if (text.size() < 8 || text.substr(0, 5) != "HTTP/" || !is_digit(text[5]) || text[6] != '.' ||
+      !is_digit(text[7])) {
+    return 0;
+  }
+  return (text[5] - '0') * 10 + (text[7] - '0');
+}
+
+bool keeps_alive(int version, const Framing& framing) {
+  return version >= 11 ? !framing.close : framing.keep_alive && !framing.close;
+}
+
+}  // namespace
+
 Status parse_response_head(std::string_view head, bool head_request, ResponseHead& out) {
   out.fields.clear();
   out.framing = BodyFraming::kNone;
   out.content_length = 0;
   out.keep_alive = false;
-  // One pass over the whole head checks every byte (no control character but HTAB, CR, LF)
-  // and that CRs and LFs are as many; each line then ending in CRLF leaves no bare CR.
-  if (!only_head_chars(head)) return malformed("a control character in the head");
-  const char* p = head.data();
-  const char* const end = p + head.size();
-  // The line starting at p without its CRLF; p moves past it. False: no CRLF ends it.
-  std::string_view line;
-  const auto next_line = [&]() {
-    const auto* lf =
-        static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-    if (lf == nullptr || lf == p || lf[-1] != '\r') return false;
-    line = std::string_view(p, static_cast<std::size_t>(lf - 1 - p));
-    p = lf + 1;
-    return true;
-  };
+  HeadLines lines(head);
+  if (!lines.chars_ok()) return malformed("a control character or a bare CR or LF in the head");
 
   // HTTP-version SP 3DIGIT [SP reason-phrase]
-  if (!next_line()) return malformed("a line does not end with CRLF");
-  if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || !is_digit(line[5]) || line[6] != '.' ||
-      !is_digit(line[7]) || line[8] != ' ' || !is_digit(line[9]) || !is_digit(line[10]) ||
-      !is_digit(line[11]) || (line.size() > 12 && line[12] != ' ')) {
+  std::string_view line;
+  if (!lines.next(line)) return malformed("no status line");
+  const int version = read_version(line);
+  if (version == 0 || line.size() < 12 || line[8] != ' ' || !is_digit(line[9]) ||
+      !is_digit(line[10]) || !is_digit(line[11]) || (line.size() > 12 && line[12] != ' ')) {
     return malformed("bad status line");
   }
-  if (line[5] != '1') return malformed("an HTTP version other than 1.x");
+  if (version / 10 != 1) return malformed("an HTTP version other than 1.x");
   // A later 1.x speaks at least 1.1 (RFC 9110 section 2.5).
-  out.version = line[7] == '0' ? 10 : 11;
+  out.version = version == 10 ? 10 : 11;
   out.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
   if (out.status < 100) return malformed("a status code below 100");
   out.reason = line.size() > 13 ? line.substr(13) : std::string_view();
 
   Framing framing;
-  for (;;) {
-    if (!next_line()) return malformed("a line does not end with CRLF");
-    if (line.empty()) break;
-    SPW_ASSIGN_OR_RETURN(const Field field, parse_field_line(line));
-    if (field.name.size() == 14 || field.name.size() == 17 || field.name.size() == 10) {
-      SPW_TRY(note_framing(field, framing));
-    }
-    out.fields.push_back(field);
-  }
-  if (p != end) return malformed("bytes after the end of the head");
-  if (framing.has_length && framing.has_transfer_encoding) {
-    return malformed("both Content-Length and Transfer-Encoding");
-  }
-
+  SPW_TRY(read_fields(lines, out.fields, framing));
   const bool no_body =
       head_request || out.status / 100 == 1 || out.status == 204 || out.status == 304;
   if (no_body) {
@@ -247,8 +290,53 @@ Status parse_response_head(std::string_view head, bool head_request, ResponseHea
   } else {
     out.framing = BodyFraming::kUntilClose;
   }
-  out.keep_alive = out.framing != BodyFraming::kUntilClose &&
-                   (out.version >= 11 ? !framing.close : framing.keep_alive && !framing.close);
+  out.keep_alive = out.framing != BodyFraming::kUntilClose && keeps_alive(out.version, framing);
+  return Status::ok_status();
+}
+
+Status parse_request_head(std::string_view head, RequestHead& out) {
+  out.fields.clear();
+  out.framing = BodyFraming::kNone;
+  out.content_length = 0;
+  out.keep_alive = false;
+  HeadLines lines(head);
+  if (!lines.chars_ok()) return malformed("a control character or a bare CR or LF in the head");
+
+  // method SP request-target SP HTTP-version
+  std::string_view line;
+  if (!lines.next(line)) return malformed("no request line");
+  std::size_t i = 0;
+  while (i < line.size() && is_token_char(line[i]))
+    ++i;
+  if (i == 0 || i == line.size() || line[i] != ' ') return malformed("bad method");
+  out.method = line.substr(0, i);
+  const std::size_t target_start = i + 1;
+  const std::size_t target_end = line.find(' ', target_start);
+  if (target_end == std::string_view::npos || target_end == target_start) {
+    return malformed("bad request target");
+  }
+  out.target = line.substr(target_start, target_end - target_start);
+  // Printable ASCII but SP, or obs-text; HTAB passed the head check but is no target byte.
+  if (out.target.find('\t') != std::string_view::npos) return malformed("bad request target");
+  const std::string_view version_text = line.substr(target_end + 1);
+  const int version = read_version(version_text);
+  if (version_text.size() != 8 || (version != 10 && version != 11)) {
+    return malformed("bad version (HTTP/1.0 and HTTP/1.1 are read)");
+  }
+  out.version = version;
+
+  Framing framing;
+  SPW_TRY(read_fields(lines, out.fields, framing));
+  if (framing.has_transfer_encoding) {
+    // RFC 9112 6.1 and 6.3: a request whose framing could be read two ways is refused.
+    if (version == 10) return malformed("Transfer-Encoding in an HTTP/1.0 request");
+    if (!framing.chunked_last) return malformed("a transfer coding other than chunked last");
+    out.framing = BodyFraming::kChunked;
+  } else if (framing.has_length) {
+    out.framing = BodyFraming::kLength;
+    out.content_length = framing.length;
+  }
+  out.keep_alive = keeps_alive(version, framing);
   return Status::ok_status();
 }
 
@@ -324,7 +412,8 @@ Result<ChunkedDecoder::Step> ChunkedDecoder::step(std::string_view in) {
         const std::string_view line = rest.substr(0, lf - 1);
         if (!line.empty()) {
           if (!only_head_chars(line)) return malformed("a control character in a trailer field");
-          SPW_TRY(parse_field_line(line).status());
+          Field field;
+          if (!parse_field_line(line, field)) return not_a_field(line);
         }
         trailer_bytes_ += line_bytes;
         s.consumed += line_bytes;

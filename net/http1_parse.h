@@ -1,6 +1,7 @@
-// HTTP/1.1 message syntax (RFC 9112) over bytes in memory, for reading responses: where a head
-// ends, the status line and header fields, what frames the body (RFC 9112 section 6.3), and a
-// decoder of the chunked transfer coding. No I/O; the views point into the caller's bytes, and
+// HTTP/1.1 message syntax (RFC 9112) over bytes in memory, for the server's reading of requests
+// and the upstream client's reading of responses: where a head ends, the request or status line
+// and the header fields, what frames the body (RFC 9112 section 6.3), and a decoder of the
+// chunked transfer coding. No I/O; the views point into the caller's bytes, and
 // nothing is allocated but the capacity of a head's field list, which a reader keeps from one
 // message to the next.
 //
@@ -11,7 +12,8 @@
 // with Transfer-Encoding is malformed (two framings for one message).
 //
 // Errors: kInvalidArgument for malformed bytes, kPayloadTooLarge for a chunk-size line or
-// trailer section past the decoder's limit; the message says what was wrong.
+// trailer section past the decoder's limit; the message says what was wrong (for a caller to
+// prefix, e.g. "malformed request: ").
 //
 // Thread-safety: the functions are pure; a ChunkedDecoder belongs to one reader.
 #pragma once
@@ -49,6 +51,17 @@ struct ResponseHead {
   bool keep_alive = false;
 };
 
+struct RequestHead {
+  std::string_view method;  // A token.
+  std::string_view target;  // Printable ASCII but SP, and obs-text; not checked further.
+  int version = 0;          // 10 or 11: other versions are malformed.
+  std::vector<Field> fields;
+  // kNone, kLength or kChunked: a request body never runs until the close.
+  BodyFraming framing = BodyFraming::kNone;
+  std::uint64_t content_length = 0;  // kLength only.
+  bool keep_alive = false;           // As ResponseHead::keep_alive.
+};
+
 // The size of the head at the front of `bytes`, through the empty line that ends it; 0 while
 // `bytes` holds no complete head. `scanned`: how many bytes an earlier call found no end in
 // (the search resumes there, so a head read in many small pieces is searched once).
@@ -59,6 +72,10 @@ struct ResponseHead {
 // has no body whatever its fields say. On an error `out` is left partly filled.
 [[nodiscard]] Status parse_response_head(std::string_view head, bool head_request,
                                          ResponseHead& out);
+
+// Parses a complete request head into `out`, as parse_response_head. A request with
+// Transfer-Encoding is malformed unless it is HTTP/1.1 with chunked as the last coding.
+[[nodiscard]] Status parse_request_head(std::string_view head, RequestHead& out);
 
 // Decodes a chunked body (RFC 9112 section 7.1) one step at a time from the front of the
 // bytes read so far. Chunk extensions and trailer fields are checked and dropped.

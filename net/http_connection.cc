@@ -241,7 +241,7 @@ void HttpConnection::on_header(error_code ec) {
   begin_request();
   keep_alive_ = parser_->keep_alive();
   http10_ = parser_->version() == 10;
-  head_request_ = parser_->method() == http::verb::head;
+  head_request_ = parser_->is_head_method();
 
   if (auto reply = check_request_head(*parser_, ctx_->options)) {
     error_and_close(reply->status, reply->message);
@@ -287,8 +287,7 @@ void HttpConnection::on_read_error(error_code ec) {
 }
 
 void HttpConnection::dispatch() {
-  HttpRequest request = parser_->release();
-  parser_.reset();
+  HttpRequest request = parser_->release();  // The parser is kept: the next request reuses it.
   request.remote_address = remote_;
   request.request_id = request_id_;
   if (ctx_->draining.load()) keep_alive_ = false;

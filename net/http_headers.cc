@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 
 #include "net/http_chars.h"
 
@@ -22,9 +23,9 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
+bool internal::iequals_same_size(const char* a, const char* b, std::size_t n) {
+  if (std::memcmp(a, b, n) == 0) return true;  // The usual case: the same spelling.
+  for (std::size_t i = 0; i < n; ++i) {
     if (lower(a[i]) != lower(b[i])) return false;
   }
   return true;

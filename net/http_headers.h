@@ -14,8 +14,16 @@
 
 namespace spillway::net {
 
-// ASCII case-insensitive equality, for header names and tokens.
-[[nodiscard]] bool iequals(std::string_view a, std::string_view b);
+namespace internal {
+// REQUIRES: a and b both have n bytes.
+[[nodiscard]] bool iequals_same_size(const char* a, const char* b, std::size_t n);
+}  // namespace internal
+
+// ASCII case-insensitive equality, for header names and tokens. Inline: most comparisons end at
+// the sizes (a header list searched for one name).
+[[nodiscard]] inline bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && internal::iequals_same_size(a.data(), b.data(), a.size());
+}
 
 // A field name is a non-empty RFC 9110 token; a value has no CR, LF or NUL (so it cannot
 // inject a header line) and no leading or trailing whitespace is required of it.

@@ -55,40 +55,84 @@ class MemoryReader {
 
 }  // namespace
 
-void RequestParser::on_request_impl(http::verb method, string_view method_text, string_view target,
-                                    int version, error_code&) {
-  method_ = method;
-  version_ = version;
-  request_.method.assign(method_text.data(), method_text.size());
-  request_.target.assign(target.data(), target.size());
-  request_.version_major = version / 10;
-  request_.version_minor = version % 10;
-  request_.headers.reserve(8);
+void RequestParser::reset() {
+  head_.fields.clear();
+  chunks_.reset();
+  request_ = HttpRequest();
+  body_left_ = 0;
+  head_method_ = false;
+  header_done_ = false;
+  done_ = false;
+  got_some_ = false;
+  error_text_.clear();
 }
 
-void RequestParser::on_field_impl(http::field, string_view name, string_view value, error_code&) {
-  if (is_header_done()) return;  // A trailer field.
-  request_.headers.add(std::string(name.data(), name.size()),
-                       std::string(value.data(), value.size()));
+error_code RequestParser::malformed(const Error& error) {
+  error_text_ = error.message();
+  return http::error::bad_value;
 }
 
-void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
-                                      error_code&) {
-  // The parser refused a Content-Length past the body limit before this.
-  if (content_length) request_.body.reserve(static_cast<std::size_t>(*content_length));
+error_code RequestParser::take_head(std::string_view head, const HttpServerOptions& options) {
+  const Status parsed = http1::parse_request_head(head, head_);
+  if (!parsed.ok()) return malformed(parsed.error());
+  request_.method.assign(head_.method);
+  request_.target.assign(head_.target);
+  request_.version_major = head_.version / 10;
+  request_.version_minor = head_.version % 10;
+  request_.headers.reserve(head_.fields.size());
+  for (const http1::Field& f : head_.fields) {
+    request_.headers.add(std::string(f.name), std::string(f.value));
+  }
+  head_method_ = head_.method == "HEAD";
+  header_done_ = true;
+  switch (head_.framing) {
+    case http1::BodyFraming::kLength:
+      if (head_.content_length > options.max_body_bytes) return http::error::body_limit;
+      body_left_ = head_.content_length;
+      request_.body.reserve(static_cast<std::size_t>(body_left_));
+      done_ = body_left_ == 0;
+      break;
+    case http1::BodyFraming::kChunked:
+      // A chunk-size line or the trailer section is held whole before it is parsed: bound it
+      // as a head is.
+      chunks_.emplace(options.max_header_bytes);
+      break;
+    case http1::BodyFraming::kNone:
+    case http1::BodyFraming::kUntilClose:  // Never for a request.
+      done_ = true;
+      break;
+  }
+  return {};
 }
 
-std::size_t RequestParser::on_body_impl(string_view body, error_code&) {
-  return append_body(body);
-}
-
-std::size_t RequestParser::on_chunk_body_impl(std::uint64_t, string_view body, error_code&) {
-  return append_body(body);
-}
-
-std::size_t RequestParser::append_body(string_view body) {
-  request_.body.append(body.data(), body.size());
-  return body.size();
+error_code RequestParser::take_body(std::string_view bytes, std::size_t& used,
+                                    const HttpServerOptions& options) {
+  if (!chunks_) {
+    const auto n = static_cast<std::size_t>(
+        std::min<std::uint64_t>(body_left_, static_cast<std::uint64_t>(bytes.size())));
+    request_.body.append(bytes.data(), n);
+    used += n;
+    body_left_ -= n;
+    done_ = body_left_ == 0;
+    return done_ ? error_code() : http::error::need_more;
+  }
+  for (;;) {
+    const Result<http1::ChunkedDecoder::Step> step = chunks_->step(bytes.substr(used));
+    if (!step.ok()) {
+      if (step.error().code() == ErrorCode::kPayloadTooLarge) return http::error::buffer_overflow;
+      return malformed(step.error());
+    }
+    if (request_.body.size() + step->data.size() > options.max_body_bytes) {
+      return http::error::body_limit;
+    }
+    request_.body.append(step->data);
+    used += step->consumed;
+    if (chunks_->done()) {
+      done_ = true;
+      return {};
+    }
+    if (step->consumed == 0) return http::error::need_more;
+  }
 }
 
 HttpRequest RequestParser::release() {
@@ -99,64 +143,47 @@ HttpRequest RequestParser::release() {
 }
 
 void reset_request_parser(std::optional<RequestParser>& parser, RequestReadState& state,
-                          const HttpServerOptions& options) {
+                          const HttpServerOptions&) {
   state = RequestReadState{};
-  parser.emplace();
-  // validate() keeps max_header_bytes within 32 bits, as Beast needs.
-  parser->header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-  parser->body_limit(options.max_body_bytes);
+  if (parser) {
+    parser->reset();
+  } else {
+    parser.emplace();
+  }
 }
 
 error_code parse_buffered_request(RequestParser& parser, boost::beast::flat_buffer& buffer,
                                   ReadGoal goal, RequestReadState& state,
                                   const HttpServerOptions& options) {
-  parser.eager(goal == ReadGoal::kMessage);
-  while (goal == ReadGoal::kHead ? !parser.is_header_done() : !parser.is_done()) {
-    error_code ec;
-    std::size_t used = 0;
-    // After the head, Beast takes a chunk-size line or the trailer section only once all of it
-    // is offered. Offering at most max_header_bytes at a time bounds them the same whether the
-    // bytes came in one read or in many (where the buffered remainder hits the limit below).
-    bool capped = false;
-    if (buffer.size() > 0) {
-      const bool in_head = !parser.is_header_done();
-      boost::asio::const_buffer data = buffer.data();
-      capped = !in_head && data.size() > options.max_header_bytes;
-      if (capped) data = boost::asio::const_buffer(data.data(), options.max_header_bytes);
-      used = parser.put(data, ec);
-      buffer.consume(used);
-      // Without eager parsing, put() stops where the head ends.
-      if (in_head) {
-        state.head_bytes += used;
-        // Beast's limit applies to what follows the request line, so in one read a head can
-        // end (or fail a check made at its end, such as the body limit) past the limit.
-        if (state.head_bytes > options.max_header_bytes) return http::error::header_limit;
-      }
+  const auto data = buffer.cdata();
+  const std::string_view bytes(static_cast<const char*>(data.data()), data.size());
+  parser.got_some_ = parser.got_some_ || !bytes.empty();
+  if (!parser.header_done_) {
+    const std::size_t size = http1::head_size(bytes, state.head_scanned);
+    state.head_scanned = bytes.size();
+    // The whole head counts, however the reads split it.
+    if (size > options.max_header_bytes ||
+        (size == 0 && bytes.size() >= options.max_header_bytes)) {
+      return http::error::header_limit;
     }
-    if (!ec && used == 0) ec = http::error::need_more;
-    if (ec != http::error::need_more || (capped && used > 0)) {
-      if (ec && ec != http::error::need_more) return ec;
-      continue;
-    }
-    // Everything still buffered belongs to the unfinished head, or to a chunk-size line or the
-    // trailer section (string_body takes body bytes as they come).
-    if (!parser.is_header_done()) {
-      if (state.head_bytes + buffer.size() >= options.max_header_bytes) {
-        return http::error::header_limit;
-      }
-    } else if (buffer.size() >= options.max_header_bytes) {
-      return http::error::buffer_overflow;
-    }
-    return ec;
+    if (size == 0) return http::error::need_more;
+    const error_code ec = parser.take_head(bytes.substr(0, size), options);
+    if (ec) return ec;
+    buffer.consume(size);
+    if (goal == ReadGoal::kHead || parser.done_) return {};
+    return parse_buffered_request(parser, buffer, goal, state, options);
   }
-  return {};
+  if (parser.done_) return {};
+  std::size_t used = 0;
+  const error_code ec = parser.take_body(bytes, used, options);
+  buffer.consume(used);
+  return ec;
 }
 
 error_code parse_request_eof(RequestParser& parser) {
   if (!parser.got_some()) return http::error::end_of_stream;
-  error_code ec;
-  parser.put_eof(ec);
-  return ec;
+  // A request body never runs until the close: whatever is missing is missing.
+  return parser.is_done() ? error_code() : http::error::partial_message;
 }
 
 std::string request_id_for(std::string_view client_id) {
@@ -197,12 +224,9 @@ std::optional<ErrorReply> classify_read_error(error_code ec, const RequestParser
                       {}};
   }
   if (ec == http::error::header_limit) {
-    // Beast consumes the request line once it is complete; then the parsed target tells.
-    // Otherwise the line is still at the front of the buffer, cut off somewhere.
-    const std::string_view parsed_target = parser.request().target;
-    const bool target_too_long = parsed_target.empty()
-                                     ? request_target_exceeds(buffered, options.max_url_bytes)
-                                     : parsed_target.size() > options.max_url_bytes;
+    // A head past the limit is never parsed: its request line is at the front of the buffer,
+    // cut off somewhere or whole.
+    const bool target_too_long = request_target_exceeds(buffered, options.max_url_bytes);
     if (target_too_long) {
       return ErrorReply{
           414,
@@ -220,7 +244,9 @@ std::optional<ErrorReply> classify_read_error(error_code ec, const RequestParser
   }
   if (is_http_parse_error(ec) && ec != http::error::end_of_stream &&
       ec != http::error::partial_message) {
-    return ErrorReply{400, fmt::format("malformed request: {}", ec.message()), {}};
+    const std::string& why = parser.error_text();
+    return ErrorReply{
+        400, fmt::format("malformed request: {}", why.empty() ? ec.message() : why), {}};
   }
   return std::nullopt;  // The peer closed or reset the connection, possibly midway.
 }

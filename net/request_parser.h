@@ -4,7 +4,7 @@
 // memory, for tests and the fuzzer) run the same code.
 //
 // The steps, in the order a connection runs them for each request on a keep-alive connection:
-//   reset_request_parser      a fresh parser with the server's header and body limits;
+//   reset_request_parser      a fresh parser (or the last one, reset);
 //   parse_buffered_request    with ReadGoal::kHead, after each read (parse_request_eof when
 //                             the peer closed), until the head is complete;
 //   on the head               request_id_for, then check_request_head (414, 505);
@@ -14,11 +14,11 @@
 //   on a complete message     RequestParser::release, Router::match, route_error (404, 405,
 //                             400).
 //
-// Beast (1.81) alone does not bound a request: its header limit applies afresh to the bytes
-// left after the request line and after each complete field, which it consumes, so a head
-// arriving in small reads could grow without end; and a chunk-size line or a trailer section
-// waits in the buffer unbounded. parse_buffered_request bounds the whole head, and what it
-// buffers of a chunked body, by options.max_header_bytes.
+// Bounds: the whole head, wherever the reads split it, by options.max_header_bytes (431, or 414
+// when the request line's target is what is too long); a chunk-size line and the trailer section
+// by the same length (431); the body by options.max_body_bytes (413), a Content-Length past it
+// as soon as the head is read. The syntax is net/http1_parse.h's (strict CRLF, no obs-fold, one
+// framing per request).
 //
 // Thread-safety: each call touches only its arguments (request_id_for also the process-wide,
 // thread-safe new_request_id counter).
@@ -32,54 +32,76 @@
 #include <vector>
 
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/basic_parser.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "net/http1_parse.h"
 #include "net/http_request.h"
 #include "net/http_server_options.h"
 #include "net/router.h"
 
 namespace spillway::net::internal {
 
-// Beast's request parser (it checks the syntax and applies the header and body limits) filing
-// what it reads straight into an HttpRequest: the request line, the head's fields in order and
-// the body, with no field list or message in between. Trailer fields of a chunked body are
-// dropped (RFC 9110 section 6.5.1: they are not merged into the header section).
-class RequestParser final : public boost::beast::http::basic_parser<true> {
+// What the parser does not keep about the request being read.
+struct RequestReadState {
+  std::size_t head_scanned = 0;  // Buffered bytes already searched for the end of the head.
+};
+
+enum class ReadGoal {
+  kHead,     // Parse up to the end of the head.
+  kMessage,  // Parse up to the end of the message. REQUIRES: the head is complete.
+};
+
+// One request being read: its head once complete (net/http1_parse.h), filed into an HttpRequest
+// with the body as it arrives. Trailer fields of a chunked body are checked and dropped (RFC 9110
+// section 6.5.1: they are not merged into the header section). Errors come as Beast's HTTP error
+// codes (need_more, header_limit, body_limit, buffer_overflow, bad_value for malformed bytes,
+// whose reason error_text() gives), which the connection's read handling speaks.
+class RequestParser {
  public:
   RequestParser() = default;
 
-  // What was read so far: method, target and version once the request line is complete,
-  // headers once is_header_done(), the body once is_done(). path and query are left empty.
+  // What was read so far: method, target, version and headers once is_header_done(), the body
+  // once is_done(). path and query are left empty.
   [[nodiscard]] const HttpRequest& request() const { return request_; }
-  [[nodiscard]] boost::beast::http::verb method() const { return method_; }
-  // HTTP version as major * 10 + minor (11 for HTTP/1.1), once the request line is complete.
-  [[nodiscard]] int version() const { return version_; }
+  [[nodiscard]] bool is_head_method() const { return head_method_; }
+  // HTTP version as major * 10 + minor (10 or 11), once the head is complete.
+  [[nodiscard]] int version() const { return head_.version; }
+  // The connection may read another request after this one (version and Connection field).
+  [[nodiscard]] bool keep_alive() const { return head_.keep_alive; }
+  [[nodiscard]] bool is_header_done() const { return header_done_; }
+  [[nodiscard]] bool is_done() const { return done_; }
+  // A byte of this request arrived.
+  [[nodiscard]] bool got_some() const { return got_some_; }
+  // Why the bytes were malformed, after a bad_value error.
+  [[nodiscard]] const std::string& error_text() const { return error_text_; }
   // Moves the request out, with path and query split from the target.
   [[nodiscard]] HttpRequest release();
 
  private:
-  using error_code = boost::system::error_code;
-  using string_view = boost::core::string_view;
+  friend boost::system::error_code parse_buffered_request(RequestParser&,
+                                                          boost::beast::flat_buffer&, ReadGoal,
+                                                          RequestReadState&,
+                                                          const HttpServerOptions&);
+  friend void reset_request_parser(std::optional<RequestParser>&, RequestReadState&,
+                                   const HttpServerOptions&);
+  // Starts over for the next request, keeping the capacity of the field list.
+  void reset();
+  // The head in `head`: filed into request_, the body's framing checked against the limit.
+  boost::system::error_code take_head(std::string_view head, const HttpServerOptions& options);
+  // Body bytes from the front of `bytes`; adds to `used` what it took.
+  boost::system::error_code take_body(std::string_view bytes, std::size_t& used,
+                                      const HttpServerOptions& options);
+  boost::system::error_code malformed(const Error& error);
 
-  void on_request_impl(boost::beast::http::verb method, string_view method_text, string_view target,
-                       int version, error_code& ec) override;
-  void on_response_impl(int, string_view, int, error_code&) override {}  // Never called.
-  void on_field_impl(boost::beast::http::field, string_view name, string_view value,
-                     error_code& ec) override;
-  void on_header_impl(error_code&) override {}
-  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
-                         error_code& ec) override;
-  std::size_t on_body_impl(string_view body, error_code& ec) override;
-  void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override;
-  void on_finish_impl(error_code&) override {}
-  // Body bytes, plain or from a chunk: all of them are taken (the parser enforces the limit).
-  std::size_t append_body(string_view body);
-
+  http1::RequestHead head_;
+  std::optional<http1::ChunkedDecoder> chunks_;
   HttpRequest request_;
-  boost::beast::http::verb method_ = boost::beast::http::verb::unknown;
-  int version_ = 0;
+  std::uint64_t body_left_ = 0;  // BodyFraming::kLength.
+  bool head_method_ = false;
+  bool header_done_ = false;
+  bool done_ = false;
+  bool got_some_ = false;
+  std::string error_text_;
 };
 
 // An error response the connection sends itself instead of calling a handler.
@@ -89,26 +111,17 @@ struct ErrorReply {
   std::string allow;    // 405 only: the value of the Allow header.
 };
 
-// What the parser does not keep about the request being read.
-struct RequestReadState {
-  std::size_t head_bytes = 0;  // Bytes of the head parsed (consumed) so far.
-};
-
-// Replaces `parser` with a fresh one for the next request, limited to
-// options.max_header_bytes of head and options.max_body_bytes of body, and clears `state`.
+// Readies `parser` for the next request (a fresh one, or the last one reset), and clears
+// `state`.
 void reset_request_parser(std::optional<RequestParser>& parser, RequestReadState& state,
                           const HttpServerOptions& options);
-
-enum class ReadGoal {
-  kHead,     // Parse up to the end of the head.
-  kMessage,  // Parse up to the end of the message. REQUIRES: the head is complete.
-};
 
 // Parses the bytes `buffer` holds into `parser`, consuming what it parsed, until `goal` is
 // reached. Returns {} when it is; http::error::need_more when the caller must read more bytes
 // into `buffer` and call again; http::error::header_limit when the head is longer than
-// options.max_header_bytes; http::error::buffer_overflow when an unfinished chunk-size line or
-// trailer section reaches that length; otherwise the parse error (body_limit, bad_method, ...).
+// options.max_header_bytes; http::error::buffer_overflow when a chunk-size line or the trailer
+// section reaches that length; http::error::body_limit when the body would be longer than
+// options.max_body_bytes; http::error::bad_value for malformed bytes (parser.error_text()).
 [[nodiscard]] boost::system::error_code parse_buffered_request(RequestParser& parser,
                                                                boost::beast::flat_buffer& buffer,
                                                                ReadGoal goal,

@@ -133,9 +133,8 @@ void keep_fields(const http1::ResponseHead& head, const std::vector<std::string>
                  HttpHeaders& out) {
   out.reserve(keep.empty() ? head.fields.size() : keep.size());
   for (const http1::Field& f : head.fields) {
-    if (!keep.empty() && std::none_of(keep.begin(), keep.end(), [&](const std::string& k) {
-          return k.size() == f.name.size() && iequals(k, f.name);
-        })) {
+    if (!keep.empty() && std::none_of(keep.begin(), keep.end(),
+                                      [&](const std::string& k) { return iequals(k, f.name); })) {
       continue;
     }
     out.add(std::string(f.name), std::string(f.value));
@@ -244,8 +243,8 @@ asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, boo
         const Status parsed =
             http1::parse_response_head(bytes.substr(0, size), head_request, response);
         if (!parsed.ok()) {
-          out.error = make_error(ErrorCode::kDataLoss, "response from {}: {}", call.upstream,
-                                 parsed.error().message());
+          out.error = make_error(ErrorCode::kDataLoss, "response from {}: malformed: {}",
+                                 call.upstream, parsed.error().message());
           co_return out;
         }
         buffer.consume(size);
@@ -292,8 +291,8 @@ asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, boo
           for (;;) {
             const Result<http1::ChunkedDecoder::Step> step = chunks.step(bytes.substr(used));
             if (!step.ok()) {
-              out.error = make_error(ErrorCode::kDataLoss, "response from {}: {}", call.upstream,
-                                     step.error().message());
+              out.error = make_error(ErrorCode::kDataLoss, "response from {}: bad chunked body: {}",
+                                     call.upstream, step.error().message());
               co_return out;
             }
             c.decoded.append(step->data);

@@ -140,6 +140,62 @@ TEST(Http1ResponseHead, RefusesWhatCouldBeReadTwoWays) {
   EXPECT_EQ(longest->content_length, 999999999999999999u);
 }
 
+Result<RequestHead> parse_request(std::string_view head) {
+  RequestHead out;
+  const Status s = parse_request_head(head, out);
+  if (!s.ok()) return s.error();
+  return out;
+}
+
+TEST(Http1RequestHead, ReadsTheRequestLineFieldsAndFraming) {
+  auto r = parse_request(
+      "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n"
+      "Authorization:Bearer k\r\n\r\n");
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->method, "POST");
+  EXPECT_EQ(r->target, "/v1/chat/completions?x=1");
+  EXPECT_EQ(r->version, 11);
+  ASSERT_EQ(r->fields.size(), 3u);
+  EXPECT_EQ(r->fields[2].value, "Bearer k");
+  EXPECT_EQ(r->framing, BodyFraming::kLength);
+  EXPECT_EQ(r->content_length, 12u);
+  EXPECT_TRUE(r->keep_alive);
+
+  auto get = parse_request("GET /caf\xc3\xa9 HTTP/1.0\r\n\r\n");  // obs-text in the target.
+  ASSERT_TRUE(get.ok()) << get.error().to_string();
+  EXPECT_EQ(get->framing, BodyFraming::kNone);  // A request without framing has no body.
+  EXPECT_FALSE(get->keep_alive);
+  EXPECT_TRUE(parse_request("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")->keep_alive);
+  EXPECT_FALSE(parse_request("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")->keep_alive);
+  EXPECT_EQ(parse_request("PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")->framing,
+            BodyFraming::kChunked);
+}
+
+TEST(Http1RequestHead, RefusesBadRequestLinesAndAmbiguousFraming) {
+  const std::vector<std::string> bad = {
+      "G@T / HTTP/1.1\r\n\r\n",            // The method is no token.
+      " GET / HTTP/1.1\r\n\r\n",           //
+      "GET  / HTTP/1.1\r\n\r\n",           // Two spaces.
+      "GET / HTTP/1.1 \r\n\r\n",           //
+      "GET /a\tb HTTP/1.1\r\n\r\n",        // HTAB in the target.
+      "GET / HTTP/2.0\r\n\r\n",            // Only 1.0 and 1.1.
+      "GET / HTTP/1.2\r\n\r\n",            //
+      "GET /\r\n\r\n",                     // HTTP/0.9.
+      "GET / HTTP/1.1\r\nA\r\n\r\n",       // No colon.
+      "GET / HTTP/1.1\r\n\tA: b\r\n\r\n",  // obs-fold.
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+      "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+      "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+  };
+  for (const std::string& head : bad) {
+    auto r = parse_request(head);
+    ASSERT_FALSE(r.ok()) << head;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << head;
+  }
+}
+
 // Chunked encoding of `body` in pieces of the given sizes, with an extension on every second
 // chunk-size line and the given trailer section.
 std::string chunked(std::string_view body, const std::vector<std::size_t>& sizes,

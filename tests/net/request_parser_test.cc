@@ -1,6 +1,6 @@
 // The server's request reading without sockets (net/request_parser.h): requests replayed from
 // bytes, in reads of several sizes, as HttpConnection reads them, including the inputs kept
-// from fuzzing (fuzz/http_fuzz.cc) and the limits Beast alone does not enforce.
+// from fuzzing (fuzz/http_fuzz.cc) and the limits on heads, chunk-size lines and trailers.
 #include "net/request_parser.h"
 
 #include <gtest/gtest.h>
@@ -126,7 +126,7 @@ TEST(RequestParser, RejectsWhatTheLimitsAndTheProtocolRule) {
        "41\r\n" +
            std::string(65, 'b') + "\r\n0\r\n\r\n",
        413},
-      // Beast refuses any version but 1.0 and 1.1 as malformed, before the 505 check.
+      // Any version but 1.0 and 1.1 is malformed (http1_parse.h), before the 505 check.
       {"GET / HTTP/2.0\r\n\r\n", 400},
       {"G@T / HTTP/1.1\r\n\r\n", 400},
       {"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
@@ -141,6 +141,18 @@ TEST(RequestParser, RejectsWhatTheLimitsAndTheProtocolRule) {
       EXPECT_FALSE(r[0].keep_alive);
     }
   }
+}
+
+TEST(RequestParser, MalformedRequestsSayWhatWasWrong) {
+  const auto r = replay("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 65536);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].kind, Kind::kRejected);
+  EXPECT_EQ(r[0].error.status, 400);
+  EXPECT_EQ(r[0].error.message,
+            "malformed request: a field line is not a token name followed by ':'");
+  const auto folded = replay("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", 7);
+  ASSERT_EQ(folded.size(), 1u);
+  EXPECT_EQ(folded[0].error.message, "malformed request: obsolete line folding");
 }
 
 TEST(RequestParser, RouteErrorsKeepTheConnection) {

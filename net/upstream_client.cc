@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -18,6 +19,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffer_traits.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
@@ -173,7 +176,14 @@ struct AttemptResult {
   HttpClientResponse response;
 };
 
-asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, bool head_request,
+// A request's bytes in the order they go out.
+struct RequestWire {
+  std::string_view line;  // The request line.
+  std::string_view host;  // The Host field line, or empty.
+  std::string_view rest;  // The other fields, the empty line and the body.
+};
+
+asio::awaitable<AttemptResult> attempt(Connection& c, const RequestWire& wire, bool head_request,
                                        const UpstreamClient::HeadCallback& on_head,
                                        const UpstreamClient::BodyCallback& on_body,
                                        const CallContext& call) {
@@ -183,14 +193,15 @@ asio::awaitable<AttemptResult> attempt(Connection& c, std::string_view wire, boo
   // The socket is non-blocking (see Connection): a request the socket takes whole, the usual
   // case, is written here, without the event-loop round an asynchronous write's completion
   // costs; the rest of one it does not take goes asynchronously.
-  std::size_t written = 0;
-  while (written < wire.size() && !ec) {
-    written += c.socket.write_some(asio::buffer(wire) + written, ec);
+  const std::array<asio::const_buffer, 3> parts{asio::buffer(wire.line), asio::buffer(wire.host),
+                                                asio::buffer(wire.rest)};
+  beast::buffers_suffix<std::array<asio::const_buffer, 3>> unsent(parts);
+  while (beast::buffer_bytes(unsent) > 0 && !ec) {
+    unsent.consume(c.socket.write_some(unsent, ec));
   }
   if (ec == asio::error::would_block) {
     ec = {};
-    co_await asio::async_write(c.socket, asio::buffer(wire) + written,
-                               asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(c.socket, unsent, asio::redirect_error(asio::use_awaitable, ec));
   }
   if (ec && c.timed_out()) ec = beast::error::timeout;
   if (ec) {
@@ -395,17 +406,26 @@ UpstreamClient::UpstreamClient(UpstreamClientOptions options)
 
 namespace {
 
-// `host` as an address: "localhost" is the IPv4 loopback, anything else must be an IP literal.
-// The last answer is kept per thread (a gateway sends every call of a loop to the same few
-// replicas), so the text is parsed only when the host changes.
-Result<asio::ip::address> upstream_address(const std::string& host) {
-  struct Last {
-    std::string host;
-    asio::ip::address address;
-    bool valid = false;
-  };
-  thread_local Last last;
-  if (last.valid && last.host == host) return last.address;
+// What calls need to know of one upstream: its address, "host:port" (for messages and as the
+// key of idle connections) and its Host field line.
+struct UpstreamTarget {
+  std::string host;
+  int port = 0;
+  tcp::endpoint endpoint;
+  std::string name;
+  std::string host_line;
+};
+
+// The target for host:port. `host` must be an IP literal or "localhost" (the IPv4 loopback).
+// Kept per thread for the last 64 upstreams (a gateway's loop sends to the same few replicas),
+// so the text is parsed and the strings made once; shared, so that a call suspended while
+// others replace the entries keeps its own.
+Result<std::shared_ptr<const UpstreamTarget>> upstream_target(const std::string& host, int port) {
+  constexpr std::size_t kKept = 64;
+  thread_local std::vector<std::shared_ptr<const UpstreamTarget>> kept;
+  for (const auto& t : kept) {
+    if (t->port == port && t->host == host) return t;
+  }
   error_code ec;
   const asio::ip::address address = host == "localhost"
                                         ? asio::ip::address(asio::ip::address_v4::loopback())
@@ -414,10 +434,15 @@ Result<asio::ip::address> upstream_address(const std::string& host) {
     return make_error(ErrorCode::kInvalidArgument,
                       "upstream host '{}': not an IP address or 'localhost'", host);
   }
-  last.host = host;
-  last.address = address;
-  last.valid = true;
-  return address;
+  auto t = std::make_shared<UpstreamTarget>();
+  t->host = host;
+  t->port = port;
+  t->endpoint = tcp::endpoint(address, static_cast<std::uint16_t>(port));
+  t->name = fmt::format("{}:{}", host, port);
+  t->host_line = fmt::format("Host: {}\r\n", t->name);
+  if (kept.size() >= kKept) kept.erase(kept.begin());
+  kept.push_back(t);
+  return std::shared_ptr<const UpstreamTarget>(std::move(t));
 }
 
 }  // namespace
@@ -438,24 +463,21 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
     co_return make_error(ErrorCode::kInvalidArgument, "upstream port {}: must be in [1, 65535]",
                          port);
   }
-  Result<asio::ip::address> address = upstream_address(host);
-  if (!address.ok()) co_return address.error();
+  Result<std::shared_ptr<const UpstreamTarget>> found = upstream_target(host, port);
+  if (!found.ok()) co_return found.error();
+  const std::shared_ptr<const UpstreamTarget> target = std::move(found).value();
+  const std::string& upstream = target->name;
   error_code ec;
-  std::string upstream;
-  upstream.reserve(host.size() + 6);
-  upstream.append(host).append(":").append(std::to_string(port));
-  // The request as prepared, with this upstream's Host field after the request line.
-  std::string wire;
-  wire.reserve(request.line().size() + upstream.size() + 8 + request.rest().size());
-  wire.append(request.line());
-  if (!request.has_host()) wire.append("Host: ").append(upstream).append("\r\n");
-  wire.append(request.rest());
+  // The request as prepared, with this upstream's Host field after the request line: written
+  // from its three parts, not copied into one.
+  const RequestWire wire{
+      request.line(), request.has_host() ? std::string_view() : target->host_line, request.rest()};
 
   const auto executor = co_await asio::this_coro::executor;
   auto& idle = asio::use_service<IdleConnections>(asio::query(executor, asio::execution::context));
   const CallContext call{options_, upstream,
                          std::chrono::steady_clock::now() + options_.request_timeout, cancel.get()};
-  const tcp::endpoint endpoint(*address, static_cast<std::uint16_t>(port));
+  const tcp::endpoint& endpoint = target->endpoint;
 
   for (int attempt_index = 0;; ++attempt_index) {
     if (call.cancelled()) co_return call.cancelled_error();

@@ -60,6 +60,29 @@ TEST(HttpHeaders, EveryByteIsClassifiedAsRfc9110Says) {
     EXPECT_EQ(is_valid_header_value("ab" + std::string(1, c) + "cd"), !forbidden_in_value)
         << "byte " << b;
   }
+  // The byte anywhere in longer names and values: inside the blocks checked 16 at a time and
+  // in the tail after them.
+  for (std::size_t at = 0; at < 40; ++at) {
+    for (const char c : {'\r', '\n', '\0'}) {
+      std::string value(40, 'v');
+      value[at] = c;
+      EXPECT_FALSE(is_valid_header_value(value)) << "at " << at;
+      EXPECT_TRUE(is_valid_header_value(value.substr(0, at)));
+    }
+    std::string name(40, 'n');
+    name[at] = ' ';
+    EXPECT_FALSE(is_valid_header_name(name)) << "at " << at;
+    EXPECT_TRUE(is_valid_header_name(name.substr(0, at + 1).replace(at, 1, "x")));
+  }
+}
+
+TEST(HttpHeaders, IequalsIgnoresAsciiCaseOnly) {
+  EXPECT_TRUE(iequals("Content-Length", "content-LENGTH"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_FALSE(iequals("Content-Length", "Content-Lengt"));
+  EXPECT_FALSE(iequals("Content-Length", "Content_Length"));
+  EXPECT_FALSE(iequals("\xc3\xa9", "\xc3\x89"));  // Only ASCII letters fold.
+  EXPECT_FALSE(iequals("@", "`"));                // 0x40 and 0x60 are no letters.
 }
 
 TEST(HttpHeaders, ListContainsToken) {

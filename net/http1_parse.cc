@@ -1,6 +1,7 @@
 #include "net/http1_parse.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #if defined(__SSE2__)
@@ -89,6 +90,27 @@ bool only_head_chars(std::string_view s) {
 #endif
 
 // name ":" OWS value OWS, with the line's CRLF already removed.
+// Bit j set where p[j] == c, for the n <= 16 bytes at p.
+#if defined(__SSE2__)
+std::uint32_t byte_mask(const char* p, std::size_t n, char c) {
+  if (n == 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c))));
+  }
+  std::uint32_t mask = 0;
+  for (std::size_t j = 0; j < n; ++j)
+    mask |= static_cast<std::uint32_t>(p[j] == c) << j;
+  return mask;
+}
+#else
+std::uint32_t byte_mask(const char* p, std::size_t n, char c) {
+  std::uint32_t mask = 0;
+  for (std::size_t j = 0; j < n; ++j)
+    mask |= static_cast<std::uint32_t>(p[j] == c) << j;
+  return mask;
+}
+#endif
+
 // The bytes were checked with the whole head (only_head_chars), or by the caller. False when
 // the line is no field (obs-fold included: it starts with whitespace, which is no token).
 bool parse_field_line(std::string_view line, Field& out) {
@@ -119,6 +141,18 @@ bool parse_length(std::string_view text, std::uint64_t& out) {
   return true;
 }
 
+// Calls fn for each non-empty element of a comma-separated list, without the whitespace around.
+template <typename Fn>
+void for_each_token(std::string_view list, Fn&& fn) {
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    const std::string_view item = trim_ows(list.substr(0, comma));
+    if (!item.empty()) fn(item);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
 // The framing fields of a head, as read so far.
 struct Framing {
   bool has_length = false;
@@ -144,26 +178,21 @@ Status note_framing(const Field& f, Framing& framing) {
       break;
     case 17:
       if (iequals(f.name, "Transfer-Encoding")) {
-        std::string_view list = f.value;
         bool any = false;
-        while (!list.empty()) {
-          const std::size_t comma = list.find(',');
-          const std::string_view coding = trim_ows(list.substr(0, comma));
-          if (!coding.empty()) {
-            any = true;
-            framing.chunked_last = iequals(coding, "chunked");
-          }
-          if (comma == std::string_view::npos) break;
-          list.remove_prefix(comma + 1);
-        }
+        for_each_token(f.value, [&](std::string_view coding) {
+          any = true;
+          framing.chunked_last = iequals(coding, "chunked");
+        });
         if (!any) return malformed("an empty Transfer-Encoding");
         framing.has_transfer_encoding = true;
       }
       break;
     case 10:
       if (iequals(f.name, "Connection")) {
-        framing.close = framing.close || header_list_contains(f.value, "close");
-        framing.keep_alive = framing.keep_alive || header_list_contains(f.value, "keep-alive");
+        for_each_token(f.value, [&](std::string_view token) {
+          framing.close = framing.close || iequals(token, "close");
+          framing.keep_alive = framing.keep_alive || iequals(token, "keep-alive");
+        });
       }
       break;
     default:
@@ -196,25 +225,32 @@ namespace {
 // CR only directly before LF (only_head_chars), so each line ends in CRLF.
 class HeadLines {
  public:
-  explicit HeadLines(std::string_view head)
-      : p_(head.data()), end_(head.data() + head.size()), ok_(only_head_chars(head)) {}
+  explicit HeadLines(std::string_view head) : head_(head), ok_(only_head_chars(head)) {}
 
   [[nodiscard]] bool chars_ok() const { return ok_; }
-  // The next line without its CRLF; false at the end.
+  // The next line without its CRLF; false at the end. The LFs come from a bit mask per block
+  // of 16 bytes, not a search per line.
   bool next(std::string_view& line) {
-    const auto* lf =
-        static_cast<const char*>(std::memchr(p_, '\n', static_cast<std::size_t>(end_ - p_)));
-    if (lf == nullptr) return false;
-    line = std::string_view(p_, static_cast<std::size_t>(lf - 1 - p_));
-    p_ = lf + 1;
+    while (lf_mask_ == 0) {
+      if (block_ >= head_.size()) return false;
+      const std::size_t n = std::min<std::size_t>(16, head_.size() - block_);
+      lf_mask_ = byte_mask(head_.data() + block_, n, '\n');
+      block_ += 16;
+    }
+    const std::size_t lf = block_ - 16 + static_cast<std::size_t>(std::countr_zero(lf_mask_));
+    lf_mask_ &= lf_mask_ - 1;
+    line = head_.substr(start_, lf - 1 - start_);  // The CR before the LF is not part of it.
+    start_ = lf + 1;
     return true;
   }
-  [[nodiscard]] bool at_end() const { return p_ == end_; }
+  [[nodiscard]] bool at_end() const { return start_ == head_.size(); }
 
  private:
-  const char* p_;
-  const char* end_;
+  std::string_view head_;
   bool ok_;
+  std::size_t start_ = 0;      // Where the next line starts.
+  std::size_t block_ = 0;      // The next block to take LFs from.
+  std::uint32_t lf_mask_ = 0;  // LFs of the current block not returned yet.
 };
 
 // The field lines after the start line, through the empty line that ends the head.

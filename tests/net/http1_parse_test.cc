@@ -27,12 +27,22 @@ TEST(Http1HeadSize, FindsTheEmptyLineAndResumesWhereItStopped) {
   EXPECT_EQ(head_size("HTTP/1.1 200 OK\r\nA: b\r\n"), 0u);
   const std::string head = "HTTP/1.1 200 OK\r\nA: b\r\n\r\n";
   EXPECT_EQ(head_size(head + "body"), head.size());
-  // The end straddles the point where an earlier search stopped.
-  for (std::size_t scanned = 0; scanned <= head.size(); ++scanned) {
+  // The end straddles the point where an earlier search stopped (one that had all of it would
+  // have found it).
+  for (std::size_t scanned = 0; scanned < head.size(); ++scanned) {
     EXPECT_EQ(head_size(head, scanned), head.size()) << scanned;
   }
   EXPECT_EQ(head_size("\n\r\n\r\n"), 5u);      // The first CRLFCRLF, whatever precedes it.
   EXPECT_EQ(head_size("A\n\nB\r\r\n\n"), 0u);  // Bare LFs and CRs end nothing.
+  // Ends found in every position of the 16-byte blocks, and the first of two.
+  for (std::size_t at = 0; at < 40; ++at) {
+    const std::string bytes = std::string(at, 'x') + "\r\n\r\n" + "y\r\n\r\n";
+    EXPECT_EQ(head_size(bytes), at + 4) << at;
+    for (std::size_t scanned = 0; scanned < at + 4; ++scanned) {
+      EXPECT_EQ(head_size(bytes, scanned), at + 4) << at << " " << scanned;
+    }
+    EXPECT_EQ(head_size(std::string(at, 'x') + "\r\n\r"), 0u) << at;
+  }
 }
 
 TEST(Http1ResponseHead, ReadsStatusFieldsAndFraming) {

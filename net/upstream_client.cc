@@ -40,6 +40,8 @@ namespace {
 // One read of a response: body pieces handed to the caller are at most this plus what an
 // earlier read left unparsed (a partial chunk-size line).
 constexpr std::size_t kReadBytes = 16 * 1024;
+// Interim (1xx) answers skipped before the final one; more is an upstream gone wrong.
+constexpr int kMaxInterimAnswers = 8;
 
 Status check_timeout(std::string_view field, std::chrono::milliseconds value) {
   return internal::check_client_timeout("upstream client", field, value);
@@ -235,6 +237,7 @@ asio::awaitable<AttemptResult> attempt(Connection& c, const RequestWire& wire, b
   std::size_t head_scanned = 0;  // Bytes head_size() searched without finding the end.
   std::uint64_t body_left = 0;   // BodyFraming::kLength.
   bool got_some = false;         // A byte of the response arrived.
+  int interim = 0;               // 1xx answers skipped so far.
 
   // Each round parses what is buffered, hands the body bytes among it to on_body, then reads
   // once more unless the response is complete. A read's bytes are parsed in the round after it,
@@ -265,6 +268,12 @@ asio::awaitable<AttemptResult> attempt(Connection& c, const RequestWire& wire, b
             out.error = make_error(ErrorCode::kDataLoss,
                                    "response from {}: a protocol switch (101) nobody asked for",
                                    call.upstream);
+            co_return out;
+          }
+          if (++interim > kMaxInterimAnswers) {
+            out.error = make_error(ErrorCode::kDataLoss,
+                                   "response from {}: more than {} interim (1xx) answers",
+                                   call.upstream, kMaxInterimAnswers);
             co_return out;
           }
           continue;  // An interim answer (100 Continue, 103 Early Hints); the final one follows.

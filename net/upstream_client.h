@@ -16,6 +16,9 @@
 // (request_timeout), response header bytes (max_header_bytes). Body bytes are handed to the
 // caller as they arrive, never buffered here.
 //
+// Responses are read with net/http1_parse.h (strict HTTP/1.1: see there); interim 1xx answers
+// are skipped (at most 8), a 101 protocol switch is an error.
+//
 // Errors: kInvalidArgument (bad options, request or host), kUnavailable (could not connect, or
 // the connection failed before any response byte: safe to retry elsewhere), kDeadlineExceeded
 // (a timeout), kPayloadTooLarge (response head over max_header_bytes), kDataLoss (malformed or

@@ -412,6 +412,52 @@ TEST(UpstreamClient, BodiesLargerThanAPieceChunkedTrailersHeadAndCloseFraming) {
   upstream.join();
 }
 
+// Interim answers are skipped (within a bound); a protocol switch, a head past the limit and a
+// malformed head are typed errors.
+TEST(UpstreamClient, InterimAnswersAreSkippedAndBadHeadsAreTypedErrors) {
+  std::string too_many;
+  for (int i = 0; i < 9; ++i)
+    too_many += "HTTP/1.1 100 Continue\r\n\r\n";
+  const std::vector<std::string> answers = {
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+      too_many + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX-Big: " + std::string(2000, 'b') + "\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nok",
+  };
+  RawListener listener;
+  std::thread upstream([&] {
+    char buf[4096];
+    for (const std::string& answer : answers) {
+      const int fd = listener.accept_one();
+      (void)::recv(fd, buf, sizeof buf, 0);
+      (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+      ::close(fd);
+    }
+  });
+  UpstreamClientOptions options = guarded_options();
+  options.max_header_bytes = 1024;
+  UpstreamClient client(options);
+  Loop loop;
+  std::vector<Outcome> outcomes;
+  for (std::size_t i = 0; i < answers.size(); ++i)
+    outcomes.push_back(loop.call(client, listener.port(), post("/x", "1")));
+  upstream.join();
+  ASSERT_TRUE(outcomes[0].result.ok()) << outcomes[0].result.error().to_string();
+  EXPECT_EQ(outcomes[0].result->status, 200);
+  EXPECT_EQ(outcomes[0].head_status, 200);  // on_head sees the final answer only.
+  EXPECT_EQ(outcomes[0].body, "ok");
+  const ErrorCode expected[] = {ErrorCode::kDataLoss, ErrorCode::kDataLoss,
+                                ErrorCode::kPayloadTooLarge, ErrorCode::kDataLoss};
+  for (std::size_t i = 1; i < outcomes.size(); ++i) {
+    ASSERT_FALSE(outcomes[i].result.ok()) << i;
+    EXPECT_EQ(outcomes[i].result.error().code(), expected[i - 1])
+        << i << ": " << outcomes[i].result.error().to_string();
+    EXPECT_EQ(outcomes[i].head_status, 0) << i;
+  }
+}
+
 TEST(UpstreamRequest, WritesTheHeadAsItIsBuiltAndRefusesWhatCouldSplitIt) {
   auto r = UpstreamRequest::make("POST", "/v1/chat/completions");
   ASSERT_TRUE(r.ok()) << r.error().to_string();

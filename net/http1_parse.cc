@@ -89,36 +89,35 @@ bool only_head_chars(std::string_view s) {
 }
 #endif
 
-// name ":" OWS value OWS, with the line's CRLF already removed.
 // Bit j set where p[j] == c, for the n <= 16 bytes at p.
-#if defined(__SSE2__)
-std::uint32_t byte_mask(const char* p, std::size_t n, char c) {
-  if (n == 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c))));
-  }
+std::uint32_t byte_mask_scalar(const char* p, std::size_t n, char c) {
   std::uint32_t mask = 0;
   for (std::size_t j = 0; j < n; ++j)
     mask |= static_cast<std::uint32_t>(p[j] == c) << j;
   return mask;
+}
+
+#if defined(__SSE2__)
+std::uint32_t byte_mask(const char* p, std::size_t n, char c) {
+  if (n < 16) return byte_mask_scalar(p, n, c);
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c))));
 }
 #else
 std::uint32_t byte_mask(const char* p, std::size_t n, char c) {
-  std::uint32_t mask = 0;
-  for (std::size_t j = 0; j < n; ++j)
-    mask |= static_cast<std::uint32_t>(p[j] == c) << j;
-  return mask;
+  return byte_mask_scalar(p, n, c);
 }
 #endif
 
-// The bytes were checked with the whole head (only_head_chars), or by the caller. False when
-// the line is no field (obs-fold included: it starts with whitespace, which is no token).
+// name ":" OWS value OWS, with the line's CRLF already removed. The bytes were checked with the
+// whole head (only_head_chars), or by the caller. False when the line is no field (obs-fold
+// included: it starts with whitespace, which is no token).
 bool parse_field_line(std::string_view line, Field& out) {
   const std::size_t colon = line.find(':');
   if (colon == 0 || colon == std::string_view::npos) return false;
   bool token = true;
   for (std::size_t i = 0; i < colon; ++i)
-    token &= is_token_char(line[i]);  // No early exit: names are short, the loop unrolls.
+    token &= is_token_char(line[i]);  // No branch per byte: names are short.
   if (!token) return false;
   out = Field{line.substr(0, colon), trim_ows(line.substr(colon + 1))};
   return true;

@@ -50,6 +50,7 @@ std::size_t clean_blocks(const char*, std::size_t) {
 }  // namespace
 
 bool internal::iequals_same_size(const char* a, const char* b, std::size_t n) {
+  if (n == 0) return true;  // An empty view's data may be null, which memcmp must not get.
   if (std::memcmp(a, b, n) == 0) return true;  // The usual case: the same spelling.
   for (std::size_t i = 0; i < n; ++i) {
     if (lower(a[i]) != lower(b[i])) return false;

@@ -16,6 +16,7 @@ namespace {
 
 using internal::is_field_value_char;
 using internal::is_token_char;
+using internal::trim_ows;
 
 constexpr int kMaxLengthDigits = 18;  // Below 2^63 whatever the digits.
 
@@ -32,14 +33,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
 }
 
 // Every byte of `s` is HTAB, SP to '~', obs-text (0x80 and above), or a CR directly followed by
@@ -114,11 +107,9 @@ std::uint32_t byte_mask(const char* p, std::size_t n, char c) {
 // included: it starts with whitespace, which is no token).
 bool parse_field_line(std::string_view line, Field& out) {
   const std::size_t colon = line.find(':');
-  if (colon == 0 || colon == std::string_view::npos) return false;
-  bool token = true;
-  for (std::size_t i = 0; i < colon; ++i)
-    token &= is_token_char(line[i]);  // No branch per byte: names are short.
-  if (!token) return false;
+  if (colon == std::string_view::npos || !is_valid_header_name(line.substr(0, colon))) {
+    return false;
+  }
   out = Field{line.substr(0, colon), trim_ows(line.substr(colon + 1))};
   return true;
 }
@@ -281,6 +272,18 @@ int read_version(std::string_view text) {
   return (text[5] - '0') * 10 + (text[7] - '0');
 }
 
+// Resets what a request head and a response head share, and refuses a head whose bytes are
+// not a head's (HeadLines' check).
+template <typename Head>
+Status start_head(const HeadLines& lines, Head& out) {
+  out.fields.clear();
+  out.framing = BodyFraming::kNone;
+  out.content_length = 0;
+  out.keep_alive = false;
+  if (!lines.chars_ok()) return malformed("a control character or a bare CR or LF in the head");
+  return Status::ok_status();
+}
+
 bool keeps_alive(int version, const Framing& framing) {
   return version >= 11 ? !framing.close : framing.keep_alive && !framing.close;
 }
@@ -288,12 +291,8 @@ bool keeps_alive(int version, const Framing& framing) {
 }  // namespace
 
 Status parse_response_head(std::string_view head, bool head_request, ResponseHead& out) {
-  out.fields.clear();
-  out.framing = BodyFraming::kNone;
-  out.content_length = 0;
-  out.keep_alive = false;
   HeadLines lines(head);
-  if (!lines.chars_ok()) return malformed("a control character or a bare CR or LF in the head");
+  SPW_TRY(start_head(lines, out));
 
   // HTTP-version SP 3DIGIT [SP reason-phrase]
   std::string_view line;
@@ -330,12 +329,8 @@ Status parse_response_head(std::string_view head, bool head_request, ResponseHea
 }
 
 Status parse_request_head(std::string_view head, RequestHead& out) {
-  out.fields.clear();
-  out.framing = BodyFraming::kNone;
-  out.content_length = 0;
-  out.keep_alive = false;
   HeadLines lines(head);
-  if (!lines.chars_ok()) return malformed("a control character or a bare CR or LF in the head");
+  SPW_TRY(start_head(lines, out));
 
   // method SP request-target SP HTTP-version
   std::string_view line;

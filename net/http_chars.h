@@ -43,4 +43,13 @@ inline constexpr std::array<bool, 256> kFieldValueChars = [] {
   return kFieldValueChars[static_cast<unsigned char>(c)];
 }
 
+// `s` without the optional whitespace (SP, HTAB) around it.
+[[nodiscard]] inline std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
 }  // namespace spillway::net::internal

@@ -17,14 +17,6 @@ char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 // How many bytes at the front of p[0, n), in whole blocks of 16, hold no CR, LF or NUL (the
 // bytes a field value must not have); npos when a block holds one.
 #if defined(__SSE2__)
@@ -77,7 +69,7 @@ bool is_valid_header_value(std::string_view value) {
 bool header_list_contains(std::string_view value, std::string_view token) {
   while (!value.empty()) {
     const std::size_t comma = value.find(',');
-    const std::string_view item = trim(value.substr(0, comma));
+    const std::string_view item = internal::trim_ows(value.substr(0, comma));
     if (iequals(item, token)) return true;
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);

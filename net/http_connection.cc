@@ -3,7 +3,6 @@
 #include <exception>
 #include <utility>
 
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/read_size.hpp>
@@ -37,6 +36,7 @@ HttpConnection::HttpConnection(std::shared_ptr<ServerContext> ctx, asio::ip::tcp
       id_(id),
       socket_(std::move(socket)),
       executor_(socket_.get_executor()),
+      loop_(executor_.target<asio::io_context::executor_type>()),
       read_timer_(executor_),
       write_timer_(executor_) {
   ctx_->open_connections.fetch_add(1);
@@ -101,10 +101,13 @@ void HttpConnection::post_response(const Exchange* exchange, HttpResponse respon
   // gateway's forwarding) has the response written at once, which saves an event-loop round
   // on its latency. Inside the handler call itself (dispatch()) it is posted, as from any
   // other thread, so a handler that answers at once never re-enters the connection.
-  if (in_handler_.load(std::memory_order_relaxed)) {
-    asio::post(executor_, std::move(apply));
+  // The check is the loop's own (a thread-local lookup); asio::dispatch would reach the same
+  // answer through the type-erased executor, wrapping and allocating the call on the way.
+  if (loop_ != nullptr && loop_->running_in_this_thread() &&
+      !in_handler_.load(std::memory_order_relaxed)) {
+    apply();
   } else {
-    asio::dispatch(executor_, std::move(apply));
+    asio::post(executor_, std::move(apply));
   }
 }
 
@@ -487,6 +490,14 @@ void HttpConnection::end_request() {
 void HttpConnection::send_error(int status, std::string_view message, std::string_view allow) {
   HttpResponse response = ctx_->error_response(status, message);
   if (!allow.empty()) response.headers.set("Allow", std::string(allow));
+  // The renderer is the server owner's code, not checked by an exchange: what queue_head
+  // writes must be valid.
+  HttpHeaders valid;
+  valid.reserve(response.headers.size());
+  for (const auto& [name, value] : response.headers) {
+    if (is_valid_header_name(name) && is_valid_header_value(value)) valid.add(name, value);
+  }
+  response.headers = std::move(valid);
   queue_response(std::move(response));
 }
 
@@ -508,10 +519,11 @@ void HttpConnection::queue_head(int status, const HttpHeaders& headers, Framing 
   response_status_ = status;
   framing_ = framing;
   append_status_line(pending_, status);
+  // The names and values were checked already: a handler's by the exchange (respond, start),
+  // the server's own answers are made valid. The framing fields are the connection's.
   for (const auto& [name, value] : headers) {
     if (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") ||
-        iequals(name, "Connection") || !is_valid_header_name(name) ||
-        !is_valid_header_value(value)) {
+        iequals(name, "Connection")) {
       continue;
     }
     append_header(pending_, name, value);

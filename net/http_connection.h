@@ -45,6 +45,7 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -153,6 +154,8 @@ class HttpConnection final : public ExchangeSink,
   const std::uint64_t id_;
   boost::asio::ip::tcp::socket socket_;
   const boost::asio::any_io_executor executor_;
+  // executor_'s own type, the event loop's (null if the socket was bound to another kind).
+  const boost::asio::io_context::executor_type* const loop_;
   boost::asio::steady_timer read_timer_;
   boost::asio::steady_timer write_timer_;
   std::string remote_;

@@ -97,6 +97,30 @@ TEST(HttpServer, PluggableErrorRenderer) {
   EXPECT_EQ(r->body, R"({"custom":"no route for GET /missing"})");
 }
 
+// The renderer's fields are written only when valid: a value with CR LF would add a field of
+// the renderer's choosing (or end the head early).
+TEST(HttpServer, ErrorRendererFieldsAreChecked) {
+  HttpServerOptions o = test_options();
+  o.error_renderer = [](int status, std::string_view) {
+    HttpResponse r = HttpResponse::json(status, "{}");
+    r.headers.add("X-Good", "yes");
+    r.headers.add("X-Bad", "a\r\nX-Injected: 1");
+    r.headers.add("Bad Name", "x");
+    return r;
+  };
+  auto server = start_server(demo_router(), o);
+  RawSocket s(server->port());
+  ASSERT_TRUE(s.send(simple_get("/missing")));
+  auto r = read_response(s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(r->headers.get("X-Good"), "yes");
+  EXPECT_FALSE(r->headers.contains("X-Bad"));
+  EXPECT_FALSE(r->headers.contains("X-Injected"));
+  EXPECT_FALSE(r->headers.contains("Bad Name"));
+  EXPECT_EQ(r->body, "{}");
+}
+
 TEST(HttpServer, KeepAliveServesSeveralRequestsOnOneConnection) {
   auto server = start_server(demo_router());
   RawSocket s(server->port());

@@ -4,7 +4,9 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
+#include "net/http1_parse.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 
@@ -87,6 +89,41 @@ void BM_StreamedResponse16Chunks(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_StreamedResponse16Chunks)->UseRealTime();
+
+// Reading heads (net/http1_parse.h), as the gateway reads each request and each replica answer:
+// finding the end, then checking and splitting the fields.
+constexpr std::string_view kRequestHead =
+    "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 87\r\n"
+    "Content-Type: application/json\r\n"
+    "Authorization: Bearer sk-spw-0123456789abcdefghijklmnopqrstuv\r\n\r\n";
+constexpr std::string_view kResponseHead =
+    "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 24 Nov 2026 07:24:03 GMT\r\n"
+    "Content-Type: application/json\r\nContent-Length: 269\r\nConnection: keep-alive\r\n"
+    "X-Spillway-Usage: prompt_tokens=12 completion_tokens=3\r\n\r\n";
+
+void BM_ParseRequestHead(benchmark::State& state) {
+  http1::RequestHead head;
+  for (auto _ : state) {
+    const std::size_t size = http1::head_size(kRequestHead, 0);
+    const Status s = http1::parse_request_head(kRequestHead.substr(0, size), head);
+    benchmark::DoNotOptimize(s.ok());
+    benchmark::DoNotOptimize(head.fields.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kRequestHead.size()));
+}
+BENCHMARK(BM_ParseRequestHead);
+
+void BM_ParseResponseHead(benchmark::State& state) {
+  http1::ResponseHead head;
+  for (auto _ : state) {
+    const std::size_t size = http1::head_size(kResponseHead, 0);
+    const Status s = http1::parse_response_head(kResponseHead.substr(0, size), false, head);
+    benchmark::DoNotOptimize(s.ok());
+    benchmark::DoNotOptimize(head.fields.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kResponseHead.size()));
+}
+BENCHMARK(BM_ParseResponseHead);
 
 }  // namespace
 }  // namespace spillway::net

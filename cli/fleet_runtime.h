@@ -56,8 +56,8 @@ void stop_server(net::HttpServer& server, std::chrono::seconds drain = std::chro
 class ControlPlaneSource final : public gateway::ReplicaSource {
  public:
   explicit ControlPlaneSource(control::ControlPlane& control) : control_(control) {}
-  [[nodiscard]] std::vector<fleet::ReplicaView> replicas() const override {
-    return control_.replicas();
+  [[nodiscard]] gateway::ReplicaSnapshot replicas() const override {
+    return control_.replica_snapshot();
   }
   void report_failure(const std::string& replica_id) override {
     control_.report_failure(replica_id);

@@ -213,6 +213,7 @@ void ControlPlane::stop() {
   std::vector<ReplicaProcess*> processes;
   {
     std::lock_guard lock(mu_);
+    snapshot_.reset();
     for (auto& r : replicas_) {
       drop_probe(*r);
       if (!r->process) continue;
@@ -238,6 +239,7 @@ void ControlPlane::stop() {
   }
   probes.clear();  // Joins the probe threads (each bounded by the health timeout).
   std::lock_guard lock(mu_);
+  snapshot_.reset();
   for (auto& r : replicas_) {
     r->process.reset();  // Reaps and joins the stderr reader.
     r->checker.reset();
@@ -263,6 +265,7 @@ void ControlPlane::run_loop() {
 
 void ControlPlane::reconcile() {
   std::lock_guard lock(mu_);
+  snapshot_.reset();  // Every step may change a replica's state or load.
   const TimePoint now = clock_.now();
   step_processes(now);
   step_scaling(now);
@@ -657,12 +660,19 @@ ControlPlane::Replica* ControlPlane::find(std::string_view id) {
 }
 
 std::vector<fleet::ReplicaView> ControlPlane::replicas() const {
+  return *replica_snapshot();
+}
+
+std::shared_ptr<const std::vector<fleet::ReplicaView>> ControlPlane::replica_snapshot() const {
   std::lock_guard lock(mu_);
-  std::vector<fleet::ReplicaView> out;
-  out.reserve(replicas_.size());
-  for (const auto& r : replicas_)
-    out.push_back(view_of(*r));
-  return out;
+  if (!snapshot_) {
+    auto out = std::make_shared<std::vector<fleet::ReplicaView>>();
+    out->reserve(replicas_.size());
+    for (const auto& r : replicas_)
+      out->push_back(view_of(*r));
+    snapshot_ = std::move(out);
+  }
+  return snapshot_;
 }
 
 std::vector<ReplicaInfo> ControlPlane::replica_details() const {
@@ -717,6 +727,7 @@ void ControlPlane::report_failure(std::string_view replica_id) {
              {kv("replica", r->id), kv("failures", r->reported_failures)});
     r->phase = ReplicaPhase::kUnhealthy;
     r->ready_since.reset();
+    snapshot_.reset();
   }
 }
 
@@ -733,6 +744,7 @@ Status ControlPlane::drain_pool(std::string_view pool) {
     std::lock_guard lock(mu_);
     if (!drained_pools_.insert(std::string(pool)).second) return Status();
     log_info("draining pool", {kv("pool", pool)});
+    snapshot_.reset();
     const TimePoint now = clock_.now();
     for (auto& r : replicas_) {
       if (r->pool->name == pool) begin_drain(*r, now, "pool drained");
@@ -764,6 +776,7 @@ Status ControlPlane::drain_replica(std::string_view replica_id) {
       return make_error(ErrorCode::kNotFound, "no active replica named '{}'", replica_id);
     }
     begin_drain(*r, clock_.now(), "requested");
+    snapshot_.reset();
   }
   wake_.notify_all();
   return Status();

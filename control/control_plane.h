@@ -105,6 +105,9 @@ class ControlPlane {
 
   // The replicas for routing: identity, state and last known load. Safe from any thread.
   [[nodiscard]] std::vector<fleet::ReplicaView> replicas() const;
+  // The same, shared: the list made at the first call after a change (a reconcile step, a
+  // reported failure, a drain), which later calls return without a copy. Never null.
+  [[nodiscard]] std::shared_ptr<const std::vector<fleet::ReplicaView>> replica_snapshot() const;
   [[nodiscard]] std::vector<ReplicaInfo> replica_details() const;
   [[nodiscard]] FleetStatus fleet_status() const;
   [[nodiscard]] const fleet::FleetSpec& fleet() const { return fleet_; }
@@ -171,6 +174,8 @@ class ControlPlane {
   std::set<std::string> drained_pools_;                    // Guarded by mu_.
   std::uint64_t next_replica_seq_ = 1;                     // Guarded by mu_.
   std::vector<std::unique_ptr<Probe>> orphan_probes_;      // Guarded by mu_.
+  // Guarded by mu_: replica_snapshot()'s list; reset by every change to what it shows.
+  mutable std::shared_ptr<const std::vector<fleet::ReplicaView>> snapshot_;
   std::thread loop_;
 };
 

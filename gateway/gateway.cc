@@ -30,6 +30,26 @@ bool admin_allowed(const net::HttpRequest& request, const net::AdminAuth& admin,
   return false;
 }
 
+// The fields a tenant's forwarded requests carry (gateway.h), indexed as spec.tenants.
+Result<std::vector<net::UpstreamRequest::Fields>> make_tenant_fields(const fleet::FleetSpec& spec) {
+  std::vector<net::UpstreamRequest::Fields> out;
+  out.reserve(spec.tenants.size());
+  for (const fleet::TenantSpec& t : spec.tenants) {
+    net::UpstreamRequest::Fields& f = out.emplace_back();
+    Status s = f.add("X-Spillway-Tenant", t.name);
+    if (s.ok()) s = f.add("X-Spillway-Priority", fleet::priority_name(t.priority));
+    constexpr std::string_view kShared = "shared/";
+    std::string_view ns = t.shared_cache ? std::string_view(t.cache_namespace) : "";
+    if (ns.starts_with(kShared)) ns.remove_prefix(kShared.size());
+    if (s.ok() && !ns.empty()) s = f.add("X-Spillway-Cache-Namespace", ns);
+    if (!s.ok()) {
+      return make_error(ErrorCode::kInvalidArgument, "tenant '{}' cannot be named to replicas: {}",
+                        t.name, s.error().message());
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Gateway>> Gateway::create(fleet::FleetSpec spec, GatewayOptions options,
@@ -38,13 +58,15 @@ Result<std::unique_ptr<Gateway>> Gateway::create(fleet::FleetSpec spec, GatewayO
   SPW_TRY(options.validate());
   SPW_ASSIGN_OR_RETURN(auto policy,
                        fleet::make_routing_policy(spec.gateway.routing, options.routing));
-  return std::unique_ptr<Gateway>(
-      new Gateway(std::move(spec), std::move(options), source, metrics, clock, std::move(policy)));
+  SPW_ASSIGN_OR_RETURN(auto tenant_fields, make_tenant_fields(spec));
+  return std::unique_ptr<Gateway>(new Gateway(std::move(spec), std::move(options), source, metrics,
+                                              clock, std::move(policy), std::move(tenant_fields)));
 }
 
 Gateway::Gateway(fleet::FleetSpec spec, GatewayOptions options, ReplicaSource& source,
                  MetricsRegistry& metrics, const Clock& clock,
-                 std::unique_ptr<fleet::RoutingPolicy> policy)
+                 std::unique_ptr<fleet::RoutingPolicy> policy,
+                 std::vector<net::UpstreamRequest::Fields> tenant_fields)
     : spec_(std::move(spec)),
       options_(std::move(options)),
       source_(source),
@@ -52,6 +74,7 @@ Gateway::Gateway(fleet::FleetSpec spec, GatewayOptions options, ReplicaSource& s
       clock_(clock),
       created_unix_s_(unix_now_s()),
       directory_(spec_),
+      tenant_fields_(std::move(tenant_fields)),
       quotas_(spec_, clock),
       policy_(std::move(policy)),
       metrics_(metrics),
@@ -174,7 +197,10 @@ void Gateway::models(const net::HttpRequest& request, net::ResponseWriter writer
 }
 
 void Gateway::ready(net::ResponseWriter writer) const {
-  for (const fleet::ReplicaView& r : source_.replicas()) {
+  // Held in a variable: a range-for over *source_.replicas() would free its list before the
+  // loop (the temporary ends with the range's expression).
+  const ReplicaSnapshot replicas = source_.replicas();
+  for (const fleet::ReplicaView& r : *replicas) {
     if (r.state == fleet::ReplicaState::kReady) {
       writer.respond(net::HttpResponse::json(200, R"({"status":"ready"})"));
       return;
@@ -192,7 +218,8 @@ void Gateway::replicas(net::ResponseWriter writer) const {
   w.field("object", "list");
   w.key("data");
   w.begin_array();
-  for (const fleet::ReplicaView& r : proxy_.replicas_with_overlay()) {
+  const ReplicaSnapshot replicas = proxy_.replicas_with_overlay();  // Held: see ready().
+  for (const fleet::ReplicaView& r : *replicas) {
     w.begin_object();
     w.field("id", r.id);
     w.field("model", r.model);

@@ -38,11 +38,10 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <boost/asio/awaitable.hpp>
 
 #include "core/clock.h"
 #include "core/metrics.h"
@@ -90,18 +89,20 @@ class Gateway {
   [[nodiscard]] const fleet::FleetSpec& spec() const { return spec_; }
 
  private:
-  enum class Endpoint { kChat, kCompletions };
+  using Endpoint = ProxyEndpoint;
   struct Admitted;
 
   Gateway(fleet::FleetSpec spec, GatewayOptions options, ReplicaSource& source,
           MetricsRegistry& metrics, const Clock& clock,
-          std::unique_ptr<fleet::RoutingPolicy> policy);
+          std::unique_ptr<fleet::RoutingPolicy> policy,
+          std::vector<net::UpstreamRequest::Fields> tenant_fields);
 
   [[nodiscard]] Result<const fleet::TenantSpec*> authenticate(
       const net::HttpRequest& request) const;
   void generate(Endpoint endpoint, net::HttpRequest request, net::ResponseWriter writer);
-  // Forwards an admitted request on its slot; on the client connection's executor.
-  boost::asio::awaitable<void> forward(std::shared_ptr<ProxyCall> call, ProxyPool::Slot slot);
+  // An admitted request's forwarding (Proxy::run, co_spawned on the client connection's
+  // executor with the request's slot) ended, normally or by `failed`.
+  void forwarded(ProxyCall& call, const std::exception_ptr& failed);
   void finish(const Admitted& admitted, const ProxyOutcome& outcome);
   void models(const net::HttpRequest& request, net::ResponseWriter writer);
   void ready(net::ResponseWriter writer) const;
@@ -118,6 +119,8 @@ class Gateway {
   const Clock& clock_;
   const std::int64_t created_unix_s_;
   fleet::TenantDirectory directory_;
+  // Indexed as spec_.tenants: what each tenant's forwarded requests carry (ProxyCall).
+  const std::vector<net::UpstreamRequest::Fields> tenant_fields_;
   TenantQuotas quotas_;
   std::unique_ptr<fleet::RoutingPolicy> policy_;
   GatewayMetrics metrics_;

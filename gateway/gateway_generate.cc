@@ -3,12 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <exception>
 #include <variant>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 
 #include "core/log.h"
 
@@ -67,6 +67,11 @@ struct Gateway::Admitted {
   fleet::TokenQuota* quota = nullptr;
   fleet::Reservation reservation;
   std::int64_t prompt_bound = 0;
+  // The counters of a success, looked up once the request is on its way to a replica (see
+  // forwarding in generate()); null until then. Set on the forwarding task's thread, read by
+  // finish() on the connection's: `ready` is stored last, with release.
+  GatewayMetrics::SuccessCounters counters;
+  std::atomic<bool> ready{false};
 };
 
 void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::ResponseWriter writer) {
@@ -138,7 +143,7 @@ void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::Respons
   }
 
   auto call = std::make_shared<ProxyCall>();
-  call->path = endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions";
+  call->endpoint = endpoint;
   call->stream = summary.stream;
   call->client_wants_usage = summary.include_usage;
   if (summary.stream && !summary.include_usage) {
@@ -158,12 +163,7 @@ void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::Respons
       fleet::prefix_key_of(chat ? chat_prefix(*chat) : completion_prefix(*completion));
   call->route.priority = t.priority;
   call->request_id = request.request_id;
-  if (t.shared_cache) {
-    constexpr std::string_view kShared = "shared/";
-    std::string_view ns = t.cache_namespace;
-    if (ns.starts_with(kShared)) ns.remove_prefix(kShared.size());
-    call->shared_cache_namespace = std::string(ns);
-  }
+  call->tenant_fields = &tenant_fields_[static_cast<std::size_t>(&t - spec_.tenants.data())];
   call->writer = writer;
 
   auto admitted = std::make_shared<Admitted>();
@@ -179,7 +179,7 @@ void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::Respons
 
   pool_.submit(
       t.priority,
-      [this, call](ProxyPool::Slot slot) {
+      [this, call, admitted](ProxyPool::Slot slot) {
         queued_.set(static_cast<double>(pool_.queued()));
         // The forwarding continues on the client connection's own I/O thread: at once when
         // the slot was free (this is that thread, in the handler), else when this task's turn
@@ -191,7 +191,21 @@ void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::Respons
           if (call->before_completion) call->before_completion(gone);
           return;
         }
-        asio::co_spawn(*executor, forward(std::move(call), std::move(slot)), asio::detached);
+        // The request leaves first (Proxy::start); then the coroutine that awaits the answer.
+        Proxy::Start first = proxy_.start(*call, *executor);
+        inflight_.add(1);
+        auto done = [this, call, slot = std::move(slot)](std::exception_ptr failed,
+                                                         const ProxyOutcome&) mutable {
+          forwarded(*call, failed);
+          slot.reset();
+        };
+        asio::co_spawn(*executor, proxy_.run(call, std::move(first)), std::move(done));
+        // On the connection's loop the coroutine is waiting for the replica now (or is done),
+        // so the lookups finish() needs happen here, not between the replica's answer and the
+        // client; off the loop it may be running meanwhile, and finish() takes the counters
+        // only once `ready` says they are set.
+        admitted->counters = metrics_.success_counters(admitted->tenant, admitted->model);
+        admitted->ready.store(true, std::memory_order_release);
       },
       [this, call, admitted](const Error& why) {
         (void)admitted->quota->release(admitted->reservation);
@@ -205,27 +219,39 @@ void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::Respons
   queued_.set(static_cast<double>(pool_.queued()));
 }
 
-asio::awaitable<void> Gateway::forward(std::shared_ptr<ProxyCall> call, ProxyPool::Slot slot) {
-  inflight_.add(1);
-  try {
-    (void)co_await proxy_.run(call);
-  } catch (const std::exception& e) {
+void Gateway::forwarded(ProxyCall& call, const std::exception_ptr& failed) {
+  if (failed) {
     // The writer, dropped below unanswered, makes the connection answer 500.
-    log_error("gateway forwarding failed",
-              {kv("request_id", call->request_id), kv("error", e.what())});
+    try {
+      std::rethrow_exception(failed);
+    } catch (const std::exception& e) {
+      log_error("gateway forwarding failed",
+                {kv("request_id", call.request_id), kv("error", e.what())});
+    } catch (...) {
+      log_error("gateway forwarding failed", {kv("request_id", call.request_id)});
+    }
   }
   inflight_.add(-1);
-  call->writer = net::ResponseWriter();  // Lets the exchange see the end at once.
-  slot.reset();
+  call.writer = net::ResponseWriter();  // Lets the exchange see the end at once.
 }
 
 void Gateway::finish(const Admitted& admitted, const ProxyOutcome& outcome) {
-  metrics_.request(admitted.tenant, admitted.model, outcome.status);
+  const bool ready = admitted.ready.load(std::memory_order_acquire);
+  if (ready && outcome.status == 200) {
+    admitted.counters.requests->inc();
+  } else {
+    metrics_.request(admitted.tenant, admitted.model, outcome.status);
+  }
   if (outcome.usage) {
-    const std::int64_t used = outcome.usage->prompt_tokens + outcome.usage->completion_tokens;
-    (void)admitted.quota->settle(admitted.reservation, used);
-    metrics_.tokens(admitted.tenant, outcome.usage->prompt_tokens,
-                    outcome.usage->completion_tokens);
+    const std::int64_t prompt = outcome.usage->prompt_tokens;
+    const std::int64_t completion = outcome.usage->completion_tokens;
+    (void)admitted.quota->settle(admitted.reservation, prompt + completion);
+    if (!ready) {
+      metrics_.tokens(admitted.tenant, prompt, completion);
+    } else {
+      if (prompt > 0) admitted.counters.prompt_tokens->inc(static_cast<double>(prompt));
+      if (completion > 0) admitted.counters.completion_tokens->inc(static_cast<double>(completion));
+    }
     return;
   }
   if (outcome.output_started) {

@@ -38,6 +38,9 @@ std::string_view cache_key(std::string_view name,
   return key;
 }
 
+constexpr std::string_view kRequestsName = "spillway_gateway_requests_total";
+constexpr std::string_view kRequestsHelp = "Requests answered by the gateway, by HTTP status.";
+
 std::string_view status_text(int status, char (&buffer)[16]) {
   const auto end = std::to_chars(std::begin(buffer), std::end(buffer), status).ptr;
   return std::string_view(buffer, static_cast<std::size_t>(end - buffer));
@@ -66,13 +69,28 @@ Counter& GatewayMetrics::counter(std::string_view name, std::string_view help,
 
 void GatewayMetrics::request(std::string_view tenant, std::string_view model, int status) {
   char digits[16];
-  counter("spillway_gateway_requests_total", "Requests answered by the gateway, by HTTP status.",
+  counter(kRequestsName, kRequestsHelp,
           {{"tenant", tenant}, {"model", model}, {"code", status_text(status, digits)}})
       .inc();
 }
 
 void GatewayMetrics::tokens(std::string_view tenant, std::int64_t prompt, std::int64_t completion) {
   if (prompt <= 0 && completion <= 0) return;
+  const std::pair<Counter*, Counter*> counters = token_counters(tenant);
+  if (prompt > 0) counters.first->inc(static_cast<double>(prompt));
+  if (completion > 0) counters.second->inc(static_cast<double>(completion));
+}
+
+GatewayMetrics::SuccessCounters GatewayMetrics::success_counters(std::string_view tenant,
+                                                                 std::string_view model) {
+  const auto [prompt, completion] = token_counters(tenant);
+  return {.requests = &counter(kRequestsName, kRequestsHelp,
+                               {{"tenant", tenant}, {"model", model}, {"code", "200"}}),
+          .prompt_tokens = prompt,
+          .completion_tokens = completion};
+}
+
+std::pair<Counter*, Counter*> GatewayMetrics::token_counters(std::string_view tenant) {
   std::pair<Counter*, Counter*> counters{nullptr, nullptr};
   {
     std::lock_guard lock(mutex_);
@@ -87,8 +105,7 @@ void GatewayMetrics::tokens(std::string_view tenant, std::int64_t prompt, std::i
     std::lock_guard lock(mutex_);
     token_counters_.emplace(std::string(tenant), counters);
   }
-  if (prompt > 0) counters.first->inc(static_cast<double>(prompt));
-  if (completion > 0) counters.second->inc(static_cast<double>(completion));
+  return counters;
 }
 
 void GatewayMetrics::quota_rejection(std::string_view tenant) {

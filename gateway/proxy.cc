@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -64,9 +65,31 @@ void end_broken_stream(net::ResponseWriter& writer, const Error& error) {
   writer.finish();
 }
 
+// A replica's address, from its URL. The same URLs come back request after request: parsed
+// once per thread. Valid until the thread's next call.
+const Result<UpstreamAddress>& address_of(const std::string& url) {
+  thread_local std::string parsed_url;
+  thread_local std::optional<Result<UpstreamAddress>> parsed;
+  if (!parsed || parsed_url != url) {
+    parsed.emplace(parse_upstream_url(url));
+    parsed_url = url;
+  }
+  return *parsed;
+}
+
 }  // namespace
 
 namespace asio = boost::asio;
+
+std::string_view proxy_endpoint_path(ProxyEndpoint endpoint) {
+  switch (endpoint) {
+    case ProxyEndpoint::kChat:
+      return "/v1/chat/completions";
+    case ProxyEndpoint::kCompletions:
+      return "/v1/completions";
+  }
+  return "/v1/chat/completions";
+}
 
 net::UpstreamClientOptions upstream_options(const GatewayOptions& o) {
   net::UpstreamClientOptions u;
@@ -102,11 +125,21 @@ Proxy::Proxy(const GatewayOptions& options, ReplicaSource& source, fleet::Routin
       decisions_(decisions),
       clock_(clock),
       client_(upstream_options(options)) {
-  common_fields_status_ = common_fields_.add("Content-Type", "application/json");
-  if (common_fields_status_.ok() && !options.internal_api_key.empty()) {
-    common_fields_status_ =
-        common_fields_.add("Authorization", "Bearer " + options.internal_api_key);
-  }
+  starts_status_ = [&]() -> Status {
+    net::UpstreamRequest::Fields common;
+    SPW_TRY(common.add("Content-Type", "application/json"));
+    if (!options.internal_api_key.empty()) {
+      SPW_TRY(common.add("Authorization", "Bearer " + options.internal_api_key));
+    }
+    for (const ProxyEndpoint e : {ProxyEndpoint::kChat, ProxyEndpoint::kCompletions}) {
+      SPW_ASSIGN_OR_RETURN(net::UpstreamRequest start,
+                           net::UpstreamRequest::make("POST", proxy_endpoint_path(e)));
+      start.add(common);
+      starts_.push_back(std::move(start));  // Indexed by ProxyEndpoint.
+    }
+    return Status::ok_status();
+  }();
+  if (!starts_status_.ok()) starts_.clear();
 }
 
 Proxy::~Proxy() = default;
@@ -118,20 +151,33 @@ std::int64_t Proxy::outstanding(std::string_view replica) const {
 }
 
 void Proxy::track(const std::string& replica, int delta) {
+  // Entries stay at zero (no node to make and free per request) until there are many of them:
+  // replicas come and go, each with a new id.
+  constexpr std::size_t kMaxIdle = 1024;
   std::lock_guard lock(mutex_);
-  auto& n = outstanding_[replica];
-  n += delta;
-  if (n <= 0) outstanding_.erase(replica);
+  auto it = outstanding_.find(replica);
+  if (it == outstanding_.end()) {
+    if (outstanding_.size() >= kMaxIdle)
+      std::erase_if(outstanding_, [](const auto& e) { return e.second <= 0; });
+    it = outstanding_.emplace(replica, 0).first;
+  }
+  it->second += delta;
+  total_outstanding_ += delta;
 }
 
-std::vector<fleet::ReplicaView> Proxy::replicas_with_overlay() const {
-  std::vector<fleet::ReplicaView> replicas = source_.replicas();
+ReplicaSnapshot Proxy::replicas_with_overlay() const {
+  ReplicaSnapshot replicas = source_.replicas();
+  std::shared_ptr<std::vector<fleet::ReplicaView>> overlaid;  // Made at the first change only.
   std::lock_guard lock(mutex_);
-  for (fleet::ReplicaView& r : replicas) {
+  if (total_outstanding_ <= 0) return replicas;
+  for (std::size_t i = 0; i < replicas->size(); ++i) {
+    const fleet::ReplicaView& r = (*replicas)[i];
     const auto it = outstanding_.find(r.id);
-    if (it == outstanding_.end()) continue;
-    r.waiting = std::max(r.waiting, it->second - r.running);
+    if (it == outstanding_.end() || it->second - r.running <= r.waiting) continue;
+    if (!overlaid) overlaid = std::make_shared<std::vector<fleet::ReplicaView>>(*replicas);
+    (*overlaid)[i].waiting = it->second - r.running;
   }
+  if (overlaid) return overlaid;
   return replicas;
 }
 
@@ -158,24 +204,57 @@ void Proxy::record_decision(const ProxyCall& call, const fleet::ReplicaView& vie
 }
 
 Result<net::UpstreamRequest> Proxy::upstream_request(ProxyCall& call) const {
-  if (!common_fields_status_.ok()) return common_fields_status_.error();
-  SPW_ASSIGN_OR_RETURN(net::UpstreamRequest request, net::UpstreamRequest::make("POST", call.path));
-  request.add(common_fields_);
+  if (!starts_status_.ok()) return starts_status_.error();
+  // Room for what is added below, the framing and the body: one allocation in all.
+  constexpr std::size_t kRoom = 160;
+  net::UpstreamRequest request = starts_[static_cast<std::size_t>(call.endpoint)].copy_with_room(
+      kRoom + call.tenant_fields->size() + call.request_id.size() + call.body.size());
+  request.add(*call.tenant_fields);
   SPW_TRY(request.add("X-Request-Id", call.request_id));
-  SPW_TRY(request.add("X-Spillway-Tenant", call.route.tenant));
-  SPW_TRY(request.add("X-Spillway-Priority", fleet::priority_name(call.route.priority)));
-  if (!call.shared_cache_namespace.empty()) {
-    SPW_TRY(request.add("X-Spillway-Cache-Namespace", call.shared_cache_namespace));
-  }
   if (call.stream) SPW_TRY(request.add("Accept", "text/event-stream"));
   request.finish(call.body);
   call.body = std::string();  // Sent as is by every attempt; the call keeps none.
   return request;
 }
 
-asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
+Result<const fleet::ReplicaView*> Proxy::route(ProxyCall& call, const ReplicaSnapshot& replicas,
+                                               const std::vector<std::string>& tried,
+                                               Random& random) {
+  call.route.exclude = tried;
+  auto chosen = policy_.choose(call.route, *replicas, random);
+  if (!chosen.ok()) return chosen.error();
+  const auto view = std::find_if(replicas->begin(), replicas->end(),
+                                 [&](const fleet::ReplicaView& r) { return r.id == *chosen; });
+  if (view == replicas->end()) {
+    return make_error(ErrorCode::kInternal, "routing chose an unknown replica");
+  }
+  return &*view;
+}
+
+Proxy::Start Proxy::start(ProxyCall& call, const asio::any_io_executor& executor) {
+  Start s{.request = upstream_request(call),
+          .random = SeededRandom(options_.seed + calls_.fetch_add(1, std::memory_order_relaxed)),
+          .replicas = nullptr,
+          .view = make_error(ErrorCode::kInternal, "not routed"),
+          .sent = {},
+          .sent_at = {}};
+  if (!s.request.ok() || call.writer.is_closed()) return s;
+  // Off the connection's loop (a queued call started by a slot freed elsewhere) the request
+  // is routed and sent by run(), on the loop: send_now must run there.
+  const auto* loop = executor.target<asio::io_context::executor_type>();
+  if (loop == nullptr || !loop->running_in_this_thread()) return s;
+  s.replicas = replicas_with_overlay();
+  s.view = route(call, s.replicas, {}, s.random);
+  if (!s.view.ok()) return s;
+  const Result<UpstreamAddress>& address = address_of((*s.view)->url);
+  if (!address.ok()) return s;  // attempt_once reports it.
+  s.sent_at = clock_.now();
+  s.sent = client_.send_now(address->host, address->port, *s.request, executor);
+  return s;
+}
+
+asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr, Start first) {
   ProxyCall& call = *call_ptr;
-  SeededRandom random(options_.seed + calls_.fetch_add(1, std::memory_order_relaxed));
   // The client leaving cancels the upstream call at once, whatever it is waiting for.
   const auto cancel = std::make_shared<net::UpstreamCancel>(co_await asio::this_coro::executor);
   call.writer.on_close([weak = std::weak_ptr<net::UpstreamCancel>(cancel)] {
@@ -189,7 +268,7 @@ asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
     if (!completed && call.before_completion) call.before_completion(out);
     completed = true;
   };
-  const Result<net::UpstreamRequest> request = upstream_request(call);
+  const Result<net::UpstreamRequest>& request = first.request;
   if (!request.ok()) {
     conclude(500);
     respond_error(call.writer,
@@ -207,26 +286,38 @@ asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr) {
       conclude(499);
       co_return out;
     }
-    const std::vector<fleet::ReplicaView> replicas = replicas_with_overlay();
-    call.route.exclude = tried;
-    auto chosen = policy_.choose(call.route, replicas, random);
-    if (!chosen.ok()) {
-      if (!last_error && !last_answer) last_error = chosen.error();
+    // The first attempt was routed (and maybe sent) by start(). `replicas` is held through the
+    // attempt: `view` points into it.
+    const bool routed = attempt == 1 && first.replicas != nullptr;
+    ReplicaSnapshot replicas;
+    std::optional<Result<const fleet::ReplicaView*>> chosen;
+    if (routed) {
+      replicas = std::move(first.replicas);
+      chosen.emplace(first.view);
+    } else {
+      replicas = replicas_with_overlay();
+      chosen.emplace(route(call, replicas, tried, first.random));
+    }
+    if (!chosen->ok()) {
+      if (!last_error && !last_answer) last_error = chosen->error();
       break;
     }
-    const auto view = std::find_if(replicas.begin(), replicas.end(),
-                                   [&](const fleet::ReplicaView& r) { return r.id == *chosen; });
-    if (view == replicas.end()) {
-      last_error = make_error(ErrorCode::kInternal, "routing chose an unknown replica");
-      break;
-    }
+    const fleet::ReplicaView* const view = **chosen;
     record_decision(call, *view, attempt, reason);
     tried.push_back(view->id);
     if (attempt > 1) metrics_.retries.inc();
     out.replica = view->id;
 
     track(view->id, +1);
-    Attempt a = co_await attempt_once(call, *request, *view, out, cancel);
+    // (Not a conditional expression of two co_awaits: GCC 12 miscompiles those.)
+    net::UpstreamClient::Sent presend;
+    std::optional<TimePoint> presend_at;
+    if (attempt == 1) {
+      presend = std::move(first.sent);
+      presend_at = first.sent_at;
+    }
+    Attempt a =
+        co_await attempt_once(call, *request, *view, out, cancel, std::move(presend), presend_at);
     track(view->id, -1);
 
     if (a.client_gone) {
@@ -336,25 +427,20 @@ asio::awaitable<bool> Proxy::wait_for_client(ProxyCall& call) {
 
 asio::awaitable<Proxy::Attempt> Proxy::attempt_once(
     ProxyCall& call, const net::UpstreamRequest& request, const fleet::ReplicaView& replica,
-    ProxyOutcome& out, const std::shared_ptr<net::UpstreamCancel>& cancel) {
+    ProxyOutcome& out, const std::shared_ptr<net::UpstreamCancel>& cancel,
+    net::UpstreamClient::Sent presend, std::optional<TimePoint> presend_at) {
   Attempt a;
-  // The same replica URLs come back request after request: parse each once per thread.
-  thread_local std::string parsed_url;
-  thread_local std::optional<Result<UpstreamAddress>> parsed;
-  if (!parsed || parsed_url != replica.url) {
-    parsed.emplace(parse_upstream_url(replica.url));
-    parsed_url = replica.url;
-  }
-  const Result<UpstreamAddress> address = *parsed;
+  const Result<UpstreamAddress> address = address_of(replica.url);  // A copy: this suspends.
   if (!address.ok()) {
     a.transport = address.error();
     co_return a;
   }
   std::string scratch;
-  const TimePoint sent = clock_.now();
+  const TimePoint sent = presend && presend_at ? *presend_at : clock_.now();
   bool body_too_large = false;
-  const net::UpstreamClient::HeadCallback on_head = [&](int status,
-                                                        const net::HttpHeaders& headers) {
+  // The callbacks go to the client through std::ref: a std::function holds a reference in
+  // place, where these lambdas (capturing several locals) would be copied to the heap.
+  const auto head = [&](int status, const net::HttpHeaders& headers) {
     metrics_.upstream_latency.observe(to_seconds(clock_.now() - sent));
     a.status = status;
     if (const auto v = headers.get("Content-Type")) a.content_type.emplace(*v);
@@ -392,26 +478,31 @@ asio::awaitable<Proxy::Attempt> Proxy::attempt_once(
   };
   SseSplitter splitter(options_.max_event_bytes);
   Status relay_error;
-  const net::UpstreamClient::BodyCallback on_body =
-      [&](std::string_view piece) -> asio::awaitable<bool> {
+  using Body = net::UpstreamClient::Body;
+  const auto body = [&](std::string_view piece) -> Body {
     if (call.writer.is_closed()) {
       a.client_gone = true;
-      co_return false;
+      return Body::kStop;
     }
     if (!call.stream || a.status != 200) {
       if (a.body.size() + piece.size() > options_.max_response_bytes) {
         body_too_large = true;
-        co_return false;
+        return Body::kStop;
       }
       a.body.append(piece);
-      co_return true;
+      return Body::kContinue;
     }
-    if (a.saw_done) co_return true;  // Nothing follows [DONE].
+    if (a.saw_done) return Body::kContinue;  // Nothing follows [DONE].
     Status s = splitter.feed(piece, on_event);
     if (!s.ok()) {
       if (!a.client_gone) relay_error = std::move(s);
-      co_return false;
+      return Body::kStop;
     }
+    // Over the client buffer bound: the call waits (wait) before it reads on.
+    return call.writer.buffered_bytes() > options_.max_client_buffer_bytes ? Body::kWait
+                                                                           : Body::kContinue;
+  };
+  const auto wait = [&]() -> asio::awaitable<bool> {
     if (!co_await wait_for_client(call)) {
       a.client_gone = true;
       co_return false;
@@ -419,8 +510,11 @@ asio::awaitable<Proxy::Attempt> Proxy::attempt_once(
     co_return true;
   };
 
-  auto result =
-      co_await client_.stream(address->host, address->port, request, on_head, on_body, cancel);
+  const net::UpstreamClient::HeadCallback on_head = std::ref(head);
+  const net::UpstreamClient::BodyCallback on_body = std::ref(body);
+  const net::UpstreamClient::WaitCallback on_wait = std::ref(wait);
+  auto result = co_await client_.stream(address->host, address->port, request, on_head, on_body,
+                                        on_wait, cancel, std::move(presend));
   if (cancel->cancelled()) a.client_gone = true;
   if (a.client_gone) co_return a;
   if (body_too_large) {

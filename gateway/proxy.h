@@ -33,6 +33,8 @@
 // I/O thread of the client's connection), so the client's bytes, the replica's bytes and the
 // relay share one event loop and no thread handoff. Many run() may be in progress at once, on
 // several loops; the upstream connections are kept alive per loop (net/upstream_client.h).
+// start(), called on that thread before run() is spawned, routes the first attempt and sends
+// it on an idle connection: the request does not wait for the coroutine's setup.
 #pragma once
 
 #include <atomic>
@@ -50,6 +52,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "core/clock.h"
+#include "core/random.h"
 
 #include "net/response_writer.h"
 #include "net/upstream_client.h"
@@ -71,14 +74,22 @@ struct ProxyOutcome {
   std::string replica;                 // Who answered (last attempt).
 };
 
+// Where a call goes on the replica.
+enum class ProxyEndpoint : std::uint8_t { kChat, kCompletions };
+// "/v1/chat/completions", "/v1/completions".
+[[nodiscard]] std::string_view proxy_endpoint_path(ProxyEndpoint endpoint);
+
 struct ProxyCall {
-  std::string path;  // "/v1/chat/completions" or "/v1/completions".
+  ProxyEndpoint endpoint = ProxyEndpoint::kChat;
   std::string body;  // What the replica receives (Proxy::run takes it).
   bool stream = false;
   bool client_wants_usage = false;  // Stream: the client's stream_options.include_usage.
   fleet::RouteRequest route;        // exclude is filled by the proxy.
   std::string request_id;
-  std::string shared_cache_namespace;  // Non-empty: sent as X-Spillway-Cache-Namespace.
+  // The tenant's fields for the replica (X-Spillway-Tenant, X-Spillway-Priority and, for a
+  // shared cache, X-Spillway-Cache-Namespace), made once per tenant. REQUIRES: not null, and
+  // outlives run().
+  const net::UpstreamRequest::Fields* tenant_fields = nullptr;
   net::ResponseWriter writer;
   // Called once per run(), with the final outcome, before the response is completed (before
   // the last bytes of it are handed to the writer), so that what the request used is accounted
@@ -93,25 +104,50 @@ class Proxy {
         GatewayMetrics& metrics, DecisionLog& decisions, const Clock& clock);
   ~Proxy();
 
-  // Serves `call` completely (the writer is completed or found closed). REQUIRES: awaited on
-  // net::io_executor_of(call->writer); the proxy outlives it.
-  boost::asio::awaitable<ProxyOutcome> run(std::shared_ptr<ProxyCall> call);
+  // What start() did for a call: its request made, its first attempt routed and, when the
+  // replica has an idle kept-alive connection on this loop, sent.
+  struct Start {
+    Result<net::UpstreamRequest> request;
+    SeededRandom random;       // The call's, for routing.
+    ReplicaSnapshot replicas;  // What the first attempt was routed on; null: not routed.
+    Result<const fleet::ReplicaView*> view;  // Into `replicas`: the first choice.
+    net::UpstreamClient::Sent sent;
+    std::optional<TimePoint> sent_at;
+  };
+
+  // The first steps of serving `call`: the request and, when called on the thread running
+  // `executor` (net::io_executor_of(call.writer), an io_context's), the first routing decision
+  // and, where it can (net::UpstreamClient::send_now), the send, so that the request leaves
+  // before the coroutine that awaits its answer is set up. The decision is recorded, and the
+  // replica's outstanding count raised, by run() (after the send). Elsewhere run() routes and
+  // sends.
+  [[nodiscard]] Start start(ProxyCall& call, const boost::asio::any_io_executor& executor);
+  // Serves `call` completely (the writer is completed or found closed), from what start() did.
+  // REQUIRES: awaited on net::io_executor_of(call->writer); the proxy outlives it.
+  boost::asio::awaitable<ProxyOutcome> run(std::shared_ptr<ProxyCall> call, Start first);
 
   // Requests this gateway has outstanding on a replica.
   [[nodiscard]] std::int64_t outstanding(std::string_view replica) const;
-  // The source's replicas with the load overlay applied (what the policy sees).
-  [[nodiscard]] std::vector<fleet::ReplicaView> replicas_with_overlay() const;
+  // The source's replicas with the load overlay applied (what the policy sees): the source's
+  // own snapshot when the overlay changes nothing, else a copy.
+  [[nodiscard]] ReplicaSnapshot replicas_with_overlay() const;
 
  private:
   struct Attempt;
 
+  // `presend`: what start() sent of this attempt, at `presend_at`.
   boost::asio::awaitable<Attempt> attempt_once(ProxyCall& call, const net::UpstreamRequest& request,
                                                const fleet::ReplicaView& replica,
                                                ProxyOutcome& outcome,
-                                               const std::shared_ptr<net::UpstreamCancel>& cancel);
+                                               const std::shared_ptr<net::UpstreamCancel>& cancel,
+                                               net::UpstreamClient::Sent presend,
+                                               std::optional<TimePoint> presend_at);
+  // The policy's choice among `replicas` for `call`, not one of `tried`.
+  Result<const fleet::ReplicaView*> route(ProxyCall& call, const ReplicaSnapshot& replicas,
+                                          const std::vector<std::string>& tried, Random& random);
   // What every attempt of `call` sends (takes call.body); kInvalidArgument when a field of it
-  // is not a valid header value. Not a coroutine, so its temporaries stay off the coroutine
-  // frame, as record_decision's.
+  // is not a valid header value (a request id, or the fixed fields: starts_status_). Not a
+  // coroutine, so its temporaries stay off the coroutine frame, as record_decision's.
   [[nodiscard]] Result<net::UpstreamRequest> upstream_request(ProxyCall& call) const;
   void record_decision(const ProxyCall& call, const fleet::ReplicaView& view, std::int32_t attempt,
                        const std::string& reason);
@@ -124,14 +160,17 @@ class Proxy {
   GatewayMetrics& metrics_;
   DecisionLog& decisions_;
   const Clock& clock_;
-  // The fields every forwarded request carries (Content-Type, Authorization with the
-  // internal key), checked once; common_fields_status_ says why they could not be made.
-  net::UpstreamRequest::Fields common_fields_;
-  Status common_fields_status_;
+  // Per endpoint, the request line and the fields every forwarded request carries
+  // (Content-Type, Authorization with the internal key), checked once; starts_status_ says
+  // why they could not be made (starts_ is empty then).
+  std::vector<net::UpstreamRequest> starts_;
+  Status starts_status_;
   net::UpstreamClient client_;
   std::atomic<std::uint64_t> calls_{0};  // Seeds each call's random generator.
   mutable std::mutex mutex_;
-  std::map<std::string, std::int64_t, std::less<>> outstanding_;  // Guarded by mutex_.
+  // Guarded by mutex_: by replica id (entries may stay at 0), and their sum.
+  std::map<std::string, std::int64_t, std::less<>> outstanding_;
+  std::int64_t total_outstanding_ = 0;
 };
 
 }  // namespace spillway::gateway

@@ -27,6 +27,7 @@ void ProxyPool::State::release(const std::shared_ptr<State>& self) {
       ++self->busy;
       break;
     }
+    self->note_queue();
   }
   if (next) next(Slot(self));
 }
@@ -51,6 +52,7 @@ ProxyPool::~ProxyPool() {
       state_->pending.erase(it);
     }
     state_->deadlines.clear();
+    state_->note_queue();
   }
   state_->reap_wake.notify_all();
   const Error stopping = make_error(ErrorCode::kUnavailable, "the gateway is shutting down");
@@ -96,6 +98,7 @@ void ProxyPool::submit(fleet::Priority priority, Task task, Reject reject) {
         if (s.deadlines.size() == 1) s.reap_wake.notify_one();
       }
     }
+    s.note_queue();
   }
   if (start_now) task(Slot(state_));
   if (refuse_new) (*refuse_new)(why);
@@ -112,8 +115,7 @@ std::size_t ProxyPool::busy() const {
 }
 
 std::size_t ProxyPool::queued() const {
-  std::lock_guard lock(state_->mutex);
-  return state_->queue.size();
+  return state_->queued.load(std::memory_order_relaxed);
 }
 
 void ProxyPool::reap() {
@@ -139,6 +141,7 @@ void ProxyPool::reap() {
       expired.push_back(std::move(it->second.reject));
       s.pending.erase(it);
     }
+    s.note_queue();
     if (!expired.empty()) {
       lock.unlock();
       const Error late = make_error(ErrorCode::kDeadlineExceeded,

@@ -16,6 +16,7 @@
 // reaper thread; it does not wait for slots in use.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -74,6 +75,7 @@ class ProxyPool {
 
   [[nodiscard]] std::size_t slots() const;
   [[nodiscard]] std::size_t busy() const;
+  // Tasks waiting for a slot (read without the pool's lock: a gauge's reading).
   [[nodiscard]] std::size_t queued() const;
 
  private:
@@ -96,6 +98,10 @@ class ProxyPool {
     std::uint64_t next_id = 1;                                  // Guarded by mutex.
     std::size_t busy = 0;                                       // Guarded by mutex.
     bool stopping = false;                                      // Guarded by mutex.
+    // queue.size() as of its last change (written under mutex), for queued() without it.
+    std::atomic<std::size_t> queued{0};
+    // REQUIRES: mutex held; after each change of queue.
+    void note_queue() { queued.store(queue.size(), std::memory_order_relaxed); }
     std::condition_variable reap_wake;
   };
 

@@ -194,18 +194,21 @@ bool RemoteReplicaSource::stale(TimePoint now) const {
   return !last_success_ || now - *last_success_ > options_.max_staleness;
 }
 
-std::vector<fleet::ReplicaView> RemoteReplicaSource::replicas() const {
+ReplicaSnapshot RemoteReplicaSource::replicas() const {
   const TimePoint now = clock_.now();
   std::lock_guard lock(mu_);
-  std::vector<fleet::ReplicaView> out = replicas_;
   const bool old = stale(now);
-  for (fleet::ReplicaView& v : out) {
+  if (snapshot_ && snapshot_stale_ == old) return snapshot_;
+  auto out = std::make_shared<std::vector<fleet::ReplicaView>>(replicas_);
+  for (fleet::ReplicaView& v : *out) {
     const bool ejected = ejected_until_.contains(v.id);
     if ((old || ejected) && v.state != fleet::ReplicaState::kStopped) {
       v.state = fleet::ReplicaState::kUnhealthy;
     }
   }
-  return out;
+  snapshot_ = std::move(out);
+  snapshot_stale_ = old;
+  return snapshot_;
 }
 
 void RemoteReplicaSource::report_success(const std::string& /*replica_id*/) {}
@@ -218,6 +221,7 @@ void RemoteReplicaSource::report_failure(const std::string& replica_id) {
   if (!known) return;
   if (ejected_until_.insert_or_assign(replica_id, until).second) {
     log_warn("replica ejected after a failure", {kv("replica", replica_id)});
+    snapshot_.reset();
   }
 }
 
@@ -279,6 +283,7 @@ Status RemoteReplicaSource::poll_once() {
     it = gone || back ? ejected_until_.erase(it) : std::next(it);
   }
   replicas_ = std::move(*list);
+  snapshot_.reset();
   replicas_body_ = std::move(*body);
   if (fleet_body.ok()) fleet_body_ = std::move(*fleet_body);
   last_success_ = now;

@@ -82,7 +82,7 @@ class RemoteReplicaSource final : public ReplicaSource {
   RemoteReplicaSource(const RemoteReplicaSource&) = delete;
   RemoteReplicaSource& operator=(const RemoteReplicaSource&) = delete;
 
-  [[nodiscard]] std::vector<fleet::ReplicaView> replicas() const override;
+  [[nodiscard]] ReplicaSnapshot replicas() const override;
   void report_failure(const std::string& replica_id) override;
   // Nothing to restart: one failure holds a replica out here, and only a poll brings it back.
   void report_success(const std::string& replica_id) override;
@@ -119,10 +119,14 @@ class RemoteReplicaSource final : public ReplicaSource {
   mutable std::mutex mu_;
   std::vector<fleet::ReplicaView> replicas_;        // Guarded by mu_.
   std::map<std::string, TimePoint> ejected_until_;  // Guarded by mu_: id → hold-down end.
-  std::optional<TimePoint> last_success_;           // Guarded by mu_.
-  std::string replicas_body_;                       // Guarded by mu_.
-  std::string fleet_body_;                          // Guarded by mu_; empty until polled.
-  bool stopping_ = false;                           // Guarded by mu_.
+  // Guarded by mu_: what replicas() gave while nothing changed (null after a change), and
+  // whether it was made stale.
+  mutable ReplicaSnapshot snapshot_;
+  mutable bool snapshot_stale_ = false;
+  std::optional<TimePoint> last_success_;  // Guarded by mu_.
+  std::string replicas_body_;              // Guarded by mu_.
+  std::string fleet_body_;                 // Guarded by mu_; empty until polled.
+  bool stopping_ = false;                  // Guarded by mu_.
   std::condition_variable wake_;
   std::thread thread_;
 };

@@ -9,6 +9,7 @@
 // methods from its worker threads.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,13 +17,18 @@
 
 namespace spillway::gateway {
 
+// An immutable list of replicas, shared by everyone who read it while it was current.
+using ReplicaSnapshot = std::shared_ptr<const std::vector<fleet::ReplicaView>>;
+
 class ReplicaSource {
  public:
   virtual ~ReplicaSource() = default;
 
-  // A snapshot of every known replica (any state); the routing policy picks among the ready
-  // ones. Called once per routing attempt, so it must be cheap (no I/O).
-  [[nodiscard]] virtual std::vector<fleet::ReplicaView> replicas() const = 0;
+  // Every known replica (any state); the routing policy picks among the ready ones. Never
+  // null. Called once per routing attempt, so it must be cheap: no I/O, and no copy of the
+  // list per call (implementations keep the snapshot they made and make a new one only after
+  // something in it changed).
+  [[nodiscard]] virtual ReplicaSnapshot replicas() const = 0;
 
   // The gateway could not reach `replica_id` (connection refused or reset, timeout, broken
   // response). The source should stop offering it as ready until it passes a health check

@@ -92,16 +92,28 @@ StaticReplicaSource::~StaticReplicaSource() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::vector<fleet::ReplicaView> StaticReplicaSource::replicas() const {
+ReplicaSnapshot StaticReplicaSource::replicas() const {
   const TimePoint now = clock_.now();
   std::lock_guard lock(mutex_);
-  std::vector<fleet::ReplicaView> out;
-  out.reserve(entries_.size());
-  for (const Entry& e : entries_) {
-    out.push_back(e.view);
-    if (e.ejected_until && now >= *e.ejected_until) out.back().state = fleet::ReplicaState::kReady;
+  if (!snapshot_ || (next_return_ && now >= *next_return_)) make_snapshot(now);
+  return snapshot_;
+}
+
+void StaticReplicaSource::make_snapshot(TimePoint now) const {
+  next_return_.reset();
+  auto list = std::make_shared<std::vector<fleet::ReplicaView>>();
+  list->reserve(entries_.size());
+  for (Entry& e : entries_) {
+    if (e.ejected_until && now >= *e.ejected_until) {
+      e.view.state = fleet::ReplicaState::kReady;  // Ejected without probing: the time is up.
+      e.ejected_until.reset();
+    }
+    if (e.ejected_until && (!next_return_ || *e.ejected_until < *next_return_)) {
+      next_return_ = e.ejected_until;
+    }
+    list->push_back(e.view);
   }
-  return out;
+  snapshot_ = std::move(list);
 }
 
 void StaticReplicaSource::report_success(const std::string& /*replica_id*/) {}
@@ -115,6 +127,7 @@ void StaticReplicaSource::report_failure(const std::string& replica_id) {
     }
     e.view.state = fleet::ReplicaState::kUnhealthy;
     if (options_.poll_interval.count() == 0) e.ejected_until = clock_.now() + options_.eject_for;
+    snapshot_.reset();
   }
 }
 
@@ -163,6 +176,7 @@ void StaticReplicaSource::probe_all() {
       if (waiting) e.view.waiting = static_cast<std::int64_t>(std::max(0.0, *waiting));
       if (running) e.view.running = static_cast<std::int64_t>(std::max(0.0, *running));
       if (kv_usage) e.view.kv_usage = std::clamp(*kv_usage, 0.0, 1.0);
+      snapshot_.reset();
     }
   }
 }

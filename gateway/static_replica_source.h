@@ -64,7 +64,7 @@ class StaticReplicaSource final : public ReplicaSource {
   StaticReplicaSource(const StaticReplicaSource&) = delete;
   StaticReplicaSource& operator=(const StaticReplicaSource&) = delete;
 
-  [[nodiscard]] std::vector<fleet::ReplicaView> replicas() const override;
+  [[nodiscard]] ReplicaSnapshot replicas() const override;
   void report_failure(const std::string& replica_id) override;
   // Nothing to restart: one failure ejects a replica here, and only a probe brings it back.
   void report_success(const std::string& replica_id) override;
@@ -82,12 +82,19 @@ class StaticReplicaSource final : public ReplicaSource {
   StaticReplicaSource(std::vector<Entry> entries, const StaticReplicaSourceOptions& options,
                       const Clock& clock);
   void run();
+  // Ends the ejections due by `now`, then makes snapshot_ from entries_. REQUIRES: mutex_ held.
+  void make_snapshot(TimePoint now) const;
 
   const StaticReplicaSourceOptions options_;
   const Clock& clock_;
   mutable std::mutex mutex_;
-  std::vector<Entry> entries_;  // Guarded by mutex_ (the list itself never changes).
-  bool stopping_ = false;       // Guarded by mutex_.
+  // Guarded by mutex_ (the list itself never changes; replicas() ends due ejections).
+  mutable std::vector<Entry> entries_;
+  // Guarded by mutex_: entries_ as last read; null after a change, until the next read.
+  mutable ReplicaSnapshot snapshot_;
+  // Guarded by mutex_: the earliest ejected_until in entries_ (the snapshot's expiry).
+  mutable std::optional<TimePoint> next_return_;
+  bool stopping_ = false;  // Guarded by mutex_.
   std::condition_variable wake_;
   std::thread thread_;
 };

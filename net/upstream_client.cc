@@ -47,14 +47,18 @@ Status check_timeout(std::string_view field, std::chrono::milliseconds value) {
   return internal::check_client_timeout("upstream client", field, value);
 }
 
+}  // namespace
+
 // One upstream connection with its watchdog timer. The watchdog is lazy: each step (connect,
 // send, read) only records its deadline, and the one pending wait re-checks the deadline when it
 // fires, so a step that ends in time costs no timer operation (a kept-alive connection's wait
 // carries over from call to call). When a deadline passes, the step's operation is cancelled
 // and timed_out() tells why.
-class Connection : public std::enable_shared_from_this<Connection> {
+class internal::UpstreamConnection
+    : public std::enable_shared_from_this<internal::UpstreamConnection> {
  public:
-  explicit Connection(const asio::any_io_executor& executor) : socket(executor), timer_(executor) {}
+  explicit UpstreamConnection(const asio::any_io_executor& executor)
+      : socket(executor), timer_(executor) {}
 
   void arm(SteadyTime deadline) {
     deadline_ = deadline;
@@ -94,6 +98,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   SteadyTime waiting_until_ = SteadyTime::max();
   bool timed_out_ = false;
 };
+
+namespace {
+
+using Connection = internal::UpstreamConnection;
 
 // The idle kept-alive connections of one event loop, by upstream ("host:port"). A service of
 // the loop's io_context: it is shut down (closing them) with the loop.
@@ -185,22 +193,39 @@ struct RequestWire {
   std::string_view rest;  // The other fields, the empty line and the body.
 };
 
-asio::awaitable<AttemptResult> attempt(Connection& c, const RequestWire& wire, bool head_request,
+// Writes what the socket takes of `wire` now, after its first `written` bytes, without
+// waiting (the socket is non-blocking: see Connection); returns how many bytes are written in
+// all. `ec`: would_block when the socket took less than all, or the failure.
+std::size_t write_now(Connection& c, const RequestWire& wire, std::size_t written, error_code& ec) {
+  const std::array<asio::const_buffer, 3> parts{asio::buffer(wire.line), asio::buffer(wire.host),
+                                                asio::buffer(wire.rest)};
+  beast::buffers_suffix<std::array<asio::const_buffer, 3>> unsent(parts);
+  unsent.consume(written);
+  while (beast::buffer_bytes(unsent) > 0 && !ec) {
+    const std::size_t n = c.socket.write_some(unsent, ec);
+    unsent.consume(n);
+    written += n;
+  }
+  return written;
+}
+
+// Sends what is left of `wire` after its first `written` bytes and reads the response.
+asio::awaitable<AttemptResult> attempt(Connection& c, const RequestWire& wire, std::size_t written,
+                                       bool head_request,
                                        const UpstreamClient::HeadCallback& on_head,
                                        const UpstreamClient::BodyCallback& on_body,
+                                       const UpstreamClient::WaitCallback& on_wait,
                                        const CallContext& call) {
   AttemptResult out;
   error_code ec;
   call.expire_within(c, call.options.io_timeout);
-  // The socket is non-blocking (see Connection): a request the socket takes whole, the usual
-  // case, is written here, without the event-loop round an asynchronous write's completion
-  // costs; the rest of one it does not take goes asynchronously.
+  // A request the socket takes whole, the usual case, is written here, without the event-loop
+  // round an asynchronous write's completion costs; the rest of one it does not take goes
+  // asynchronously.
   const std::array<asio::const_buffer, 3> parts{asio::buffer(wire.line), asio::buffer(wire.host),
                                                 asio::buffer(wire.rest)};
   beast::buffers_suffix<std::array<asio::const_buffer, 3>> unsent(parts);
-  while (beast::buffer_bytes(unsent) > 0 && !ec) {
-    unsent.consume(c.socket.write_some(unsent, ec));
-  }
+  unsent.consume(write_now(c, wire, written, ec));
   if (ec == asio::error::would_block) {
     ec = {};
     co_await asio::async_write(c.socket, unsent, asio::redirect_error(asio::use_awaitable, ec));
@@ -328,9 +353,18 @@ asio::awaitable<AttemptResult> attempt(Connection& c, const RequestWire& wire, b
         case http1::BodyFraming::kNone:
           break;
       }
-      if (!piece.empty() && on_body && !co_await on_body(piece)) {
-        out.error = call.cancelled_error();
-        co_return out;
+      if (!piece.empty() && on_body) {
+        const UpstreamClient::Body verdict = on_body(piece);
+        bool stop = verdict == UpstreamClient::Body::kStop;
+        if (verdict == UpstreamClient::Body::kWait && on_wait) {
+          // A statement of its own: GCC 12 miscompiles co_await inside || and ?: operands.
+          const bool go_on = co_await on_wait();
+          stop = !go_on;
+        }
+        if (stop) {
+          out.error = call.cancelled_error();
+          co_return out;
+        }
       }
       buffer.consume(used);
     }
@@ -458,15 +492,41 @@ Result<std::shared_ptr<const UpstreamTarget>> upstream_target(const std::string&
 
 asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
     std::string host, int port, const HttpClientRequest& request, const HeadCallback& on_head,
-    const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel) {
+    const BodyCallback& on_body, const WaitCallback& on_wait,
+    std::shared_ptr<UpstreamCancel> cancel) {
   Result<UpstreamRequest> prepared = UpstreamRequest::from(request);
   if (!prepared.ok()) co_return prepared.error();
-  co_return co_await stream(std::move(host), port, *prepared, on_head, on_body, std::move(cancel));
+  co_return co_await stream(std::move(host), port, *prepared, on_head, on_body, on_wait,
+                            std::move(cancel), Sent());
+}
+
+UpstreamClient::Sent UpstreamClient::send_now(const std::string& host, int port,
+                                              const UpstreamRequest& request,
+                                              const asio::any_io_executor& executor) {
+  Sent sent;
+  if (!options_status_.ok() || port < 1 || port > 65535) return sent;
+  Result<std::shared_ptr<const UpstreamTarget>> target = upstream_target(host, port);
+  if (!target.ok()) return sent;
+  auto& idle = asio::use_service<IdleConnections>(asio::query(executor, asio::execution::context));
+  std::shared_ptr<Connection> c = idle.take((*target)->name);
+  if (!c) return sent;
+  const RequestWire wire{request.line(),
+                         request.has_host() ? std::string_view() : (*target)->host_line,
+                         request.rest()};
+  error_code ec;
+  const std::size_t written = write_now(*c, wire, 0, ec);
+  // A write that failed (the upstream closed the idle connection) drops the connection:
+  // stream() starts over, on another one.
+  if (ec && ec != asio::error::would_block) return sent;
+  sent.connection_ = std::move(c);
+  sent.written_ = written;
+  return sent;
 }
 
 asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
     std::string host, int port, const UpstreamRequest& request, const HeadCallback& on_head,
-    const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel) {
+    const BodyCallback& on_body, const WaitCallback& on_wait,
+    std::shared_ptr<UpstreamCancel> cancel, Sent sent) {
   if (!options_status_.ok()) co_return options_status_.error();
   if (port < 1 || port > 65535) {
     co_return make_error(ErrorCode::kInvalidArgument, "upstream port {}: must be in [1, 65535]",
@@ -490,7 +550,14 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
 
   for (int attempt_index = 0;; ++attempt_index) {
     if (call.cancelled()) co_return call.cancelled_error();
-    std::shared_ptr<Connection> s = attempt_index == 0 ? idle.take(upstream) : nullptr;
+    std::size_t written = 0;  // Of the request, on s (by send_now).
+    std::shared_ptr<Connection> s;
+    if (attempt_index == 0 && sent.connection_) {
+      s = std::move(sent.connection_);
+      written = sent.written_;
+    } else if (attempt_index == 0) {
+      s = idle.take(upstream);
+    }
     const bool reused = s != nullptr;
     if (!s) s = std::make_shared<Connection>(executor);
     if (cancel) {
@@ -521,7 +588,8 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
         co_return make_error(ErrorCode::kUnavailable, "connect {}: {}", upstream, ec.message());
       }
     }
-    AttemptResult r = co_await attempt(*s, wire, request.is_head(), on_head, on_body, call);
+    AttemptResult r =
+        co_await attempt(*s, wire, written, request.is_head(), on_head, on_body, on_wait, call);
     s->disarm();
     if (cancel) cancel->interrupt_ = nullptr;
     if (!r.error) {

@@ -30,6 +30,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -79,29 +80,68 @@ class UpstreamCancel : public std::enable_shared_from_this<UpstreamCancel> {
   std::function<void()> interrupt_;
 };
 
+namespace internal {
+class UpstreamConnection;
+}
+
+// A request already written, whole or in part, by UpstreamClient::send_now(): stream() goes
+// on from there. Empty when send_now() wrote nothing.
+class UpstreamSent {
+ public:
+  UpstreamSent() = default;
+  [[nodiscard]] explicit operator bool() const { return connection_ != nullptr; }
+
+ private:
+  friend class UpstreamClient;
+  std::shared_ptr<internal::UpstreamConnection> connection_;
+  std::size_t written_ = 0;
+};
+
 class UpstreamClient {
  public:
+  using Sent = UpstreamSent;
+
   // Return false to stop the call (it then fails with kCancelled and the connection closes).
   using HeadCallback = std::function<bool(int status, const HttpHeaders& headers)>;
-  // Awaited for each piece of body as it arrives (pieces follow the network, not the
-  // upstream's chunks); it may suspend, e.g. until the client has read what it was sent.
-  using BodyCallback = std::function<boost::asio::awaitable<bool>(std::string_view piece)>;
+  // What on_body says of a piece: go on; stop (the call fails with kCancelled and the
+  // connection closes); or wait: on_wait is awaited before the call reads on (e.g. until the
+  // caller's own client has read what it was sent), and its false stops the call.
+  enum class Body : std::uint8_t { kContinue, kStop, kWait };
+  // Called for each piece of body as it arrives (pieces follow the network, not the
+  // upstream's chunks). Not a coroutine: a piece costs no coroutine frame unless it waits.
+  using BodyCallback = std::function<Body(std::string_view piece)>;
+  using WaitCallback = std::function<boost::asio::awaitable<bool>()>;
 
   explicit UpstreamClient(UpstreamClientOptions options);
+
+  // Writes `request` to host:port now, on the calling thread, when this loop holds an idle
+  // kept-alive connection to it: what the socket takes at once (the whole request, usually).
+  // stream() then goes on from there, so a caller that has work to do before it can await
+  // stream() (setting up its coroutine) need not hold the request back for it. Empty when
+  // nothing was written: no idle connection, bad options or host, or a failed write (the
+  // connection is dropped, and stream() starts over). REQUIRES: called on the thread running
+  // `executor`, the executor stream() will be awaited on, and stream() awaited with the same
+  // host, port and request.
+  [[nodiscard]] Sent send_now(const std::string& host, int port, const UpstreamRequest& request,
+                              const boost::asio::any_io_executor& executor);
 
   // Sends `request` to host:port (an IP address literal or "localhost"), with a Host field
   // for it unless the request has one, and relays the response: on_head once the head arrives,
   // then on_body per piece; returns the status and headers when the body is complete. Body
   // bytes that arrived always reach on_body, even when the connection then fails (the error
-  // follows them). Must be awaited on the executor given to `cancel` (when there is one); the
-  // references must stay valid until it completes.
+  // follows them). `sent`: what send_now() wrote of this request (a failure before any answer
+  // on that connection is retried on a fresh one, as on any reused connection). Must be
+  // awaited on the executor given to `cancel` (when there is one); the references must stay
+  // valid until it completes.
   [[nodiscard]] boost::asio::awaitable<Result<HttpClientResponse>> stream(
       std::string host, int port, const UpstreamRequest& request, const HeadCallback& on_head,
-      const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel);
+      const BodyCallback& on_body, const WaitCallback& on_wait,
+      std::shared_ptr<UpstreamCancel> cancel, Sent sent = Sent());
   // The same for an HttpClientRequest (UpstreamRequest::from: kInvalidArgument if invalid).
   [[nodiscard]] boost::asio::awaitable<Result<HttpClientResponse>> stream(
       std::string host, int port, const HttpClientRequest& request, const HeadCallback& on_head,
-      const BodyCallback& on_body, std::shared_ptr<UpstreamCancel> cancel);
+      const BodyCallback& on_body, const WaitCallback& on_wait,
+      std::shared_ptr<UpstreamCancel> cancel);
 
   [[nodiscard]] const UpstreamClientOptions& options() const { return options_; }
 

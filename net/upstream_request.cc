@@ -57,6 +57,17 @@ Result<UpstreamRequest> UpstreamRequest::from(const HttpClientRequest& request) 
   return r;
 }
 
+UpstreamRequest UpstreamRequest::copy_with_room(std::size_t more_bytes) const {
+  UpstreamRequest r;
+  r.text_.reserve(text_.size() + more_bytes);
+  r.text_.append(text_);
+  r.line_ = line_;
+  r.carries_body_ = carries_body_;
+  r.has_host_ = has_host_;
+  r.head_ = head_;
+  return r;
+}
+
 Status UpstreamRequest::add(std::string_view name, std::string_view value) {
   return append_field(text_, has_host_, name, value);
 }

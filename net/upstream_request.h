@@ -29,6 +29,9 @@ class UpstreamRequest {
     // kInvalidArgument (nothing appended) for an invalid name or value.
     Status add(std::string_view name, std::string_view value);
 
+    // Bytes they take on the wire.
+    [[nodiscard]] std::size_t size() const { return text_.size(); }
+
    private:
     friend class UpstreamRequest;
     std::string text_;
@@ -41,6 +44,11 @@ class UpstreamRequest {
                                                     std::string_view target);
   // The same request as `request`, checked as HttpClient checks it.
   [[nodiscard]] static Result<UpstreamRequest> from(const HttpClientRequest& request);
+
+  // A copy of this request, which must not be finished yet, with room for `more_bytes` more
+  // without reallocating: a request line and fields checked once, shared by many requests
+  // (the gateway's per-endpoint start), each of which then adds its own and finishes.
+  [[nodiscard]] UpstreamRequest copy_with_room(std::size_t more_bytes) const;
 
   // Appends a field. kInvalidArgument (nothing appended) for an invalid name or value.
   // REQUIRES: finish() not called yet.

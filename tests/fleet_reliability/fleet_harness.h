@@ -117,8 +117,8 @@ class Fleet {
   class Source final : public gateway::ReplicaSource {
    public:
     explicit Source(control::ControlPlane& control) : control_(control) {}
-    [[nodiscard]] std::vector<fleet::ReplicaView> replicas() const override {
-      return control_.replicas();
+    [[nodiscard]] gateway::ReplicaSnapshot replicas() const override {
+      return control_.replica_snapshot();
     }
     void report_failure(const std::string& replica_id) override {
       control_.report_failure(replica_id);

@@ -21,6 +21,7 @@
 
 #include "net/http_client.h"
 #include "net/http_server.h"
+#include "net/net_test_support.h"
 #include "net/sse.h"
 
 #include "fleet/api_key.h"
@@ -389,9 +390,7 @@ TEST_F(GatewayTest, StatusPageProbesAndMetrics) {
 class CountingSource final : public ReplicaSource {
  public:
   explicit CountingSource(ReplicaSource& inner) : inner_(inner) {}
-  [[nodiscard]] std::vector<fleet::ReplicaView> replicas() const override {
-    return inner_.replicas();
-  }
+  [[nodiscard]] ReplicaSnapshot replicas() const override { return inner_.replicas(); }
   void report_failure(const std::string& id) override {
     ++failures;
     inner_.report_failure(id);
@@ -526,7 +525,7 @@ TEST_F(GatewayTest, StoppedReplicaFailsOverInvisibly) {
   }
   EXPECT_TRUE(served_by_oci_after);
   const auto views = source_->replicas();
-  EXPECT_NE(views[0].state, fleet::ReplicaState::kReady);
+  EXPECT_NE((*views)[0].state, fleet::ReplicaState::kReady);
 }
 
 TEST_F(GatewayTest, StreamCutByItsReplicaEndsWithAnErrorEventAndDone) {
@@ -600,7 +599,8 @@ TEST_F(GatewayRoutingTest, PrefersThePrimaryProviderAndSpillsWhenSaturated) {
 // A gateway over one replica served by `upstream_routes` (a stand-in written by the test), for
 // answers a real replica would not give.
 struct OneReplicaGateway {
-  explicit OneReplicaGateway(net::Router upstream_routes) {
+  explicit OneReplicaGateway(net::Router upstream_routes, GatewayOptions options = {},
+                             net::HttpServerOptions server_options = {}) {
     upstream =
         std::make_unique<net::HttpServer>(net::HttpServerOptions{}, std::move(upstream_routes));
     if (!upstream->start().ok()) return;
@@ -612,12 +612,12 @@ struct OneReplicaGateway {
     if (!source.ok()) return;
     auto spec = fleet::parse_fleet_spec(fleet_toml(0), "fleet.toml");
     if (!spec.ok()) return;
-    gateway =
-        Gateway::create(std::move(spec).value(), {}, **source, metrics, SteadyClock::instance());
+    gateway = Gateway::create(std::move(spec).value(), std::move(options), **source, metrics,
+                              SteadyClock::instance());
     if (!gateway.ok()) return;
     net::Router router;
     if (!(*gateway)->add_routes(router).ok()) return;
-    server = std::make_unique<net::HttpServer>(net::HttpServerOptions{}, std::move(router));
+    server = std::make_unique<net::HttpServer>(server_options, std::move(router));
     started_ = server->start().ok();
   }
   [[nodiscard]] bool started() const { return started_; }
@@ -683,11 +683,60 @@ TEST(GatewayBrokenUpstreamTest, TruncatedStreamGetsTheGatewaysErrorEvent) {
   const std::size_t error = raw.find(R"(data: {"error":)");
   ASSERT_NE(error, std::string::npos) << raw;
   EXPECT_TRUE(raw.ends_with("data: [DONE]\n\n")) << raw;
-  EXPECT_EQ((*source)->replicas()[0].state, fleet::ReplicaState::kUnhealthy);
+  EXPECT_EQ((*(*source)->replicas())[0].state, fleet::ReplicaState::kUnhealthy);
   EXPECT_EQ((*gw)->quota("acme")->requests_in_window(), 1);  // Settled to an estimate.
   g.server->stop();
   g.upstream->stop();
   for (auto& t : cutters)
+    t.join();
+}
+
+// A client that reads slower than its replica streams: the gateway stops reading the replica
+// while more than max_client_buffer_bytes wait for the client, so its own write buffer
+// (max_pending_write_bytes, far smaller than the stream) never overflows, which would cut
+// the stream. The client reads nothing at first, through a small receive window.
+TEST(GatewayOneReplicaTest, SlowClientHoldsBackTheReplicaInsteadOfLosingTheStream) {
+  constexpr int kEvents = 1024;
+  const std::string payload(8 << 10, 'x');  // 8 MiB in all: more than the sockets hold.
+  std::vector<std::thread> writers;
+  net::Router upstream_routes;
+  const auto handler = [&](net::HttpRequest, net::ResponseWriter w) {
+    w.start(200, net::sse_response_headers());
+    writers.emplace_back([w, &payload]() mutable {
+      for (int i = 0; i < kEvents && !w.is_closed(); ++i) {
+        while (w.buffered_bytes() > (256u << 10) && !w.is_closed())
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        w.write(net::format_sse_data(fmt::format(R"({{"i":{},"p":"{}"}})", i, payload)));
+      }
+      w.write(net::format_sse_data("[DONE]"));
+      w.finish();
+    });
+  };
+  ASSERT_TRUE(upstream_routes.add("POST", "/v1/chat/completions", handler).ok());
+  GatewayOptions options;
+  options.max_client_buffer_bytes = 16 << 10;
+  net::HttpServerOptions server_options;
+  server_options.max_pending_write_bytes = 64 << 10;
+  OneReplicaGateway g(std::move(upstream_routes), options, server_options);
+  ASSERT_TRUE(g.started());
+
+  net::testing::RawSocket client(g.server->port(), 4096);
+  ASSERT_TRUE(client.connected());
+  const std::string body = chat_body(R"(,"stream":true)");
+  ASSERT_TRUE(client.send(
+      fmt::format("POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n"
+                  "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+                  kAcmeKey, body.size(), body)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // Not reading yet.
+  ASSERT_TRUE(client.read_until("data: [DONE]\n\n")) << client.buffer().substr(0, 300);
+  const std::string& raw = client.buffer();
+  EXPECT_EQ(raw.find(R"(data: {"error":)"), std::string::npos);
+  for (const int i : {0, kEvents / 2, kEvents - 1}) {
+    EXPECT_NE(raw.find(fmt::format(R"({{"i":{},"p":")", i)), std::string::npos) << i;
+  }
+  g.server->stop();
+  g.upstream->stop();
+  for (auto& t : writers)
     t.join();
 }
 

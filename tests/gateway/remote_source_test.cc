@@ -119,7 +119,8 @@ std::unique_ptr<RemoteReplicaSource> make_source(const RemoteReplicaSourceOption
 }
 
 ReplicaState state_of(const RemoteReplicaSource& s, const std::string& id) {
-  for (const auto& v : s.replicas()) {
+  const ReplicaSnapshot list = s.replicas();  // Held through the loop.
+  for (const auto& v : *list) {
     if (v.id == id) return v.state;
   }
   ADD_FAILURE() << "no replica " << id;
@@ -155,12 +156,12 @@ TEST(RemoteReplicaSource, PollsTheListWithEveryField) {
   ManualClock clock;
   auto source = make_source(manual_options(control.url()), clock);
   ASSERT_TRUE(source);
-  EXPECT_TRUE(source->replicas().empty());  // Nothing before the first poll.
+  EXPECT_TRUE(source->replicas()->empty());  // Nothing before the first poll.
   EXPECT_FALSE(source->last_success().has_value());
   ASSERT_TRUE(source->poll_once().ok());
   const auto list = source->replicas();
-  ASSERT_EQ(list.size(), 2u);
-  const fleet::ReplicaView& r = list[0];
+  ASSERT_EQ(list->size(), 2u);
+  const fleet::ReplicaView& r = (*list)[0];
   EXPECT_EQ(r.id, "r1");
   EXPECT_EQ(r.model, "stories");
   EXPECT_EQ(r.provider, "azure");
@@ -175,13 +176,13 @@ TEST(RemoteReplicaSource, PollsTheListWithEveryField) {
   EXPECT_DOUBLE_EQ(r.rtt_ms, 3);
   EXPECT_DOUBLE_EQ(r.cost_per_gpu_hour, 2.5);
   EXPECT_EQ(r.capacity, fleet::CapacityKind::kReserved);
-  EXPECT_EQ(list[1].state, ReplicaState::kStarting);
+  EXPECT_EQ((*list)[1].state, ReplicaState::kStarting);
   EXPECT_EQ(source->last_success(), clock.now());
 
   // The next poll replaces the list.
   control.set(list_json({replica_json("r3", "draining")}));
   ASSERT_TRUE(source->poll_once().ok());
-  ASSERT_EQ(source->replicas().size(), 1u);
+  ASSERT_EQ(source->replicas()->size(), 1u);
   EXPECT_EQ(state_of(*source, "r3"), ReplicaState::kDraining);
 }
 
@@ -210,14 +211,14 @@ TEST(RemoteReplicaSource, MalformedAnswersKeepTheLastListAndAreLogged) {
     control.set(body, status);
     const Status s = source->poll_once();
     EXPECT_FALSE(s.ok()) << body;
-    ASSERT_EQ(source->replicas().size(), 1u) << body;
+    ASSERT_EQ(source->replicas()->size(), 1u) << body;
     EXPECT_EQ(state_of(*source, "r1"), ReplicaState::kReady) << body;
   }
   // One error line for the whole streak of failures, then one line when it recovers.
   EXPECT_EQ(logs.count("control plane poll failed"), 1);
   control.set(list_json({replica_json("r1", "ready"), replica_json("r2", "ready")}));
   ASSERT_TRUE(source->poll_once().ok());
-  EXPECT_EQ(source->replicas().size(), 2u);
+  EXPECT_EQ(source->replicas()->size(), 2u);
   EXPECT_EQ(logs.count("control plane poll recovered"), 1);
 }
 
@@ -235,7 +236,7 @@ TEST(RemoteReplicaSource, AnOversizedAnswerIsRefused) {
     many.push_back(replica_json(fmt::format("big-{}", i), "ready"));
   control.set(list_json(many));
   EXPECT_FALSE(source->poll_once().ok());
-  EXPECT_EQ(source->replicas().size(), 1u);
+  EXPECT_EQ(source->replicas()->size(), 1u);
   // Within the byte limit but over the count limit.
   control.set(list_json({replica_json("a", "ready"), replica_json("b", "ready"),
                          R"({"id":"c","model":"m","provider":"","region":"","pool":"","url":"",)"
@@ -245,7 +246,7 @@ TEST(RemoteReplicaSource, AnOversizedAnswerIsRefused) {
   const Status s = source->poll_once();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("limit"), std::string::npos) << s.error().message();
-  EXPECT_EQ(source->replicas().size(), 1u);
+  EXPECT_EQ(source->replicas()->size(), 1u);
 }
 
 TEST(RemoteReplicaSource, AStaleListShowsEveryReplicaUnhealthy) {
@@ -321,7 +322,7 @@ TEST(RemoteReplicaSource, PollsInTheBackground) {
   while (control.replica_polls() < 3 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_GE(control.replica_polls(), 3);
-  ASSERT_EQ(source->replicas().size(), 1u);
+  ASSERT_EQ(source->replicas()->size(), 1u);
   source.reset();  // Stops and joins the poller.
   const int polls = control.replica_polls();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));

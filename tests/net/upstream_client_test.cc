@@ -15,7 +15,10 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include "net/http_server.h"
@@ -44,6 +47,7 @@ struct Outcome {
   int head_status = 0;
   std::string body;
   int pieces = 0;
+  bool sent_now = false;  // call_sent_now: send_now() wrote the request.
 };
 
 // An event loop on its own thread, as an HttpServer I/O thread would be.
@@ -70,14 +74,41 @@ class Loop {
         outcome->head_status = status;
         return true;
       };
-      const UpstreamClient::BodyCallback on_body =
-          [&](std::string_view piece) -> asio::awaitable<bool> {
+      const UpstreamClient::BodyCallback on_body = [&](std::string_view piece) {
         outcome->body.append(piece);
         ++outcome->pieces;
-        co_return !keep_reading || keep_reading();
+        return !keep_reading || keep_reading() ? UpstreamClient::Body::kContinue
+                                               : UpstreamClient::Body::kStop;
       };
       outcome->result =
-          co_await client.stream("127.0.0.1", port, request, on_head, on_body, cancel);
+          co_await client.stream("127.0.0.1", port, request, on_head, on_body, {}, cancel);
+    };
+    auto done = asio::co_spawn(strand_, run(), asio::use_future);
+    EXPECT_EQ(done.wait_for(2 * kHangGuard), std::future_status::ready);
+    done.get();
+    return std::move(*outcome);
+  }
+
+  // The same, with the request written by send_now() first, as the gateway does, then
+  // stream() given what it wrote.
+  Outcome call_sent_now(UpstreamClient& client, int port, const HttpClientRequest& request) {
+    auto outcome = std::make_shared<Outcome>();
+    auto run = [this, &client, port, &request, outcome]() -> asio::awaitable<void> {
+      const Result<UpstreamRequest> prepared = UpstreamRequest::from(request);
+      EXPECT_TRUE(prepared.ok());
+      UpstreamClient::Sent sent = client.send_now("127.0.0.1", port, *prepared, strand_);
+      outcome->sent_now = static_cast<bool>(sent);
+      const UpstreamClient::HeadCallback on_head = [&](int status, const HttpHeaders&) {
+        outcome->head_status = status;
+        return true;
+      };
+      const UpstreamClient::BodyCallback on_body = [&](std::string_view piece) {
+        outcome->body.append(piece);
+        ++outcome->pieces;
+        return UpstreamClient::Body::kContinue;
+      };
+      outcome->result = co_await client.stream("127.0.0.1", port, *prepared, on_head, on_body, {},
+                                               nullptr, std::move(sent));
     };
     auto done = asio::co_spawn(strand_, run(), asio::use_future);
     EXPECT_EQ(done.wait_for(2 * kHangGuard), std::future_status::ready);
@@ -154,6 +185,48 @@ TEST(UpstreamClient, KeepsOnlyTheResponseFieldsAskedFor) {
   EXPECT_EQ(options.validate().code(), ErrorCode::kInvalidArgument);
   options.response_fields.assign(65, "X-A");
   EXPECT_EQ(options.validate().code(), ErrorCode::kInvalidArgument);
+}
+
+// A piece answered with kWait makes the call await on_wait before it reads on; on_wait's
+// false stops it (kCancelled).
+TEST(UpstreamClient, BodyWaitIsAwaitedAndItsFalseStopsTheCall) {
+  auto server = start_server(counting_router(nullptr));
+  UpstreamClient client(guarded_options());
+  Loop loop;
+  for (const bool go_on : {true, false}) {
+    auto waits = std::make_shared<int>(0);
+    auto body = std::make_shared<std::string>();
+    auto result =
+        std::make_shared<Result<HttpClientResponse>>(make_error(ErrorCode::kInternal, "not run"));
+    auto run = [&client, port = server->port(), waits, body, result,
+                go_on]() -> asio::awaitable<void> {
+      const UpstreamClient::BodyCallback on_body = [&](std::string_view piece) {
+        body->append(piece);
+        return UpstreamClient::Body::kWait;
+      };
+      const UpstreamClient::WaitCallback on_wait = [&]() -> asio::awaitable<bool> {
+        ++*waits;
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        timer.expires_after(std::chrono::milliseconds(1));
+        co_await timer.async_wait(asio::use_awaitable);
+        co_return go_on;
+      };
+      *result = co_await client.stream("127.0.0.1", port, post("/stream", ""), {}, on_body, on_wait,
+                                       nullptr);
+    };
+    auto done = asio::co_spawn(loop.executor(), run(), asio::use_future);
+    ASSERT_EQ(done.wait_for(2 * kHangGuard), std::future_status::ready);
+    done.get();
+    EXPECT_GE(*waits, 1);
+    if (go_on) {
+      ASSERT_TRUE(result->ok()) << result->error().to_string();
+      EXPECT_EQ(*body, "chunk0;chunk1;chunk2;chunk3;chunk4;");
+    } else {
+      ASSERT_FALSE(result->ok());
+      EXPECT_EQ(result->error().code(), ErrorCode::kCancelled);
+      EXPECT_EQ(*waits, 1);  // Nothing is read after a wait said stop.
+    }
+  }
 }
 
 TEST(UpstreamClient, StreamsTheBodyAsItArrives) {
@@ -288,6 +361,68 @@ TEST(UpstreamClient, ConnectionClosedWhileIdleIsReplacedTransparently) {
   ASSERT_TRUE(b.result.ok()) << b.result.error().to_string();
   EXPECT_EQ(b.body, "second");
   upstream.join();
+}
+
+// send_now writes only on an idle kept-alive connection of the loop; stream() then reads the
+// answer of what it wrote (the server sees each request once, on the one connection).
+TEST(UpstreamClient, SendNowWritesOnAnIdleConnectionAndStreamReadsItsAnswer) {
+  std::atomic<int> requests{0};
+  auto server = start_server(counting_router(&requests));
+  UpstreamClient client(guarded_options());
+  Loop loop;
+  Outcome first = loop.call_sent_now(client, server->port(), post("/echo", "one"));
+  EXPECT_FALSE(first.sent_now);  // No connection yet: stream() connected and sent.
+  ASSERT_TRUE(first.result.ok()) << first.result.error().to_string();
+  EXPECT_EQ(first.body, "one");
+  const std::string peer(first.result->headers.get("X-Peer").value_or(""));
+  for (int i = 0; i < 3; ++i) {
+    const std::string body = "again " + std::to_string(i);
+    Outcome o = loop.call_sent_now(client, server->port(), post("/echo", body));
+    EXPECT_TRUE(o.sent_now) << i;
+    ASSERT_TRUE(o.result.ok()) << o.result.error().to_string();
+    EXPECT_EQ(o.result->status, 200);
+    EXPECT_EQ(o.head_status, 200);
+    EXPECT_EQ(o.body, body);
+    EXPECT_EQ(o.result->headers.get("X-Peer").value_or(""), peer);  // The same connection.
+  }
+  EXPECT_EQ(requests.load(), 4);
+  EXPECT_EQ(server->open_connections(), 1);
+
+  // Bad arguments write nothing; stream() reports them.
+  const Result<UpstreamRequest> prepared = UpstreamRequest::from(post("/echo", "x"));
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_FALSE(client.send_now("not-an-ip", server->port(), *prepared, loop.executor()));
+  EXPECT_FALSE(client.send_now("127.0.0.1", 0, *prepared, loop.executor()));
+}
+
+// A request send_now wrote on a connection the upstream had closed while it was idle is sent
+// again on a fresh connection, as any call on a reused connection is.
+TEST(UpstreamClient, SendNowOnAConnectionClosedWhileIdleIsRetriedOnAFreshOne) {
+  RawListener listener;
+  std::atomic<int> second_got{0};
+  std::thread upstream([&] {
+    const int first = listener.accept_one();
+    char buf[4096];
+    (void)::recv(first, buf, sizeof buf, 0);
+    const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst";
+    (void)::send(first, ok.data(), ok.size(), MSG_NOSIGNAL);
+    ::close(first);
+    const int second = listener.accept_one();
+    second_got = static_cast<int>(::recv(second, buf, sizeof buf, 0));
+    const std::string again = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
+    (void)::send(second, again.data(), again.size(), MSG_NOSIGNAL);
+    ::close(second);
+  });
+  UpstreamClient client(guarded_options());
+  Loop loop;
+  Outcome a = loop.call(client, listener.port(), post("/x", "1"));
+  ASSERT_TRUE(a.result.ok()) << a.result.error().to_string();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // Let the close arrive.
+  Outcome b = loop.call_sent_now(client, listener.port(), post("/x", "2"));
+  ASSERT_TRUE(b.result.ok()) << b.result.error().to_string();
+  EXPECT_EQ(b.body, "second");
+  upstream.join();
+  EXPECT_GT(second_got.load(), 0);  // The whole request went out again.
 }
 
 TEST(UpstreamClient, SilentUpstreamTimesOutAndRefusedConnectIsUnavailable) {

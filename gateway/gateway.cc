@@ -78,6 +78,8 @@ Gateway::Gateway(fleet::FleetSpec spec, GatewayOptions options, ReplicaSource& s
       quotas_(spec_, clock),
       policy_(std::move(policy)),
       metrics_(metrics),
+      success_(std::make_unique<std::atomic<const GatewayMetrics::SuccessCounters*>[]>(
+          spec_.tenants.size() * spec_.models.size())),
       inflight_(metrics.gauge("spillway_gateway_inflight_requests",
                               "Requests being forwarded to replicas.")),
       queued_(metrics.gauge("spillway_gateway_queued_requests",

@@ -37,11 +37,14 @@
 // loops); the destructor answers requests still waiting for a slot with 503.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/metrics.h"
@@ -104,6 +107,9 @@ class Gateway {
   // executor with the request's slot) ended, normally or by `failed`.
   void forwarded(ProxyCall& call, const std::exception_ptr& failed);
   void finish(const Admitted& admitted, const ProxyOutcome& outcome);
+  // What a success of spec_.tenants[tenant] on spec_.models[model] adds to: looked up at the
+  // pair's first success, then read without a lock or a lookup.
+  const GatewayMetrics::SuccessCounters& success_counters(std::size_t tenant, std::size_t model);
   void models(const net::HttpRequest& request, net::ResponseWriter writer);
   void ready(net::ResponseWriter writer) const;
   void replicas(net::ResponseWriter writer) const;
@@ -124,6 +130,10 @@ class Gateway {
   TenantQuotas quotas_;
   std::unique_ptr<fleet::RoutingPolicy> policy_;
   GatewayMetrics metrics_;
+  // By tenant index * models + model index; null until success_counters() makes the entry.
+  const std::unique_ptr<std::atomic<const GatewayMetrics::SuccessCounters*>[]> success_;
+  std::mutex success_mu_;
+  std::vector<std::unique_ptr<GatewayMetrics::SuccessCounters>> success_made_;  // success_mu_.
   Gauge& inflight_;
   Gauge& queued_;
   DecisionLog decisions_;

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <exception>
 #include <variant>
@@ -67,11 +66,8 @@ struct Gateway::Admitted {
   fleet::TokenQuota* quota = nullptr;
   fleet::Reservation reservation;
   std::int64_t prompt_bound = 0;
-  // The counters of a success, looked up once the request is on its way to a replica (see
-  // forwarding in generate()); null until then. Set on the forwarding task's thread, read by
-  // finish() on the connection's: `ready` is stored last, with release.
-  GatewayMetrics::SuccessCounters counters;
-  std::atomic<bool> ready{false};
+  std::size_t tenant_index = 0;  // In spec_.tenants and spec_.models: success_counters().
+  std::size_t model_index = 0;
 };
 
 void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::ResponseWriter writer) {
@@ -172,6 +168,8 @@ void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::Respons
   admitted->quota = quota;
   admitted->reservation = *reservation;
   admitted->prompt_bound = worst.prompt_tokens;
+  admitted->tenant_index = static_cast<std::size_t>(&t - spec_.tenants.data());
+  admitted->model_index = static_cast<std::size_t>(model - spec_.models.data());
 
   call->before_completion = [this, admitted](const ProxyOutcome& outcome) {
     finish(*admitted, outcome);
@@ -179,7 +177,7 @@ void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::Respons
 
   pool_.submit(
       t.priority,
-      [this, call, admitted](ProxyPool::Slot slot) {
+      [this, call](ProxyPool::Slot slot) {
         queued_.set(static_cast<double>(pool_.queued()));
         // The forwarding continues on the client connection's own I/O thread: at once when
         // the slot was free (this is that thread, in the handler), else when this task's turn
@@ -200,12 +198,6 @@ void Gateway::generate(Endpoint endpoint, net::HttpRequest request, net::Respons
           slot.reset();
         };
         asio::co_spawn(*executor, proxy_.run(call, std::move(first)), std::move(done));
-        // On the connection's loop the coroutine is waiting for the replica now (or is done),
-        // so the lookups finish() needs happen here, not between the replica's answer and the
-        // client; off the loop it may be running meanwhile, and finish() takes the counters
-        // only once `ready` says they are set.
-        admitted->counters = metrics_.success_counters(admitted->tenant, admitted->model);
-        admitted->ready.store(true, std::memory_order_release);
       },
       [this, call, admitted](const Error& why) {
         (void)admitted->quota->release(admitted->reservation);
@@ -235,23 +227,41 @@ void Gateway::forwarded(ProxyCall& call, const std::exception_ptr& failed) {
   call.writer = net::ResponseWriter();  // Lets the exchange see the end at once.
 }
 
+const GatewayMetrics::SuccessCounters& Gateway::success_counters(std::size_t tenant,
+                                                                 std::size_t model) {
+  std::atomic<const GatewayMetrics::SuccessCounters*>& slot =
+      success_[tenant * spec_.models.size() + model];
+  if (const auto* made = slot.load(std::memory_order_acquire)) return *made;
+  std::lock_guard lock(success_mu_);
+  if (const auto* made = slot.load(std::memory_order_acquire)) return *made;
+  const GatewayMetrics::SuccessCounters& made =
+      *success_made_.emplace_back(std::make_unique<GatewayMetrics::SuccessCounters>(
+          metrics_.success_counters(spec_.tenants[tenant].name, spec_.models[model].name)));
+  slot.store(&made, std::memory_order_release);
+  return made;
+}
+
 void Gateway::finish(const Admitted& admitted, const ProxyOutcome& outcome) {
-  const bool ready = admitted.ready.load(std::memory_order_acquire);
-  if (ready && outcome.status == 200) {
-    admitted.counters.requests->inc();
+  if (outcome.status == 200) {
+    const GatewayMetrics::SuccessCounters& counters =
+        success_counters(admitted.tenant_index, admitted.model_index);
+    counters.requests->inc();
+    if (outcome.usage) {
+      const std::int64_t prompt = outcome.usage->prompt_tokens;
+      const std::int64_t completion = outcome.usage->completion_tokens;
+      (void)admitted.quota->settle(admitted.reservation, prompt + completion);
+      if (prompt > 0) counters.prompt_tokens->inc(static_cast<double>(prompt));
+      if (completion > 0) counters.completion_tokens->inc(static_cast<double>(completion));
+      return;
+    }
   } else {
     metrics_.request(admitted.tenant, admitted.model, outcome.status);
   }
   if (outcome.usage) {
-    const std::int64_t prompt = outcome.usage->prompt_tokens;
-    const std::int64_t completion = outcome.usage->completion_tokens;
-    (void)admitted.quota->settle(admitted.reservation, prompt + completion);
-    if (!ready) {
-      metrics_.tokens(admitted.tenant, prompt, completion);
-    } else {
-      if (prompt > 0) admitted.counters.prompt_tokens->inc(static_cast<double>(prompt));
-      if (completion > 0) admitted.counters.completion_tokens->inc(static_cast<double>(completion));
-    }
+    const std::int64_t used = outcome.usage->prompt_tokens + outcome.usage->completion_tokens;
+    (void)admitted.quota->settle(admitted.reservation, used);
+    metrics_.tokens(admitted.tenant, outcome.usage->prompt_tokens,
+                    outcome.usage->completion_tokens);
     return;
   }
   if (outcome.output_started) {

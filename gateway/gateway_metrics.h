@@ -1,10 +1,8 @@
 // The gateway's Prometheus series (in the MetricsRegistry it is given):
-//   spillway_gateway_requests_total{tenant,model,code}   requests answered, by HTTP status (a
-//                                                        tenant and model's code="200" series
-//                                                        from their first forwarded request)
+//   spillway_gateway_requests_total{tenant,model,code}   requests answered, by HTTP status
 //   spillway_gateway_tokens_total{tenant,kind}           kind = prompt | completion (settled;
-//                                                        both from a tenant's first forwarded
-//                                                        request)
+//                                                        both from a tenant's first tokens or
+//                                                        first success)
 //   spillway_gateway_quota_rejections_total{tenant}      429s from the tenant's budget
 //   spillway_gateway_retries_total                       attempts beyond the first
 //   spillway_gateway_failovers_total                     requests served by a later attempt
@@ -41,9 +39,9 @@ class GatewayMetrics {
   void request(std::string_view tenant, std::string_view model, int status);
   void tokens(std::string_view tenant, std::int64_t prompt, std::int64_t completion);
 
-  // What request(tenant, model, 200) and tokens(tenant, ...) increment, found ahead of time:
-  // the gateway looks them up while a replica works, so the end of a request (before its
-  // answer reaches the client) only adds to them.
+  // What request(tenant, model, 200) and tokens(tenant, ...) increment: the gateway keeps
+  // them per tenant and model, so the end of a successful request (before its answer reaches
+  // the client) only adds to them, with no lookup.
   struct SuccessCounters {
     Counter* requests = nullptr;
     Counter* prompt_tokens = nullptr;

@@ -235,7 +235,7 @@ Proxy::Start Proxy::start(ProxyCall& call, const asio::any_io_executor& executor
   Start s{.request = upstream_request(call),
           .random = SeededRandom(options_.seed + calls_.fetch_add(1, std::memory_order_relaxed)),
           .replicas = nullptr,
-          .view = make_error(ErrorCode::kInternal, "not routed"),
+          .view = std::nullopt,
           .sent = {},
           .sent_at = {}};
   if (!s.request.ok() || call.writer.is_closed()) return s;
@@ -244,9 +244,9 @@ Proxy::Start Proxy::start(ProxyCall& call, const asio::any_io_executor& executor
   const auto* loop = executor.target<asio::io_context::executor_type>();
   if (loop == nullptr || !loop->running_in_this_thread()) return s;
   s.replicas = replicas_with_overlay();
-  s.view = route(call, s.replicas, {}, s.random);
-  if (!s.view.ok()) return s;
-  const Result<UpstreamAddress>& address = address_of((*s.view)->url);
+  s.view.emplace(route(call, s.replicas, {}, s.random));
+  if (!s.view->ok()) return s;
+  const Result<UpstreamAddress>& address = address_of((**s.view)->url);
   if (!address.ok()) return s;  // attempt_once reports it.
   s.sent_at = clock_.now();
   s.sent = client_.send_now(address->host, address->port, *s.request, executor);
@@ -288,12 +288,12 @@ asio::awaitable<ProxyOutcome> Proxy::run(std::shared_ptr<ProxyCall> call_ptr, St
     }
     // The first attempt was routed (and maybe sent) by start(). `replicas` is held through the
     // attempt: `view` points into it.
-    const bool routed = attempt == 1 && first.replicas != nullptr;
+    const bool routed = attempt == 1 && first.view.has_value();
     ReplicaSnapshot replicas;
     std::optional<Result<const fleet::ReplicaView*>> chosen;
     if (routed) {
       replicas = std::move(first.replicas);
-      chosen.emplace(first.view);
+      chosen = std::move(first.view);
     } else {
       replicas = replicas_with_overlay();
       chosen.emplace(route(call, replicas, tried, first.random));

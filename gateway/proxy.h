@@ -110,7 +110,8 @@ class Proxy {
     Result<net::UpstreamRequest> request;
     SeededRandom random;       // The call's, for routing.
     ReplicaSnapshot replicas;  // What the first attempt was routed on; null: not routed.
-    Result<const fleet::ReplicaView*> view;  // Into `replicas`: the first choice.
+    // Into `replicas`: the first choice, or why there was none; nullopt: not routed.
+    std::optional<Result<const fleet::ReplicaView*>> view;
     net::UpstreamClient::Sent sent;
     std::optional<TimePoint> sent_at;
   };

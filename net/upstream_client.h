@@ -84,8 +84,8 @@ namespace internal {
 class UpstreamConnection;
 }
 
-// A request already written, whole or in part, by UpstreamClient::send_now(): stream() goes
-// on from there. Empty when send_now() wrote nothing.
+// A request UpstreamClient::send_now() began to write (whole or in part) on a connection it
+// took: stream() goes on from there. Empty when send_now() took no connection.
 class UpstreamSent {
  public:
   UpstreamSent() = default;
@@ -117,9 +117,10 @@ class UpstreamClient {
   // Writes `request` to host:port now, on the calling thread, when this loop holds an idle
   // kept-alive connection to it: what the socket takes at once (the whole request, usually).
   // stream() then goes on from there, so a caller that has work to do before it can await
-  // stream() (setting up its coroutine) need not hold the request back for it. Empty when
-  // nothing was written: no idle connection, bad options or host, or a failed write (the
-  // connection is dropped, and stream() starts over). REQUIRES: called on the thread running
+  // stream() (setting up its coroutine) need not hold the request back for it. Empty when it
+  // took no connection: none idle, bad options or host, or a failed write (the connection is
+  // dropped, and stream() starts over); a socket that took nothing yet (would block) still
+  // counts, and stream() writes the rest. REQUIRES: called on the thread running
   // `executor`, the executor stream() will be awaited on, and stream() awaited with the same
   // host, port and request.
   [[nodiscard]] Sent send_now(const std::string& host, int port, const UpstreamRequest& request,

@@ -83,15 +83,20 @@ TEST(HttpServer, NotFoundAndMethodNotAllowed) {
   EXPECT_EQ(r->status, 400);
 }
 
-TEST(HttpServer, PluggableErrorRenderer) {
+// The answer to GET /missing from a server with `renderer`.
+std::optional<testing::ParsedResponse> missing_route_answer(ErrorRenderer renderer) {
   HttpServerOptions o = test_options();
-  o.error_renderer = [](int status, std::string_view message) {
-    return HttpResponse::json(status, "{\"custom\":\"" + std::string(message) + "\"}");
-  };
+  o.error_renderer = std::move(renderer);
   auto server = start_server(demo_router(), o);
   RawSocket s(server->port());
-  ASSERT_TRUE(s.send(simple_get("/missing")));
-  auto r = read_response(s);
+  if (!s.send(simple_get("/missing"))) return std::nullopt;
+  return read_response(s);
+}
+
+TEST(HttpServer, PluggableErrorRenderer) {
+  auto r = missing_route_answer([](int status, std::string_view message) {
+    return HttpResponse::json(status, "{\"custom\":\"" + std::string(message) + "\"}");
+  });
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 404);
   EXPECT_EQ(r->body, R"({"custom":"no route for GET /missing"})");
@@ -100,18 +105,13 @@ TEST(HttpServer, PluggableErrorRenderer) {
 // The renderer's fields are written only when valid: a value with CR LF would add a field of
 // the renderer's choosing (or end the head early).
 TEST(HttpServer, ErrorRendererFieldsAreChecked) {
-  HttpServerOptions o = test_options();
-  o.error_renderer = [](int status, std::string_view) {
-    HttpResponse r = HttpResponse::json(status, "{}");
-    r.headers.add("X-Good", "yes");
-    r.headers.add("X-Bad", "a\r\nX-Injected: 1");
-    r.headers.add("Bad Name", "x");
-    return r;
-  };
-  auto server = start_server(demo_router(), o);
-  RawSocket s(server->port());
-  ASSERT_TRUE(s.send(simple_get("/missing")));
-  auto r = read_response(s);
+  auto r = missing_route_answer([](int status, std::string_view) {
+    HttpResponse answer = HttpResponse::json(status, "{}");
+    answer.headers.add("X-Good", "yes");
+    answer.headers.add("X-Bad", "a\r\nX-Injected: 1");
+    answer.headers.add("Bad Name", "x");
+    return answer;
+  });
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 404);
   EXPECT_EQ(r->headers.get("X-Good"), "yes");

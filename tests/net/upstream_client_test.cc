@@ -67,9 +67,23 @@ class Loop {
   Outcome call(UpstreamClient& client, int port, HttpClientRequest request,
                std::shared_ptr<UpstreamCancel> cancel = nullptr,
                std::function<bool()> keep_reading = {}) {
+    return run_call(client, port, std::move(request), std::move(cancel), std::move(keep_reading),
+                    false);
+  }
+
+  // The same, with the request written by send_now() first, as the gateway does, then
+  // stream() given what it wrote.
+  Outcome call_sent_now(UpstreamClient& client, int port, HttpClientRequest request) {
+    return run_call(client, port, std::move(request), nullptr, {}, true);
+  }
+
+ private:
+  Outcome run_call(UpstreamClient& client, int port, HttpClientRequest request,
+                   std::shared_ptr<UpstreamCancel> cancel, std::function<bool()> keep_reading,
+                   bool send_first) {
     auto outcome = std::make_shared<Outcome>();
-    auto run = [&client, port, request = std::move(request), cancel, outcome,
-                keep_reading]() -> asio::awaitable<void> {
+    auto run = [this, &client, port, request = std::move(request), cancel, outcome, keep_reading,
+                send_first]() -> asio::awaitable<void> {
       const UpstreamClient::HeadCallback on_head = [&](int status, const HttpHeaders&) {
         outcome->head_status = status;
         return true;
@@ -80,35 +94,17 @@ class Loop {
         return !keep_reading || keep_reading() ? UpstreamClient::Body::kContinue
                                                : UpstreamClient::Body::kStop;
       };
-      outcome->result =
-          co_await client.stream("127.0.0.1", port, request, on_head, on_body, {}, cancel);
-    };
-    auto done = asio::co_spawn(strand_, run(), asio::use_future);
-    EXPECT_EQ(done.wait_for(2 * kHangGuard), std::future_status::ready);
-    done.get();
-    return std::move(*outcome);
-  }
-
-  // The same, with the request written by send_now() first, as the gateway does, then
-  // stream() given what it wrote.
-  Outcome call_sent_now(UpstreamClient& client, int port, const HttpClientRequest& request) {
-    auto outcome = std::make_shared<Outcome>();
-    auto run = [this, &client, port, &request, outcome]() -> asio::awaitable<void> {
+      if (!send_first) {
+        outcome->result =
+            co_await client.stream("127.0.0.1", port, request, on_head, on_body, {}, cancel);
+        co_return;
+      }
       const Result<UpstreamRequest> prepared = UpstreamRequest::from(request);
       EXPECT_TRUE(prepared.ok());
       UpstreamClient::Sent sent = client.send_now("127.0.0.1", port, *prepared, strand_);
       outcome->sent_now = static_cast<bool>(sent);
-      const UpstreamClient::HeadCallback on_head = [&](int status, const HttpHeaders&) {
-        outcome->head_status = status;
-        return true;
-      };
-      const UpstreamClient::BodyCallback on_body = [&](std::string_view piece) {
-        outcome->body.append(piece);
-        ++outcome->pieces;
-        return UpstreamClient::Body::kContinue;
-      };
       outcome->result = co_await client.stream("127.0.0.1", port, *prepared, on_head, on_body, {},
-                                               nullptr, std::move(sent));
+                                               cancel, std::move(sent));
     };
     auto done = asio::co_spawn(strand_, run(), asio::use_future);
     EXPECT_EQ(done.wait_for(2 * kHangGuard), std::future_status::ready);
@@ -116,7 +112,6 @@ class Loop {
     return std::move(*outcome);
   }
 
- private:
   asio::io_context ioc_{1};
   asio::any_io_executor strand_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
@@ -334,23 +329,29 @@ TEST(UpstreamClient, BodyBytesThatCameWithTheHeadAreNotHeldBack) {
   EXPECT_EQ(waited_ok, std::vector<bool>({true, true}));
 }
 
-TEST(UpstreamClient, ConnectionClosedWhileIdleIsReplacedTransparently) {
-  RawListener listener;
-  std::thread upstream([&] {
-    // First connection: answer once, then close it while the client keeps it idle.
+// An upstream that answers "first" on its first connection and then closes it (while the
+// client keeps it idle), then answers "second" on the next connection: the retry. What that
+// retry's first read got goes to `retry_bytes`.
+std::thread close_after_first_answer(RawListener& listener, std::atomic<int>& retry_bytes) {
+  return std::thread([&listener, &retry_bytes] {
     const int first = listener.accept_one();
     char buf[4096];
     (void)::recv(first, buf, sizeof buf, 0);
     const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst";
     (void)::send(first, ok.data(), ok.size(), MSG_NOSIGNAL);
     ::close(first);
-    // Second connection: the retry of the next call.
     const int second = listener.accept_one();
-    (void)::recv(second, buf, sizeof buf, 0);
+    retry_bytes = static_cast<int>(::recv(second, buf, sizeof buf, 0));
     const std::string again = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
     (void)::send(second, again.data(), again.size(), MSG_NOSIGNAL);
     ::close(second);
   });
+}
+
+TEST(UpstreamClient, ConnectionClosedWhileIdleIsReplacedTransparently) {
+  RawListener listener;
+  std::atomic<int> retry_bytes{0};
+  std::thread upstream = close_after_first_answer(listener, retry_bytes);
   UpstreamClient client(guarded_options());
   Loop loop;
   Outcome a = loop.call(client, listener.port(), post("/x", "1"));
@@ -400,19 +401,7 @@ TEST(UpstreamClient, SendNowWritesOnAnIdleConnectionAndStreamReadsItsAnswer) {
 TEST(UpstreamClient, SendNowOnAConnectionClosedWhileIdleIsRetriedOnAFreshOne) {
   RawListener listener;
   std::atomic<int> second_got{0};
-  std::thread upstream([&] {
-    const int first = listener.accept_one();
-    char buf[4096];
-    (void)::recv(first, buf, sizeof buf, 0);
-    const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst";
-    (void)::send(first, ok.data(), ok.size(), MSG_NOSIGNAL);
-    ::close(first);
-    const int second = listener.accept_one();
-    second_got = static_cast<int>(::recv(second, buf, sizeof buf, 0));
-    const std::string again = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
-    (void)::send(second, again.data(), again.size(), MSG_NOSIGNAL);
-    ::close(second);
-  });
+  std::thread upstream = close_after_first_answer(listener, second_got);
   UpstreamClient client(guarded_options());
   Loop loop;
   Outcome a = loop.call(client, listener.port(), post("/x", "1"));

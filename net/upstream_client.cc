@@ -99,29 +99,25 @@ class internal::UpstreamConnection
   bool timed_out_ = false;
 };
 
-namespace {
-
-using Connection = internal::UpstreamConnection;
-
 // The idle kept-alive connections of one event loop, by upstream ("host:port"). A service of
 // the loop's io_context: it is shut down (closing them) with the loop.
-class IdleConnections final : public asio::execution_context::service {
+class internal::IdleConnections final : public asio::execution_context::service {
  public:
   static inline asio::execution_context::id id;
 
   explicit IdleConnections(asio::execution_context& context)
       : asio::execution_context::service(context) {}
 
-  std::shared_ptr<Connection> take(const std::string& upstream) {
+  std::shared_ptr<UpstreamConnection> take(const std::string& upstream) {
     std::lock_guard lock(mu_);
     auto it = idle_.find(upstream);
     if (it == idle_.end() || it->second.empty()) return nullptr;
-    std::shared_ptr<Connection> s = std::move(it->second.back());
+    std::shared_ptr<UpstreamConnection> s = std::move(it->second.back());
     it->second.pop_back();
     return s;
   }
 
-  void give(const std::string& upstream, std::shared_ptr<Connection> s, std::size_t max) {
+  void give(const std::string& upstream, std::shared_ptr<UpstreamConnection> s, std::size_t max) {
     std::lock_guard lock(mu_);
     if (shut_down_) return;
     auto& list = idle_[upstream];
@@ -137,9 +133,14 @@ class IdleConnections final : public asio::execution_context::service {
   }
 
   std::mutex mu_;
-  std::unordered_map<std::string, std::vector<std::shared_ptr<Connection>>> idle_;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<UpstreamConnection>>> idle_;
   bool shut_down_ = false;
 };
+
+namespace {
+
+using Connection = internal::UpstreamConnection;
+using IdleConnections = internal::IdleConnections;
 
 // The fields of `head` named in `keep` (all of them when it is empty), into `out`.
 void keep_fields(const http1::ResponseHead& head, const std::vector<std::string>& keep,
@@ -447,17 +448,19 @@ void UpstreamCancel::cancel() {
 UpstreamClient::UpstreamClient(UpstreamClientOptions options)
     : options_(std::move(options)), options_status_(options_.validate()) {}
 
-namespace {
-
 // What calls need to know of one upstream: its address, "host:port" (for messages and as the
 // key of idle connections) and its Host field line.
-struct UpstreamTarget {
+struct internal::UpstreamTarget {
   std::string host;
   int port = 0;
   tcp::endpoint endpoint;
   std::string name;
   std::string host_line;
 };
+
+namespace {
+
+using UpstreamTarget = internal::UpstreamTarget;
 
 // The target for host:port. `host` must be an IP literal or "localhost" (the IPv4 loopback).
 // Kept per thread for the last 64 upstreams (a gateway's loop sends to the same few replicas),
@@ -510,6 +513,8 @@ UpstreamClient::Sent UpstreamClient::send_now(const std::string& host, int port,
   auto& idle = asio::use_service<IdleConnections>(asio::query(executor, asio::execution::context));
   std::shared_ptr<Connection> c = idle.take((*target)->name);
   if (!c) return sent;
+  sent.target_ = *target;
+  sent.idle_ = &idle;
   const RequestWire wire{request.line(),
                          request.has_host() ? std::string_view() : (*target)->host_line,
                          request.rest()};
@@ -517,7 +522,7 @@ UpstreamClient::Sent UpstreamClient::send_now(const std::string& host, int port,
   const std::size_t written = write_now(*c, wire, 0, ec);
   // A write that failed (the upstream closed the idle connection) drops the connection:
   // stream() starts over, on another one.
-  if (ec && ec != asio::error::would_block) return sent;
+  if (ec && ec != asio::error::would_block) return Sent();
   sent.connection_ = std::move(c);
   sent.written_ = written;
   return sent;
@@ -532,9 +537,13 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
     co_return make_error(ErrorCode::kInvalidArgument, "upstream port {}: must be in [1, 65535]",
                          port);
   }
-  Result<std::shared_ptr<const UpstreamTarget>> found = upstream_target(host, port);
-  if (!found.ok()) co_return found.error();
-  const std::shared_ptr<const UpstreamTarget> target = std::move(found).value();
+  // What send_now() looked up, or the lookups themselves.
+  std::shared_ptr<const UpstreamTarget> target = sent.target_;
+  if (!target) {
+    Result<std::shared_ptr<const UpstreamTarget>> found = upstream_target(host, port);
+    if (!found.ok()) co_return found.error();
+    target = std::move(found).value();
+  }
   const std::string& upstream = target->name;
   error_code ec;
   // The request as prepared, with this upstream's Host field after the request line: written
@@ -543,7 +552,10 @@ asio::awaitable<Result<HttpClientResponse>> UpstreamClient::stream(
       request.line(), request.has_host() ? std::string_view() : target->host_line, request.rest()};
 
   const auto executor = co_await asio::this_coro::executor;
-  auto& idle = asio::use_service<IdleConnections>(asio::query(executor, asio::execution::context));
+  IdleConnections& idle =
+      sent.idle_ != nullptr
+          ? *sent.idle_
+          : asio::use_service<IdleConnections>(asio::query(executor, asio::execution::context));
   const CallContext call{options_, upstream,
                          std::chrono::steady_clock::now() + options_.request_timeout, cancel.get()};
   const tcp::endpoint& endpoint = target->endpoint;

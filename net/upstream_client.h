@@ -82,7 +82,9 @@ class UpstreamCancel : public std::enable_shared_from_this<UpstreamCancel> {
 
 namespace internal {
 class UpstreamConnection;
-}
+class IdleConnections;
+struct UpstreamTarget;
+}  // namespace internal
 
 // A request UpstreamClient::send_now() began to write (whole or in part) on a connection it
 // took: stream() goes on from there. Empty when send_now() took no connection.
@@ -95,6 +97,9 @@ class UpstreamSent {
   friend class UpstreamClient;
   std::shared_ptr<internal::UpstreamConnection> connection_;
   std::size_t written_ = 0;
+  // What send_now() looked up, so stream() need not again.
+  std::shared_ptr<const internal::UpstreamTarget> target_;
+  internal::IdleConnections* idle_ = nullptr;  // The loop's; lives as long as its io_context.
 };
 
 class UpstreamClient {

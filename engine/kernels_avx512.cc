@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "engine/kernels.h"
+#include "engine/kernels_panel_driver.h"
 #include "engine/kernels_x86_shared.h"
 #include "engine/quant_blocks.h"
 #include "engine/quant_repack.h"
@@ -224,14 +225,8 @@ inline __mmask16 tail_mask(std::int64_t left) {
 
 // Panel kernels (engine/quant_repack.h): lane i of every vector is row i of the panel, so a
 // tile of one panel and T tokens keeps T accumulators of 16 rows and never reduces across lanes;
-// each thread streams its panels as one contiguous region.
-
-// Tiles of up to kTokens tokens, over P panels at a time. A pass takes as many tokens as keep
-// their activations within kPassActivationBytes (in L2 beside the panels, which stay in L1/L2
-// for all of the pass's token tiles), so the weights stream from memory once per pass: once
-// per call for decode batches and most prompts. The first tile over a panel prefetches ahead
-// (the others find the panel in cache).
-inline constexpr std::int64_t kPassActivationBytes = std::int64_t{512} << 10;
+// each thread streams its panels as one contiguous region. Tiles of up to kTokens tokens over P
+// panels at a time (engine/kernels_panel_driver.h).
 
 // The int8 kernels take two panels per tile when a pass has several tokens, so that each
 // broadcast activation group feeds two vpdpbusd and the loads no longer outnumber them (~20%
@@ -244,79 +239,6 @@ inline constexpr int kMaxTilePanels = 2;
 // took ~20% longer with one panel per tile, and decode reached 0.82 of the bandwidth limit in
 // Q8_0 (docs/BENCHMARKS.md).
 inline constexpr int kDecodeTilePanels = 4;
-
-// What a tile prefetches: `ahead` units past its own position in its panels (the first tile
-// over a group of panels, which streams them from memory), and/or `next_bytes` bytes of the
-// next group of panels from `next`, spread evenly over its blocks (the later tiles, which find
-// their panels in cache: without this, memory idles while they compute and the first tile of
-// the next group waits on memory while the arithmetic pipes idle).
-struct TilePrefetch {
-  std::int64_t ahead = 0;
-  const std::byte* next = nullptr;
-  std::int64_t next_bytes = 0;
-};
-
-template <typename K, int P, int T>
-void panel_tail(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
-                std::int64_t t, std::int64_t left, const TilePrefetch& prefetch) {
-  if constexpr (T >= 1) {
-    if (left == T) {
-      K::template tile<P, T>(a, panel, r, r_end, t, prefetch);
-      return;
-    }
-    panel_tail<K, P, T - 1>(a, panel, r, r_end, t, left, prefetch);
-  }
-}
-
-// Tokens [t0, t1) over the panels of rows [r0, r1), P panels and up to T tokens per tile.
-template <typename K, int P, int T>
-void drive_pass(const MatmulArgs& a, std::int64_t r0, std::int64_t r1, std::int64_t t0,
-                std::int64_t t1) {
-  const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
-  for (std::int64_t r = r0; r < r1; r += P * kPanelRows) {
-    if constexpr (P > 1) {
-      if (r + (P - 1) * kPanelRows >= r1) {  // Fewer than P panels left.
-        drive_pass<K, P / 2, T>(a, r, r1, t0, t1);
-        return;
-      }
-    }
-    const std::byte* panel = a.w + static_cast<std::size_t>(r / kPanelRows) * panel_bytes;
-    // The tiles after the first share out the next group's bytes (when it is this range's).
-    const std::int64_t tiles = (t1 - t0 + T - 1) / T;
-    const std::byte* next = panel + P * panel_bytes;
-    const std::int64_t next_rows =
-        std::min<std::int64_t>(P * kPanelRows, r1 - (r + P * kPanelRows));
-    const std::int64_t next_bytes =
-        K::kPrefetchNext && tiles > 1 && next_rows > 0
-            ? (next_rows + kPanelRows - 1) / kPanelRows * static_cast<std::int64_t>(panel_bytes)
-            : 0;
-    const auto prefetch_of = [&](std::int64_t t) {
-      const std::int64_t i = (t - t0) / T;
-      const std::int64_t lo = next_bytes * i / tiles;
-      const std::int64_t hi = next_bytes * (i + 1) / tiles;
-      return TilePrefetch{i == 0 && (r == r0 || next_bytes == 0) ? K::kPrefetchUnits : 0, next + lo,
-                          hi - lo};
-    };
-    std::int64_t t = t0;
-    for (; t + T <= t1; t += T)
-      K::template tile<P, T>(a, panel, r, r1, t, prefetch_of(t));
-    panel_tail<K, P, T - 1>(a, panel, r, r1, t, t1 - t, prefetch_of(t));
-  }
-}
-
-template <typename K>
-void drive_panels(const MatmulArgs& a, std::int64_t r0, std::int64_t r1) {
-  const std::int64_t per_pass =
-      std::max<std::int64_t>(K::kTokens, kPassActivationBytes / K::activation_bytes(a));
-  for (std::int64_t t0 = 0; t0 < a.n; t0 += per_pass) {
-    const std::int64_t t1 = std::min(a.n, t0 + per_pass);
-    if (t1 - t0 == 1) {
-      drive_pass<K, K::kDecodePanels, 1>(a, r0, r1, t0, t1);
-    } else {
-      drive_pass<K, K::kMaxPanels, K::kTokens>(a, r0, r1, t0, t1);
-    }
-  }
-}
 
 // Stores the 16 rows of v that lie below r_end as token t's outputs.
 inline void store_panel(const MatmulArgs& a, std::int64_t r, std::int64_t r_end, std::int64_t t,
@@ -430,19 +352,9 @@ struct QuantPanel {
       for (int p = 0; p < P; ++p)
         acc[p][j] = _mm512_setzero_ps();
     }
-    // Lines of the next group prefetched so far (into L2: the tiles of this group use L1).
-    std::int64_t next_line = 0;
-    const std::int64_t next_lines = (prefetch.next_bytes + 63) / 64;
+    BlockPrefetcher prefetcher(prefetch, nb);
     for (std::int64_t b = 0; b < nb; ++b) {
-      if (prefetch.ahead != 0) {
-        for (int p = 0; p < P; ++p) {
-          const std::byte* ahead = quants[p] + (b + prefetch.ahead) * kBlockBytes;
-          for (std::int64_t off = 0; off < kBlockBytes; off += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(ahead + off), _MM_HINT_T0);
-        }
-      }
-      for (const std::int64_t until = next_lines * (b + 1) / nb; next_line < until; ++next_line)
-        _mm_prefetch(reinterpret_cast<const char*>(prefetch.next + 64 * next_line), _MM_HINT_T1);
+      prefetcher.at_block(quants, kBlockBytes, b);
       // Tokens and panels interleaved, so their dependency chains overlap.
       __m512i dot[P][T][kChains];
       for (int j = 0; j < T; ++j) {

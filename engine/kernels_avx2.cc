@@ -4,14 +4,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
 #include "engine/half.h"
 #include "engine/kernels.h"
+#include "engine/kernels_panel_driver.h"
 #include "engine/kernels_x86_shared.h"
 #include "engine/kv_rows.h"
 #include "engine/quant_blocks.h"
+#include "engine/quant_repack.h"
 
 namespace spillway::engine {
 namespace {
@@ -168,6 +171,264 @@ struct Q40Kernel {
         a.y[(t + j) * a.y_stride + r + i] = hsum(acc[i][j]) - 8.0f * offset[i][j];
       }
     }
+  }
+};
+
+// Panel kernels (engine/quant_repack.h, driven by engine/kernels_panel_driver.h): lane i of a
+// 16-row panel's 512-bit group is row i, so at this level each group is two 8-row halves, one
+// vector each, and a tile keeps accumulators per half, panel and token: no horizontal sums, one
+// scale conversion per 8 rows. The 16 ymm registers bound the tiles to one panel for batches
+// (2-4 tokens) and 2-4 panels for decode (that many streams from memory at once); each kernel's
+// sizes are the fastest in matmul_bench (docs/BENCHMARKS.md, "AVX2 panel kernels").
+
+// Stores lanes of v for rows [r, min(r + 8, r_end)) as token t's outputs.
+inline void store_half(const MatmulArgs& a, std::int64_t r, std::int64_t r_end, std::int64_t t,
+                       __m256 v) {
+  float* out = a.y + t * a.y_stride + r;
+  const std::int64_t valid = r_end - r;
+  if (valid >= 8) {
+    _mm256_storeu_ps(out, v);
+  } else if (valid > 0) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, v);
+    std::copy_n(lanes, valid, out);
+  }
+}
+
+// Four int8 activations broadcast to all lanes.
+inline __m256i broadcast4(const std::int8_t* p) {
+  std::int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _mm256_set1_epi32(v);
+}
+
+struct F16Panel {
+  static constexpr int kTokens = 4;
+  static constexpr int kMaxPanels = 1;  // Four tokens already give eight FMA chains.
+  static constexpr int kDecodePanels = 2;
+  static constexpr std::int64_t kPrefetchUnits = 0;  // The hardware prefetchers keep up.
+  static constexpr bool kPrefetchNext = false;
+  static std::int64_t activation_bytes(const MatmulArgs& a) {
+    return a.cols * static_cast<std::int64_t>(sizeof(float));
+  }
+  template <int P, int T>
+  static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
+                   std::int64_t t, const TilePrefetch& /*prefetch*/) {
+    // At least eight independent FMA chains (two halves per panel and token) where registers
+    // allow, to cover the FMA latency.
+    constexpr int kChains = 2 * P * T >= 8 ? 1 : 2;
+    const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
+    const __m128i* w[P];  // Column c of panel p: halves w[p][2c] and w[p][2c + 1].
+    for (int p = 0; p < P; ++p)
+      w[p] = reinterpret_cast<const __m128i*>(panel + static_cast<std::size_t>(p) * panel_bytes);
+    const float* x[T];
+    __m256 acc[P][2][T][kChains];
+    for (int j = 0; j < T; ++j) {
+      x[j] = a.x + (t + j) * a.cols;
+      for (int p = 0; p < P; ++p) {
+        for (int h = 0; h < 2; ++h) {
+          for (int c = 0; c < kChains; ++c)
+            acc[p][h][j][c] = _mm256_setzero_ps();
+        }
+      }
+    }
+    const auto step = [&](std::int64_t k, int c) {
+      for (int p = 0; p < P; ++p) {
+        const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(w[p] + 2 * k));
+        const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(w[p] + 2 * k + 1));
+        for (int j = 0; j < T; ++j) {
+          const __m256 xk = _mm256_set1_ps(x[j][k]);
+          acc[p][0][j][c] = _mm256_fmadd_ps(w0, xk, acc[p][0][j][c]);
+          acc[p][1][j][c] = _mm256_fmadd_ps(w1, xk, acc[p][1][j][c]);
+        }
+      }
+    };
+    std::int64_t k = 0;
+    for (; k + kChains <= a.cols; k += kChains) {
+      for (int c = 0; c < kChains; ++c)
+        step(k + c, c);
+    }
+    for (; k < a.cols; ++k)
+      step(k, 0);
+    for (int p = 0; p < P; ++p) {
+      for (int h = 0; h < 2; ++h) {
+        for (int j = 0; j < T; ++j) {
+          __m256 sum = acc[p][h][j][0];
+          for (int c = 1; c < kChains; ++c)
+            sum = _mm256_add_ps(sum, acc[p][h][j][c]);
+          store_half(a, r + p * kPanelRows + 8 * h, r_end, t + j, sum);
+        }
+      }
+    }
+  }
+};
+
+// What the Q8_0 and Q4_0 panel tiles share: pointers to the P panels' quants and scales and
+// the T tokens' activations, and the float accumulators per panel, half and token.
+template <int P, int T>
+struct QuantPanelTile {
+  const std::byte* quants[P];
+  const std::byte* scales[P];
+  const std::int8_t* q[T];
+  const float* d[T];
+  const std::int32_t* sums[T];
+  __m256 acc[P][2][T];
+
+  QuantPanelTile(const MatmulArgs& a, const std::byte* panel, std::int64_t t,
+                 std::int64_t block_bytes) {
+    const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
+    for (int p = 0; p < P; ++p) {
+      quants[p] = panel + static_cast<std::size_t>(p) * panel_bytes;
+      scales[p] = quants[p] + a.cols / 32 * block_bytes;
+    }
+    for (int j = 0; j < T; ++j) {
+      q[j] = a.xq.q + (t + j) * a.xq.q_stride;
+      d[j] = a.xq.d + (t + j) * a.xq.d_stride;
+      sums[j] = static_cast<const std::int32_t*>(a.xq.sums) + (t + j) * a.xq.sums_stride;
+      for (int p = 0; p < P; ++p) {
+        acc[p][0][j] = _mm256_setzero_ps();
+        acc[p][1][j] = _mm256_setzero_ps();
+      }
+    }
+  }
+
+  // acc += dot * (d_w of the 8 rows) * d_x, for block b's int32 dots.
+  void scale_block(std::int64_t b, const __m256i (&dot)[P][2][T]) {
+    for (int p = 0; p < P; ++p) {
+      for (int h = 0; h < 2; ++h) {
+        const __m256 dw = _mm256_cvtph_ps(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales[p] + 32 * b + 16 * h)));
+        for (int j = 0; j < T; ++j) {
+          acc[p][h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[p][h][j]),
+                                         _mm256_mul_ps(dw, _mm256_set1_ps(d[j][b])), acc[p][h][j]);
+        }
+      }
+    }
+  }
+
+  void store(const MatmulArgs& a, std::int64_t r, std::int64_t r_end, std::int64_t t) const {
+    for (int p = 0; p < P; ++p) {
+      for (int h = 0; h < 2; ++h) {
+        for (int j = 0; j < T; ++j)
+          store_half(a, r + p * kPanelRows + 8 * h, r_end, t + j, acc[p][h][j]);
+      }
+    }
+  }
+};
+
+// Q8_0 (stored as w + 128): flipped back to signed, then the sign trick: |w| as the unsigned
+// operand of maddubs and x with w's sign as the signed one. |w| <= 128 and |x| <= 127, so a
+// pair's sum (<= 32512) never saturates; madd widens each row's four products to int32.
+struct Q80Panel {
+  static constexpr int kTokens = 3;
+  static constexpr int kMaxPanels = 1;
+  static constexpr int kDecodePanels = 2;
+  static constexpr std::int64_t kBlockBytes = 32 * kPanelRows;
+  // Prefetch ~4 KiB ahead in the thread's contiguous run of panels (past a panel's end are its
+  // scales and then the next panel; a prefetch never faults).
+  static constexpr std::int64_t kPrefetchUnits = std::int64_t{4096} / kBlockBytes;
+  static constexpr bool kPrefetchNext = true;
+  static std::int64_t activation_bytes(const MatmulArgs& a) { return a.xq.q_stride; }
+  template <int P, int T>
+  static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
+                   std::int64_t t, const TilePrefetch& prefetch) {
+    const std::int64_t nb = a.cols / 32;
+    QuantPanelTile<P, T> tile(a, panel, t, kBlockBytes);
+    BlockPrefetcher prefetcher(prefetch, nb);
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (std::int64_t b = 0; b < nb; ++b) {
+      prefetcher.at_block(tile.quants, kBlockBytes, b);
+      __m256i dot[P][2][T];
+      for (int p = 0; p < P; ++p) {
+        for (int h = 0; h < 2; ++h) {
+          for (int j = 0; j < T; ++j)
+            dot[p][h][j] = _mm256_setzero_si256();
+        }
+      }
+      for (int g = 0; g < 8; ++g) {
+        __m256i x[T];
+        for (int j = 0; j < T; ++j)
+          x[j] = broadcast4(tile.q[j] + 32 * b + 4 * g);
+        for (int p = 0; p < P; ++p) {
+          for (int h = 0; h < 2; ++h) {
+            const __m256i w =
+                _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                                     tile.quants[p] + b * kBlockBytes + 64 * g + 32 * h)),
+                                 flip);
+            const __m256i w_abs = _mm256_abs_epi8(w);  // -128 becomes 128 (as unsigned).
+            for (int j = 0; j < T; ++j) {
+              const __m256i pairs = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(x[j], w));
+              dot[p][h][j] = _mm256_add_epi32(dot[p][h][j], _mm256_madd_epi16(pairs, ones));
+            }
+          }
+        }
+      }
+      tile.scale_block(b, dot);
+    }
+    tile.store(a, r, r_end, t);
+  }
+};
+
+// Q4_0 (nibbles 0..15): maddubs of the nibbles with x; a block's eight products per lane sum in
+// int16 (<= 8 x 2 x 15 x 127 = 30480), then madd widens them and 8 * sum(x) comes off in int32.
+struct Q40Panel {
+  static constexpr int kTokens = 2;
+  static constexpr int kMaxPanels = 1;
+  static constexpr int kDecodePanels = 4;
+  static constexpr std::int64_t kBlockBytes = 16 * kPanelRows;
+  static constexpr std::int64_t kPrefetchUnits = std::int64_t{4096} / kBlockBytes;
+  static constexpr bool kPrefetchNext = true;
+  static std::int64_t activation_bytes(const MatmulArgs& a) { return a.xq.q_stride; }
+  template <int P, int T>
+  static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
+                   std::int64_t t, const TilePrefetch& prefetch) {
+    const std::int64_t nb = a.cols / 32;
+    QuantPanelTile<P, T> tile(a, panel, t, kBlockBytes);
+    BlockPrefetcher prefetcher(prefetch, nb);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (std::int64_t b = 0; b < nb; ++b) {
+      prefetcher.at_block(tile.quants, kBlockBytes, b);
+      __m256i sum16[P][2][T];
+      for (int p = 0; p < P; ++p) {
+        for (int h = 0; h < 2; ++h) {
+          for (int j = 0; j < T; ++j)
+            sum16[p][h][j] = _mm256_setzero_si256();
+        }
+      }
+      // Stored group g: columns 4g.. in the low nibbles, 16 + 4g.. in the high ones.
+      for (int g = 0; g < 4; ++g) {
+        __m256i x_lo[T], x_hi[T];
+        for (int j = 0; j < T; ++j) {
+          x_lo[j] = broadcast4(tile.q[j] + 32 * b + 4 * g);
+          x_hi[j] = broadcast4(tile.q[j] + 32 * b + 16 + 4 * g);
+        }
+        for (int p = 0; p < P; ++p) {
+          for (int h = 0; h < 2; ++h) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                tile.quants[p] + b * kBlockBytes + 64 * g + 32 * h));
+            const __m256i lo = _mm256_and_si256(v, low4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            for (int j = 0; j < T; ++j) {
+              sum16[p][h][j] = _mm256_add_epi16(
+                  sum16[p][h][j], _mm256_add_epi16(_mm256_maddubs_epi16(lo, x_lo[j]),
+                                                   _mm256_maddubs_epi16(hi, x_hi[j])));
+            }
+          }
+        }
+      }
+      __m256i dot[P][2][T];
+      for (int j = 0; j < T; ++j) {
+        const __m256i offset = _mm256_set1_epi32(8 * tile.sums[j][b]);
+        for (int p = 0; p < P; ++p) {
+          for (int h = 0; h < 2; ++h)
+            dot[p][h][j] = _mm256_sub_epi32(_mm256_madd_epi16(sum16[p][h][j], ones), offset);
+        }
+      }
+      tile.scale_block(b, dot);
+    }
+    tile.store(a, r, r_end, t);
   }
 };
 
@@ -525,9 +786,9 @@ constexpr KernelTable kTable{IsaLevel::kAvx2,
                              drive<Q40Kernel>,
                              drive<Q4KKernel>,
                              drive<Q6KKernel>,
-                             nullptr,  // No panel kernels at this level: the row layout.
-                             nullptr,
-                             nullptr,
+                             drive_panels<F16Panel>,
+                             drive_panels<Q80Panel>,
+                             drive_panels<Q40Panel>,
                              dot_f16,
                              axpy_f16,
                              to_f16,

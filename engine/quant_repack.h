@@ -1,9 +1,11 @@
 // Panel layouts: weight matrices repacked at load time so that the kernels' panel entries
 // (KernelTable::f16_x16, q8_0_x16, q4_0_x16) read one contiguous stream per thread and hold
 // one value per row in each 16-lane vector (no horizontal sums, one scale conversion per 16
-// rows). A panel is kPanelRows consecutive rows; it occupies exactly the bytes those rows take
-// in the file's row layout (panel p starts at p * kPanelRows * row_bytes), and a last partial
-// panel is padded with zero rows. Within panel p, with lane i = row 16p + i:
+// rows; the AVX2 kernels read each 16-lane group as two 8-lane halves). The layout does not
+// depend on the kernel level. A panel is kPanelRows consecutive rows; it occupies exactly the
+// bytes those rows take in the file's row layout (panel p starts at p * kPanelRows *
+// row_bytes), and a last partial panel is padded with zero rows. Within panel p, with lane
+// i = row 16p + i:
 //   F16:  column c at byte 32c: 16 fp16 values, lane i = W[i][c].
 //   Q8_0: nb = cols / 32 blocks. Quants first: block b at byte 512b, eight groups g of 64 bytes;
 //         byte 64g + 4i + e = qs[4g + e] of row i's block b, stored as qs + 128 (an unsigned

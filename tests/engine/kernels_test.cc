@@ -118,19 +118,36 @@ std::vector<float> effective_x(GgmlType type, const std::vector<float>& x, std::
   return out;
 }
 
+// Q8_0 weights of only -128, -127 and 127, and activations of only +-3 (quantized to +-127):
+// the largest products the int8 kernels meet, where 16-bit pair sums could saturate.
+void make_extreme_q8_0(TestMatrix& w, std::vector<float>& x, std::mt19937& rng) {
+  constexpr std::int8_t kExtremes[] = {-128, -127, 127};
+  std::uniform_int_distribution<int> pick(0, 2);
+  for (std::int64_t r = 0; r < w.m.rows; ++r) {
+    auto* blocks = reinterpret_cast<BlockQ8_0*>(w.bytes.data() + r * w.m.row_bytes);
+    for (std::int64_t b = 0; b < w.m.cols / kQK8_0; ++b) {
+      for (std::int8_t& q : blocks[b].qs)
+        q = kExtremes[pick(rng)];
+    }
+  }
+  for (float& v : x)
+    v = pick(rng) == 0 ? -3.0f : 3.0f;
+}
+
 void check_matmul(IsaLevel level, GgmlType type, std::int64_t rows, std::int64_t cols,
                   std::int64_t n, ThreadPool& pool, std::uint32_t seed,
-                  std::int64_t max_tokens = 16, bool panels = false) {
-  SCOPED_TRACE(::testing::Message()
-               << isa_name(level) << " " << ggml_type_info(type).name << " rows=" << rows
-               << " cols=" << cols << " n=" << n << (panels ? " panels" : ""));
+                  std::int64_t max_tokens = 16, bool panels = false, bool extremes = false) {
+  SCOPED_TRACE(::testing::Message() << isa_name(level) << " " << ggml_type_info(type).name
+                                    << " rows=" << rows << " cols=" << cols << " n=" << n
+                                    << (panels ? " panels" : "") << (extremes ? " extremes" : ""));
   std::mt19937 rng(seed);
   TestMatrix w = random_matrix(type, rows, cols, rng);
-  if (panels) add_panels(w);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> x(static_cast<std::size_t>(n * cols));
   for (float& v : x)
     v = u(rng) * 3.0f;
+  if (extremes) make_extreme_q8_0(w, x, rng);
+  if (panels) add_panels(w);
   std::vector<float> y(static_cast<std::size_t>(n * rows), -12345.0f);
   // With the default max_tokens, n = 17 runs in two chunks.
   MatmulScratch scratch(pool.size(), cols + 256, max_tokens);
@@ -259,6 +276,18 @@ TEST(KernelsTest, LongBatchesMatchToo) {
       check_matmul(level, type, 21, 512, 70, pool, 77, /*max_tokens=*/128);
       if (has_panel_layout(type)) {
         check_matmul(level, type, 37, 512, 70, pool, 78, /*max_tokens=*/128, /*panels=*/true);
+      }
+    }
+  }
+}
+
+TEST(KernelsTest, ExtremeQ8_0ProductsDoNotSaturate) {
+  ThreadPool pool(2);
+  for (IsaLevel level : supported_levels()) {
+    for (std::int64_t n : {1, 2, 5}) {
+      for (bool panels : {false, true}) {
+        check_matmul(level, GgmlType::kQ8_0, 37, 256, n, pool, 90, 16, panels, /*extremes=*/true);
+        if (HasFatalFailure()) return;
       }
     }
   }

@@ -242,26 +242,23 @@ const GatewayMetrics::SuccessCounters& Gateway::success_counters(std::size_t ten
 }
 
 void Gateway::finish(const Admitted& admitted, const ProxyOutcome& outcome) {
+  // A success's counters are kept per tenant and model (no lookup before the answer leaves).
+  const GatewayMetrics::SuccessCounters* success = nullptr;
   if (outcome.status == 200) {
-    const GatewayMetrics::SuccessCounters& counters =
-        success_counters(admitted.tenant_index, admitted.model_index);
-    counters.requests->inc();
-    if (outcome.usage) {
-      const std::int64_t prompt = outcome.usage->prompt_tokens;
-      const std::int64_t completion = outcome.usage->completion_tokens;
-      (void)admitted.quota->settle(admitted.reservation, prompt + completion);
-      if (prompt > 0) counters.prompt_tokens->inc(static_cast<double>(prompt));
-      if (completion > 0) counters.completion_tokens->inc(static_cast<double>(completion));
-      return;
-    }
+    success = &success_counters(admitted.tenant_index, admitted.model_index);
+    success->requests->inc();
   } else {
     metrics_.request(admitted.tenant, admitted.model, outcome.status);
   }
   if (outcome.usage) {
-    const std::int64_t used = outcome.usage->prompt_tokens + outcome.usage->completion_tokens;
-    (void)admitted.quota->settle(admitted.reservation, used);
-    metrics_.tokens(admitted.tenant, outcome.usage->prompt_tokens,
-                    outcome.usage->completion_tokens);
+    const std::int64_t prompt = outcome.usage->prompt_tokens;
+    const std::int64_t completion = outcome.usage->completion_tokens;
+    (void)admitted.quota->settle(admitted.reservation, prompt + completion);
+    if (success != nullptr) {
+      GatewayMetrics::add_tokens(*success, prompt, completion);
+    } else {
+      metrics_.tokens(admitted.tenant, prompt, completion);
+    }
     return;
   }
   if (outcome.output_started) {

@@ -76,9 +76,15 @@ void GatewayMetrics::request(std::string_view tenant, std::string_view model, in
 
 void GatewayMetrics::tokens(std::string_view tenant, std::int64_t prompt, std::int64_t completion) {
   if (prompt <= 0 && completion <= 0) return;
-  const std::pair<Counter*, Counter*> counters = token_counters(tenant);
-  if (prompt > 0) counters.first->inc(static_cast<double>(prompt));
-  if (completion > 0) counters.second->inc(static_cast<double>(completion));
+  const auto [prompt_counter, completion_counter] = token_counters(tenant);
+  add_tokens({.prompt_tokens = prompt_counter, .completion_tokens = completion_counter}, prompt,
+             completion);
+}
+
+void GatewayMetrics::add_tokens(const SuccessCounters& counters, std::int64_t prompt,
+                                std::int64_t completion) {
+  if (prompt > 0) counters.prompt_tokens->inc(static_cast<double>(prompt));
+  if (completion > 0) counters.completion_tokens->inc(static_cast<double>(completion));
 }
 
 GatewayMetrics::SuccessCounters GatewayMetrics::success_counters(std::string_view tenant,

@@ -48,6 +48,9 @@ class GatewayMetrics {
     Counter* completion_tokens = nullptr;
   };
   [[nodiscard]] SuccessCounters success_counters(std::string_view tenant, std::string_view model);
+  // Adds the positive counts to the token counters of `counters` (what tokens() adds).
+  static void add_tokens(const SuccessCounters& counters, std::int64_t prompt,
+                         std::int64_t completion);
   void quota_rejection(std::string_view tenant);
   void upstream_failure(std::string_view reason);
 

@@ -214,9 +214,11 @@ struct F16Panel {
   template <int P, int T>
   static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
                    std::int64_t t, const TilePrefetch& /*prefetch*/) {
-    // At least eight independent FMA chains (two halves per panel and token) where registers
-    // allow, to cover the FMA latency.
-    constexpr int kChains = 2 * P * T >= 8 ? 1 : 2;
+    // One FMA chain per row and token whatever the tile's shape, so that a token's outputs do
+    // not depend on the tokens and panels tiled with it (batched decode gives each sequence what
+    // decoding it alone gives). Four tokens give eight independent chains, enough for the FMA
+    // latency; decode's two panels give four, enough for a product bound by memory.
+    constexpr int kChains = 1;
     const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
     const __m128i* w[P];  // Column c of panel p: halves w[p][2c] and w[p][2c + 1].
     for (int p = 0; p < P; ++p)

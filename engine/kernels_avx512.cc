@@ -267,8 +267,11 @@ struct F16Panel {
   template <int P, int T>
   static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
                    std::int64_t t, const TilePrefetch& /*prefetch*/) {
-    // Enough independent FMA chains to cover the FMA latency even for one token and panel.
-    constexpr int kChains = P == 1 ? (T <= 2 ? 4 : 2) : std::max(1, 4 / (P * T));
+    // Two FMA chains per row and token, alternating columns, whatever the tile's shape: a
+    // token's outputs then do not depend on the tokens and panels tiled with it (batched decode
+    // gives each sequence what decoding it alone gives). With the tiles' P x T accumulators
+    // that covers the FMA latency (decode is bound by memory anyway).
+    constexpr int kChains = 2;
     const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
     const __m256i* w[P];
     for (int p = 0; p < P; ++p)

@@ -293,6 +293,40 @@ TEST(KernelsTest, ExtremeQ8_0ProductsDoNotSaturate) {
   }
 }
 
+// A token's outputs do not depend on the tokens computed with it: batched decode gives each
+// sequence what decoding it alone gives, bit for bit (the kernels' tile shapes differ between
+// one token and several, but each output's arithmetic and its order do not).
+TEST(KernelsTest, BatchedTokensEqualTokensAlone) {
+  ThreadPool pool(2);
+  for (IsaLevel level : supported_levels()) {
+    for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0,
+                          GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+      for (bool panels : {false, true}) {
+        if (panels && !has_panel_layout(type)) continue;
+        SCOPED_TRACE(::testing::Message() << isa_name(level) << " " << ggml_type_info(type).name
+                                          << (panels ? " panels" : ""));
+        std::mt19937 rng(11);
+        const std::int64_t rows = 70, cols = 512, n = 9;
+        TestMatrix w = random_matrix(type, rows, cols, rng);
+        if (panels) add_panels(w);
+        std::vector<float> x(static_cast<std::size_t>(n * cols));
+        std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+        for (float& v : x)
+          v = u(rng);
+        MatmulScratch scratch(pool.size(), cols, n);
+        std::vector<float> batched(static_cast<std::size_t>(n * rows));
+        matmul(pool, scratch, kernel_table(level), w.m, x.data(), n, batched.data());
+        for (std::int64_t t = 0; t < n; ++t) {
+          std::vector<float> alone(static_cast<std::size_t>(rows));
+          matmul(pool, scratch, kernel_table(level), w.m, x.data() + t * cols, 1, alone.data());
+          EXPECT_TRUE(std::equal(alone.begin(), alone.end(), batched.begin() + t * rows))
+              << "token " << t;
+        }
+      }
+    }
+  }
+}
+
 // The scalar panel kernels compute exactly what the scalar row kernels compute, so any
 // misplaced byte of the repacking shows up as a difference; the SIMD panel kernels are checked
 // against the reference bounds above.

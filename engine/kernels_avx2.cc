@@ -214,52 +214,38 @@ struct F16Panel {
   template <int P, int T>
   static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
                    std::int64_t t, const TilePrefetch& /*prefetch*/) {
-    // One FMA chain per row and token whatever the tile's shape, so that a token's outputs do
-    // not depend on the tokens and panels tiled with it (batched decode gives each sequence what
-    // decoding it alone gives). Four tokens give eight independent chains, enough for the FMA
-    // latency; decode's two panels give four, enough for a product bound by memory.
-    constexpr int kChains = 1;
+    // One FMA chain per half, panel and token whatever the tile's shape, so that a token's
+    // outputs do not depend on the tokens and panels tiled with it (batched decode gives each
+    // sequence what decoding it alone gives). Four tokens give eight independent chains, enough
+    // for the FMA latency; decode's two panels give four, enough for a product bound by memory.
     const std::size_t panel_bytes = a.row_bytes * static_cast<std::size_t>(kPanelRows);
     const __m128i* w[P];  // Column c of panel p: halves w[p][2c] and w[p][2c + 1].
     for (int p = 0; p < P; ++p)
       w[p] = reinterpret_cast<const __m128i*>(panel + static_cast<std::size_t>(p) * panel_bytes);
     const float* x[T];
-    __m256 acc[P][2][T][kChains];
+    __m256 acc[P][2][T];
     for (int j = 0; j < T; ++j) {
       x[j] = a.x + (t + j) * a.cols;
       for (int p = 0; p < P; ++p) {
-        for (int h = 0; h < 2; ++h) {
-          for (int c = 0; c < kChains; ++c)
-            acc[p][h][j][c] = _mm256_setzero_ps();
-        }
+        acc[p][0][j] = _mm256_setzero_ps();
+        acc[p][1][j] = _mm256_setzero_ps();
       }
     }
-    const auto step = [&](std::int64_t k, int c) {
+    for (std::int64_t k = 0; k < a.cols; ++k) {
       for (int p = 0; p < P; ++p) {
         const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(w[p] + 2 * k));
         const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(w[p] + 2 * k + 1));
         for (int j = 0; j < T; ++j) {
           const __m256 xk = _mm256_set1_ps(x[j][k]);
-          acc[p][0][j][c] = _mm256_fmadd_ps(w0, xk, acc[p][0][j][c]);
-          acc[p][1][j][c] = _mm256_fmadd_ps(w1, xk, acc[p][1][j][c]);
+          acc[p][0][j] = _mm256_fmadd_ps(w0, xk, acc[p][0][j]);
+          acc[p][1][j] = _mm256_fmadd_ps(w1, xk, acc[p][1][j]);
         }
       }
-    };
-    std::int64_t k = 0;
-    for (; k + kChains <= a.cols; k += kChains) {
-      for (int c = 0; c < kChains; ++c)
-        step(k + c, c);
     }
-    for (; k < a.cols; ++k)
-      step(k, 0);
     for (int p = 0; p < P; ++p) {
       for (int h = 0; h < 2; ++h) {
-        for (int j = 0; j < T; ++j) {
-          __m256 sum = acc[p][h][j][0];
-          for (int c = 1; c < kChains; ++c)
-            sum = _mm256_add_ps(sum, acc[p][h][j][c]);
-          store_half(a, r + p * kPanelRows + 8 * h, r_end, t + j, sum);
-        }
+        for (int j = 0; j < T; ++j)
+          store_half(a, r + p * kPanelRows + 8 * h, r_end, t + j, acc[p][h][j]);
       }
     }
   }

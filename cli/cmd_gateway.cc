@@ -41,6 +41,7 @@ struct GatewayFlags {
   std::string admin_key_file;
   int poll_interval_ms = 1000;
   int max_staleness_ms = 5000;
+  int busy_poll_us = 0;
 };
 
 // "[MODEL=]URL" → a static upstream; without MODEL the fleet must have exactly one model.
@@ -123,7 +124,8 @@ int run_gateway(const GatewayFlags& f) {
   if (remote != nullptr) {
     if (Status s = remote->add_fleet_routes(router); !s.ok()) return fail(s.error());
   }
-  auto started = start_http_server(f.host, f.port, metrics, std::move(router));
+  auto started = start_http_server(f.host, f.port, metrics, std::move(router),
+                                   std::chrono::microseconds(f.busy_poll_us));
   if (!started.ok()) return fail(started.error());
   net::HttpServer& server = **started;
 
@@ -175,6 +177,12 @@ Command add_gateway_command(CLI::App& root) {
                   "With --control: replicas count as unhealthy when no poll succeeded this long")
       ->capture_default_str()
       ->check(CLI::Range(10, 3'600'000));
+  app->add_option("--busy-poll-us", f->busy_poll_us,
+                  "How long an idle event loop polls before it sleeps: cuts the wake-up cost from "
+                  "each request's latency at the price of CPU; only on cores of its own "
+                  "(docs/FLEET.md)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, static_cast<int>(net::HttpServerOptions::kMaxBusyPoll.count())));
   app->callback([app] {
     if (app->count("--control") == 0 && app->count("--upstream") == 0) {
       throw CLI::RequiredError("--control URL or --upstream URL");

@@ -57,10 +57,12 @@ void add_listen_options(CLI::App& app, std::string& host, int& port, std::string
 
 Result<std::unique_ptr<net::HttpServer>> start_http_server(const std::string& host, int port,
                                                            MetricsRegistry& metrics,
-                                                           net::Router router) {
+                                                           net::Router router,
+                                                           std::chrono::microseconds busy_poll) {
   net::HttpServerOptions http;
   http.host = host;
   http.port = port;
+  http.busy_poll = busy_poll;
   http.metrics = &metrics;
   // The server's own errors (404, 405, 413, ...) in the OpenAI shape, as `spillway serve` gives.
   http.error_renderer = [](int status, std::string_view message) {

@@ -43,11 +43,11 @@ int wait_for_stop_signal(const sigset_t& signals);
 // --host and --port (0: any free port) of a command's HTTP server; `what` names the server.
 void add_listen_options(CLI::App& app, std::string& host, int& port, std::string_view what);
 
-// An HTTP server on host:port with `router`, its metrics in `metrics`, started.
-[[nodiscard]] Result<std::unique_ptr<net::HttpServer>> start_http_server(const std::string& host,
-                                                                         int port,
-                                                                         MetricsRegistry& metrics,
-                                                                         net::Router router);
+// An HTTP server on host:port with `router`, its metrics in `metrics`, started; `busy_poll` as
+// HttpServerOptions::busy_poll (validated there).
+[[nodiscard]] Result<std::unique_ptr<net::HttpServer>> start_http_server(
+    const std::string& host, int port, MetricsRegistry& metrics, net::Router router,
+    std::chrono::microseconds busy_poll = std::chrono::microseconds(0));
 
 // Stops accepting, gives in-flight requests up to `drain` to finish, then stops the server.
 void stop_server(net::HttpServer& server, std::chrono::seconds drain = std::chrono::seconds(10));

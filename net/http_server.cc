@@ -27,6 +27,24 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+// Runs `ioc` until it stops (handlers do not throw: connection code catches handler
+// exceptions). With busy_poll > 0, a loop out of ready work polls for that long before it
+// blocks in the kernel (HttpServerOptions::busy_poll).
+void run_loop(asio::io_context& ioc, std::chrono::microseconds busy_poll) {
+  if (busy_poll.count() == 0) {
+    ioc.run();
+    return;
+  }
+  while (!ioc.stopped()) {
+    if (ioc.poll() > 0) continue;
+    bool ready = false;
+    const auto until = std::chrono::steady_clock::now() + busy_poll;
+    while (!ready && !ioc.stopped() && std::chrono::steady_clock::now() < until)
+      ready = ioc.poll_one() > 0;
+    if (!ready) ioc.run_one();
+  }
+}
+
 // After a failed accept (e.g. out of file descriptors), wait this long before the next one so
 // the listener does not spin.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
@@ -107,9 +125,9 @@ Status HttpServer::Impl::start() {
   threads.reserve(loops.size());
   for (const auto& loop : loops) {
     work.push_back(asio::make_work_guard(*loop));
-    threads.emplace_back([this, &ioc = *loop] {
+    threads.emplace_back([this, &ioc = *loop, busy_poll = o.busy_poll] {
       tls_io_server = this;
-      ioc.run();  // Handlers do not throw: connection code catches handler exceptions.
+      run_loop(ioc, busy_poll);
       tls_io_server = nullptr;
     });
   }

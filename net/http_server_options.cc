@@ -35,6 +35,7 @@ Status HttpServerOptions::validate() const {
   }
   SPW_TRY(check_range("port", port, 0, 65535));
   SPW_TRY(check_range("io_threads", io_threads, 1, 256));
+  SPW_TRY(check_range("busy_poll_us", busy_poll.count(), 0, kMaxBusyPoll.count()));
   SPW_TRY(check_range("max_connections", max_connections, 1, 1'000'000));
   SPW_TRY(check_range("listen_backlog", listen_backlog, 1, 65535));
   // Beast keeps the header limit in 32 bits; 1 MiB is far above any real client.
@@ -53,8 +54,8 @@ Status HttpServerOptions::validate() const {
 
 Result<HttpServerOptions> http_server_options_from_config(const ConfigTable& table,
                                                           HttpServerOptions defaults) {
-  SPW_TRY(table.check_keys({"host", "port", "io_threads", "max_connections", "listen_backlog",
-                            "max_header_bytes", "max_url_bytes", "max_body_bytes",
+  SPW_TRY(table.check_keys({"host", "port", "io_threads", "busy_poll_us", "max_connections",
+                            "listen_backlog", "max_header_bytes", "max_url_bytes", "max_body_bytes",
                             "max_pending_write_bytes", "header_timeout_ms", "body_timeout_ms",
                             "idle_timeout_ms", "write_timeout_ms", "linger_timeout_ms",
                             "linger_max_bytes"}));
@@ -83,6 +84,9 @@ Result<HttpServerOptions> http_server_options_from_config(const ConfigTable& tab
   SPW_ASSIGN_OR_RETURN(std::int64_t backlog, integer("listen_backlog", o.listen_backlog, 1, 65535));
   o.port = static_cast<int>(port);
   o.io_threads = static_cast<int>(threads);
+  SPW_ASSIGN_OR_RETURN(std::int64_t busy_poll_us, integer("busy_poll_us", o.busy_poll.count(), 0,
+                                                          HttpServerOptions::kMaxBusyPoll.count()));
+  o.busy_poll = std::chrono::microseconds(busy_poll_us);
   o.max_connections = static_cast<int>(conns);
   o.listen_backlog = static_cast<int>(backlog);
   SPW_ASSIGN_OR_RETURN(o.max_header_bytes,

@@ -170,6 +170,8 @@ expect_error "control without an internal key" 2 "--internal-key-file" -- \
   control --config "$split_fleet" --model "$models/stories260K.gguf" --port 0
 expect_error "gateway without --control or --upstream" 2 "--control" -- \
   gateway --config "$split_fleet" --port 0
+expect_error "gateway --busy-poll-us beyond its bound" 2 "--busy-poll-us" -- \
+  gateway --config "$split_fleet" --upstream http://127.0.0.1:1 --port 0 --busy-poll-us 2000
 rm -f "$tmp/internal.key"
 printf '# operators\nsk-spw-CliTestAdminKey0000000000000001\n' >"$tmp/admin.key"
 chmod 600 "$tmp/admin.key"

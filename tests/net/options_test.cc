@@ -55,6 +55,7 @@ TEST(HttpServerOptions, FromConfig) {
 host = "0.0.0.0"
 port = 8080
 io_threads = 4
+busy_poll_us = 40
 max_body_bytes = 1024
 header_timeout_ms = 250
 )",
@@ -67,6 +68,7 @@ header_timeout_ms = 250
   EXPECT_EQ(o->host, "0.0.0.0");
   EXPECT_EQ(o->port, 8080);
   EXPECT_EQ(o->io_threads, 4);
+  EXPECT_EQ(o->busy_poll, std::chrono::microseconds(40));
   EXPECT_EQ(o->max_body_bytes, 1024u);
   EXPECT_EQ(o->header_timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(o->idle_timeout, std::chrono::seconds(60));  // Default kept.

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/metrics.h"
@@ -308,6 +309,42 @@ TEST(HttpServer, IdleKeepAliveConnectionIsClosed) {
   EXPECT_TRUE(s.wait_closed());  // Nothing more sent: the server closes the idle connection.
   EXPECT_TRUE(s.buffer().empty());
   EXPECT_TRUE(wait_until([&] { return server->open_connections() == 0; }));
+}
+
+// Loops that poll before they sleep (HttpServerOptions::busy_poll) still answer requests that
+// come while they poll and after they went to sleep, fire timers, and stop.
+TEST(HttpServer, BusyPollingLoopsServeTimeOutAndStop) {
+  HttpServerOptions o = test_options();
+  o.busy_poll = HttpServerOptions::kMaxBusyPoll;
+  o.idle_timeout = std::chrono::milliseconds(200);
+  auto server = start_server(demo_router(), o);
+  RawSocket s(server->port());
+  for (int i = 0; i < 5; ++i) {  // Back to back: each request finds its loop polling.
+    ASSERT_TRUE(s.send(simple_get("/hello")));
+    auto r = read_response(s);
+    ASSERT_TRUE(r) << "request " << i;
+    EXPECT_EQ(r->status, 200);
+  }
+  // Longer than the poll window: the loop is asleep in the kernel when this one comes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(s.send(simple_get("/hello")));
+  auto r = read_response(s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(s.wait_closed());  // The idle timer fired.
+  EXPECT_TRUE(wait_until([&] { return server->open_connections() == 0; }));
+  server->stop();  // Returns: every polling loop ends.
+}
+
+TEST(HttpServerOptions, BusyPollIsBounded) {
+  HttpServerOptions o;
+  EXPECT_EQ(o.busy_poll.count(), 0);  // Off unless asked for.
+  o.busy_poll = HttpServerOptions::kMaxBusyPoll + std::chrono::microseconds(1);
+  const Status s = o.validate();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("busy_poll_us"), std::string::npos) << s.error().message();
+  o.busy_poll = std::chrono::microseconds(-1);
+  EXPECT_FALSE(o.validate().ok());
 }
 
 TEST(HttpServer, MaxConnectionsEnforced) {

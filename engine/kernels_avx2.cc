@@ -304,14 +304,15 @@ struct QuantPanelTile {
   }
 };
 
-// Q8_0 (stored as w + 128): flipped back to signed, then the sign trick: |w| as the unsigned
-// operand of maddubs and x with w's sign as the signed one. |w| <= 128 and |x| <= 127, so a
-// pair's sum (<= 32512) never saturates; madd widens each row's four products to int32.
-struct Q80Panel {
-  static constexpr int kTokens = 3;
+// Q8_0 and Q4_0 panels: per block, Dots::block computes the int32 dots of every panel, half and
+// token (Dots also gives kTokens, kDecodePanels and kBlockBytes, a block's bytes in a panel),
+// then the tile scales them into its float accumulators.
+template <typename Dots>
+struct QuantPanel {
+  static constexpr int kTokens = Dots::kTokens;
   static constexpr int kMaxPanels = 1;
-  static constexpr int kDecodePanels = 2;
-  static constexpr std::int64_t kBlockBytes = 32 * kPanelRows;
+  static constexpr int kDecodePanels = Dots::kDecodePanels;
+  static constexpr std::int64_t kBlockBytes = Dots::kBlockBytes;
   // Prefetch ~4 KiB ahead in the thread's contiguous run of panels (past a panel's end are its
   // scales and then the next panel; a prefetch never faults).
   static constexpr std::int64_t kPrefetchUnits = std::int64_t{4096} / kBlockBytes;
@@ -323,100 +324,101 @@ struct Q80Panel {
     const std::int64_t nb = a.cols / 32;
     QuantPanelTile<P, T> tile(a, panel, t, kBlockBytes);
     BlockPrefetcher prefetcher(prefetch, nb);
-    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-    const __m256i ones = _mm256_set1_epi16(1);
     for (std::int64_t b = 0; b < nb; ++b) {
       prefetcher.at_block(tile.quants, kBlockBytes, b);
       __m256i dot[P][2][T];
-      for (int p = 0; p < P; ++p) {
-        for (int h = 0; h < 2; ++h) {
-          for (int j = 0; j < T; ++j)
-            dot[p][h][j] = _mm256_setzero_si256();
-        }
-      }
-      for (int g = 0; g < 8; ++g) {
-        __m256i x[T];
-        for (int j = 0; j < T; ++j)
-          x[j] = broadcast4(tile.q[j] + 32 * b + 4 * g);
-        for (int p = 0; p < P; ++p) {
-          for (int h = 0; h < 2; ++h) {
-            const __m256i w =
-                _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                                     tile.quants[p] + b * kBlockBytes + 64 * g + 32 * h)),
-                                 flip);
-            const __m256i w_abs = _mm256_abs_epi8(w);  // -128 becomes 128 (as unsigned).
-            for (int j = 0; j < T; ++j) {
-              const __m256i pairs = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(x[j], w));
-              dot[p][h][j] = _mm256_add_epi32(dot[p][h][j], _mm256_madd_epi16(pairs, ones));
-            }
-          }
-        }
-      }
+      Dots::template block<P, T>(tile, b, dot);
       tile.scale_block(b, dot);
     }
     tile.store(a, r, r_end, t);
   }
 };
 
-// Q4_0 (nibbles 0..15): maddubs of the nibbles with x; a block's eight products per lane sum in
-// int16 (<= 8 x 2 x 15 x 127 = 30480), then madd widens them and 8 * sum(x) comes off in int32.
-struct Q40Panel {
-  static constexpr int kTokens = 2;
-  static constexpr int kMaxPanels = 1;
-  static constexpr int kDecodePanels = 4;
-  static constexpr std::int64_t kBlockBytes = 16 * kPanelRows;
-  static constexpr std::int64_t kPrefetchUnits = std::int64_t{4096} / kBlockBytes;
-  static constexpr bool kPrefetchNext = true;
-  static std::int64_t activation_bytes(const MatmulArgs& a) { return a.xq.q_stride; }
+// Group g (of four columns), half h (of eight rows) of a panel's block.
+inline __m256i load_group(const std::byte* block, int g, int h) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * g + 32 * h));
+}
+
+// Q8_0 (stored as w + 128): flipped back to signed, then the sign trick: |w| as the unsigned
+// operand of maddubs and x with w's sign as the signed one. |w| <= 128 and |x| <= 127, so a
+// pair's sum (<= 32512) never saturates; madd widens each row's four products to int32.
+struct Q80Dots {
+  static constexpr int kTokens = 3;
+  static constexpr int kDecodePanels = 2;
+  static constexpr std::int64_t kBlockBytes = 32 * kPanelRows;
   template <int P, int T>
-  static void tile(const MatmulArgs& a, const std::byte* panel, std::int64_t r, std::int64_t r_end,
-                   std::int64_t t, const TilePrefetch& prefetch) {
-    const std::int64_t nb = a.cols / 32;
-    QuantPanelTile<P, T> tile(a, panel, t, kBlockBytes);
-    BlockPrefetcher prefetcher(prefetch, nb);
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
+  static void block(const QuantPanelTile<P, T>& tile, std::int64_t b, __m256i (&dot)[P][2][T]) {
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
     const __m256i ones = _mm256_set1_epi16(1);
-    for (std::int64_t b = 0; b < nb; ++b) {
-      prefetcher.at_block(tile.quants, kBlockBytes, b);
-      __m256i sum16[P][2][T];
+    for (int p = 0; p < P; ++p) {
+      for (int h = 0; h < 2; ++h) {
+        for (int j = 0; j < T; ++j)
+          dot[p][h][j] = _mm256_setzero_si256();
+      }
+    }
+    for (int g = 0; g < 8; ++g) {
+      __m256i x[T];
+      for (int j = 0; j < T; ++j)
+        x[j] = broadcast4(tile.q[j] + 32 * b + 4 * g);
       for (int p = 0; p < P; ++p) {
         for (int h = 0; h < 2; ++h) {
-          for (int j = 0; j < T; ++j)
-            sum16[p][h][j] = _mm256_setzero_si256();
-        }
-      }
-      // Stored group g: columns 4g.. in the low nibbles, 16 + 4g.. in the high ones.
-      for (int g = 0; g < 4; ++g) {
-        __m256i x_lo[T], x_hi[T];
-        for (int j = 0; j < T; ++j) {
-          x_lo[j] = broadcast4(tile.q[j] + 32 * b + 4 * g);
-          x_hi[j] = broadcast4(tile.q[j] + 32 * b + 16 + 4 * g);
-        }
-        for (int p = 0; p < P; ++p) {
-          for (int h = 0; h < 2; ++h) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                tile.quants[p] + b * kBlockBytes + 64 * g + 32 * h));
-            const __m256i lo = _mm256_and_si256(v, low4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-            for (int j = 0; j < T; ++j) {
-              sum16[p][h][j] = _mm256_add_epi16(
-                  sum16[p][h][j], _mm256_add_epi16(_mm256_maddubs_epi16(lo, x_lo[j]),
-                                                   _mm256_maddubs_epi16(hi, x_hi[j])));
-            }
+          const __m256i w =
+              _mm256_xor_si256(load_group(tile.quants[p] + b * kBlockBytes, g, h), flip);
+          const __m256i w_abs = _mm256_abs_epi8(w);  // -128 becomes 128 (as unsigned).
+          for (int j = 0; j < T; ++j) {
+            const __m256i pairs = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(x[j], w));
+            dot[p][h][j] = _mm256_add_epi32(dot[p][h][j], _mm256_madd_epi16(pairs, ones));
           }
         }
       }
-      __m256i dot[P][2][T];
+    }
+  }
+};
+
+// Q4_0 (nibbles 0..15): maddubs of the nibbles with x; a block's eight products per lane sum in
+// int16 (<= 8 x 2 x 15 x 127 = 30480), then madd widens them and 8 * sum(x) comes off in int32.
+struct Q40Dots {
+  static constexpr int kTokens = 2;
+  static constexpr int kDecodePanels = 4;
+  static constexpr std::int64_t kBlockBytes = 16 * kPanelRows;
+  template <int P, int T>
+  static void block(const QuantPanelTile<P, T>& tile, std::int64_t b, __m256i (&dot)[P][2][T]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i sum16[P][2][T];
+    for (int p = 0; p < P; ++p) {
+      for (int h = 0; h < 2; ++h) {
+        for (int j = 0; j < T; ++j)
+          sum16[p][h][j] = _mm256_setzero_si256();
+      }
+    }
+    // Stored group g: columns 4g.. in the low nibbles, 16 + 4g.. in the high ones.
+    for (int g = 0; g < 4; ++g) {
+      __m256i x_lo[T], x_hi[T];
       for (int j = 0; j < T; ++j) {
-        const __m256i offset = _mm256_set1_epi32(8 * tile.sums[j][b]);
-        for (int p = 0; p < P; ++p) {
-          for (int h = 0; h < 2; ++h)
-            dot[p][h][j] = _mm256_sub_epi32(_mm256_madd_epi16(sum16[p][h][j], ones), offset);
+        x_lo[j] = broadcast4(tile.q[j] + 32 * b + 4 * g);
+        x_hi[j] = broadcast4(tile.q[j] + 32 * b + 16 + 4 * g);
+      }
+      for (int p = 0; p < P; ++p) {
+        for (int h = 0; h < 2; ++h) {
+          const __m256i v = load_group(tile.quants[p] + b * kBlockBytes, g, h);
+          const __m256i lo = _mm256_and_si256(v, low4);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+          for (int j = 0; j < T; ++j) {
+            sum16[p][h][j] = _mm256_add_epi16(sum16[p][h][j],
+                                              _mm256_add_epi16(_mm256_maddubs_epi16(lo, x_lo[j]),
+                                                               _mm256_maddubs_epi16(hi, x_hi[j])));
+          }
         }
       }
-      tile.scale_block(b, dot);
     }
-    tile.store(a, r, r_end, t);
+    for (int j = 0; j < T; ++j) {
+      const __m256i offset = _mm256_set1_epi32(8 * tile.sums[j][b]);
+      for (int p = 0; p < P; ++p) {
+        for (int h = 0; h < 2; ++h)
+          dot[p][h][j] = _mm256_sub_epi32(_mm256_madd_epi16(sum16[p][h][j], ones), offset);
+      }
+    }
   }
 };
 
@@ -775,8 +777,8 @@ constexpr KernelTable kTable{IsaLevel::kAvx2,
                              drive<Q4KKernel>,
                              drive<Q6KKernel>,
                              drive_panels<F16Panel>,
-                             drive_panels<Q80Panel>,
-                             drive_panels<Q40Panel>,
+                             drive_panels<QuantPanel<Q80Dots>>,
+                             drive_panels<QuantPanel<Q40Dots>>,
                              dot_f16,
                              axpy_f16,
                              to_f16,

@@ -84,6 +84,15 @@ TestMatrix random_matrix(GgmlType type, std::int64_t rows, std::int64_t cols, st
   return t;
 }
 
+// `count` activations uniform in [-scale, scale).
+std::vector<float> random_activations(std::int64_t count, std::mt19937& rng, float scale = 1.0f) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> x(static_cast<std::size_t>(count));
+  for (float& v : x)
+    v = u(rng) * scale;
+  return x;
+}
+
 std::int64_t block_of(GgmlType type) {
   switch (act_format(type)) {
     case ActFormat::kQ8_32:
@@ -142,10 +151,7 @@ void check_matmul(IsaLevel level, GgmlType type, std::int64_t rows, std::int64_t
                                     << (panels ? " panels" : "") << (extremes ? " extremes" : ""));
   std::mt19937 rng(seed);
   TestMatrix w = random_matrix(type, rows, cols, rng);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> x(static_cast<std::size_t>(n * cols));
-  for (float& v : x)
-    v = u(rng) * 3.0f;
+  std::vector<float> x = random_activations(n * cols, rng, 3.0f);
   if (extremes) make_extreme_q8_0(w, x, rng);
   if (panels) add_panels(w);
   std::vector<float> y(static_cast<std::size_t>(n * rows), -12345.0f);
@@ -245,10 +251,7 @@ TEST(KernelsTest, SharedInputMatchesSeparateProducts) {
       std::mt19937 rng(5);
       const std::int64_t cols = 512, n = 5;
       TestMatrix a = random_matrix(type, 300, cols, rng), b = random_matrix(type, 37, cols, rng);
-      std::vector<float> x(static_cast<std::size_t>(n * cols));
-      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-      for (float& v : x)
-        v = u(rng);
+      const std::vector<float> x = random_activations(n * cols, rng);
       MatmulScratch scratch(pool.size(), cols, 16);
       std::vector<float> ya(300 * n), yb(37 * n), sa(300 * n), sb(37 * n);
       const MatmulTarget targets[] = {{&a.m, ya.data()}, {&b.m, yb.data()}};
@@ -309,10 +312,7 @@ TEST(KernelsTest, BatchedTokensEqualTokensAlone) {
         const std::int64_t rows = 70, cols = 512, n = 9;
         TestMatrix w = random_matrix(type, rows, cols, rng);
         if (panels) add_panels(w);
-        std::vector<float> x(static_cast<std::size_t>(n * cols));
-        std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-        for (float& v : x)
-          v = u(rng);
+        const std::vector<float> x = random_activations(n * cols, rng);
         MatmulScratch scratch(pool.size(), cols, n);
         std::vector<float> batched(static_cast<std::size_t>(n * rows));
         matmul(pool, scratch, kernel_table(level), w.m, x.data(), n, batched.data());
@@ -341,10 +341,7 @@ TEST(KernelsTest, ScalarPanelKernelsEqualRowKernels) {
       TestMatrix panelled = rowwise;
       panelled.m.data = panelled.bytes.data();
       add_panels(panelled);
-      std::vector<float> x(static_cast<std::size_t>(n * cols));
-      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-      for (float& v : x)
-        v = u(rng);
+      const std::vector<float> x = random_activations(n * cols, rng);
       MatmulScratch scratch(pool.size(), cols, n);
       std::vector<float> y_rows(static_cast<std::size_t>(n * rows));
       std::vector<float> y_panels(static_cast<std::size_t>(n * rows));

@@ -85,6 +85,14 @@ using ScoresF16 = void (*)(const float* q, std::int32_t heads, std::int64_t head
                            const KvRows& k, float* scores, std::int64_t stride);
 using WeightedSumF16 = void (*)(const float* w, std::int64_t stride, std::int32_t heads,
                                 const KvRows& v, std::int64_t head_dim, float* out);
+// The same over a Q8_0 KV cache (rows of head_dim / 32 BlockQ8_0): the products are taken with
+// each element's exact float value, fp16(d) * q, so the results are those of float attention
+// over the dequantized rows, in float accumulation. REQUIRES: head_dim a positive multiple of
+// 32. Each head's results do not depend on `heads`.
+using ScoresQ8_0 = void (*)(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
+                            const KvRowsQ8_0& k, float* scores, std::int64_t stride);
+using WeightedSumQ8_0 = void (*)(const float* w, std::int64_t stride, std::int32_t heads,
+                                 const KvRowsQ8_0& v, std::int64_t head_dim, float* out);
 // engine/ops.h's softmax (in place, n >= 1) and swiglu (out may alias gate), with exp evaluated
 // to within a few ulp of std::exp (vectorized where the level has it): results agree with the
 // reference within ~1e-6 relative, NaN in gives NaN out, +-inf and overflow behave as exp does.
@@ -106,6 +114,8 @@ struct KernelTable {
   ToF16 to_f16;
   ScoresF16 scores_f16;
   WeightedSumF16 weighted_sum_f16;
+  ScoresQ8_0 scores_q8_0;
+  WeightedSumQ8_0 weighted_sum_q8_0;
   Softmax softmax;
   Swiglu swiglu;
 };
@@ -125,5 +135,11 @@ struct KernelTable {
 [[nodiscard]] const KernelTable& scalar_kernels();
 [[nodiscard]] const KernelTable& avx2_kernels();
 [[nodiscard]] const KernelTable& avx512_kernels();
+
+// The AVX2 Q8_0 attention kernels, which the AVX-512 table uses too (kernels_avx2.cc).
+void scores_q8_0_avx2(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
+                      const KvRowsQ8_0& k, float* scores, std::int64_t stride);
+void weighted_sum_q8_0_avx2(const float* w, std::int64_t stride, std::int32_t heads,
+                            const KvRowsQ8_0& v, std::int64_t head_dim, float* out);
 
 }  // namespace spillway::engine

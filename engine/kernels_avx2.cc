@@ -456,12 +456,12 @@ void to_f16(const float* x, std::uint16_t* y, std::int64_t n) {
     y[i] = fp32_to_fp16(x[i]);
 }
 
-// Attention over fp16 K and V rows for the query heads sharing one KV head. Each block of 8
-// rows is converted to float once, into a buffer padded with zeros to 8 * C lanes, and used by
-// every head of the group. A head's arithmetic is the same whatever the group (a head alone
-// runs this code, or scores_one / weighted_sum_one, which do the same operations in the same
-// order), so its results are the same bits alone or grouped. Heads wider than
-// 8 * kMaxAttnChunks lanes go one row at a time through dot_f16 and axpy_f16.
+// Attention over K and V rows (fp16, or Q8_0 blocks) for the query heads sharing one KV head.
+// Each block of 8 rows is converted to float once, into a buffer padded with zeros to 8 * C
+// lanes, and used by every head of the group. A head's arithmetic is the same whatever the
+// group (a head alone runs this code, or scores_one / weighted_sum_one, which do the same
+// operations in the same order), so its results are the same bits alone or grouped. Heads wider
+// than 8 * kMaxAttnChunks lanes go one row at a time through the row type's dot and axpy.
 inline constexpr int kMaxAttnChunks = 16;           // head_dim <= 128.
 inline constexpr int kAttnSpan = 8;                 // Vectors of a row in registers at once.
 inline constexpr std::int32_t kMaxGroupHeads = 16;  // Heads per pass over the rows.
@@ -478,20 +478,55 @@ void for_each_span(Fn&& fn) {
   for_each_span_of(fn, std::make_integer_sequence<int, (C + kAttnSpan - 1) / kAttnSpan>{});
 }
 
+// A KV row's vector c (lanes 8c .. 8c + 7) as floats, converted where it is: fp16 rows, and
+// Q8_0 rows as their exact values fp16(d) * q; and an fp16 row's element j. REQUIRES: the row
+// has the lanes.
+inline __m256 row_vector(const std::uint16_t* row, std::int64_t c) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 8 * c)));
+}
+inline float row_element(const std::uint16_t* row, std::int64_t j) {
+  return fp16(row[j]);
+}
+inline __m256 row_vector(const BlockQ8_0* row, std::int64_t c) {
+  const BlockQ8_0& b = row[c / 4];
+  const __m256i q =
+      _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.qs + 8 * (c % 4))));
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(fp16(b.d)));
+}
+
 // Converts the next m (<= 8) rows of `walk` to float, each padded with zeros to 8 * C lanes.
 template <int C>
-void load_rows(KvRowWalk& walk, std::int64_t m, std::int64_t head_dim, float (*rows)[8 * C]) {
+void load_rows(KvRowWalk<std::uint16_t>& walk, std::int64_t m, std::int64_t head_dim,
+               float (*rows)[8 * C]) {
   const std::int64_t full = head_dim / 8;
   for (std::int64_t i = 0; i < m; ++i) {
     const std::uint16_t* row = walk.next();
     float* r = rows[i];
-    for (std::int64_t c = 0; c < full; ++c) {
-      _mm256_store_ps(
-          r + 8 * c,
-          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 8 * c))));
-    }
+    for (std::int64_t c = 0; c < full; ++c)
+      _mm256_store_ps(r + 8 * c, row_vector(row, c));
     for (std::int64_t j = 8 * full; j < 8 * C; ++j)
-      r[j] = j < head_dim ? fp16(row[j]) : 0.0f;
+      r[j] = j < head_dim ? row_element(row, j) : 0.0f;
+  }
+}
+
+// The same for Q8_0 rows (head_dim a multiple of 32): each block's scale converted once; the
+// values are row_vector's.
+template <int C>
+void load_rows(KvRowWalk<BlockQ8_0>& walk, std::int64_t m, std::int64_t head_dim,
+               float (*rows)[8 * C]) {
+  const std::int64_t blocks = head_dim / kQK8_0;
+  for (std::int64_t i = 0; i < m; ++i) {
+    const BlockQ8_0* row = walk.next();
+    float* r = rows[i];
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const __m256 d = _mm256_set1_ps(fp16(row[b].d));
+      for (int j = 0; j < 4; ++j) {
+        const __m256i q = _mm256_cvtepi8_epi32(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row[b].qs + 8 * j)));
+        _mm256_store_ps(r + kQK8_0 * b + 8 * j, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+      }
+    }
+    std::fill(r + head_dim, r + 8 * C, 0.0f);
   }
 }
 
@@ -513,20 +548,15 @@ inline void store_scores(float* out, __m128 v, std::int64_t n) {
     out[i] = t[i];
 }
 
-// Vector c of a row as float, converted where it is. REQUIRES: the row has 8 * (c + 1) lanes.
-inline __m256 row_vector(const std::uint16_t* row, int c) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 8 * c)));
-}
-
 // One head alone (no group to share the conversion with) of head_dim == 8 * C: scores_group's
 // arithmetic for a head, the rows converted as they are read instead of through the buffer.
-template <int C>
-void scores_one(const float* q, float scale, const KvRows& k, float* scores) {
+template <int C, typename Row>
+void scores_one(const float* q, float scale, const KvRowsOf<Row>& k, float* scores) {
   KvRowWalk walk(k);
   const __m128 s = _mm_set1_ps(scale);
   for (std::int64_t p0 = 0; p0 < k.n; p0 += 4) {
     const std::int64_t m = std::min<std::int64_t>(4, k.n - p0);
-    const std::uint16_t* r[4];
+    const Row* r[4];
     for (std::int64_t i = 0; i < 4; ++i)
       r[i] = i < m ? walk.next() : r[0];  // Rows past m: any, unused.
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
@@ -542,9 +572,9 @@ void scores_one(const float* q, float scale, const KvRows& k, float* scores) {
 
 // scores[h * stride + p] = scale * <q_h, K[p]>, four rows at a time, kAttnSpan vectors of the
 // head's query in registers at once.
-template <int C>
+template <int C, typename Row>
 void scores_group(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
-                  const KvRows& k, float* scores, std::int64_t stride) {
+                  const KvRowsOf<Row>& k, float* scores, std::int64_t stride) {
   KvRowWalk walk(k);
   alignas(32) float rows[8][8 * C];
   alignas(32) float queries[kMaxGroupHeads][8 * C];  // Zero-padded like the rows.
@@ -580,8 +610,9 @@ void scores_group(const float* q, std::int32_t heads, std::int64_t head_dim, flo
   }
 }
 
-void scores_f16(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
-                const KvRows& k, float* scores, std::int64_t stride) {
+template <typename Row, float (*Dot)(const float*, const Row*, std::int64_t)>
+void scores_rows(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
+                 const KvRowsOf<Row>& k, float* scores, std::int64_t stride) {
   // Groups of up to kMaxGroupHeads heads (each group reads K once).
   for (std::int32_t h0 = 0; h0 < heads; h0 += kMaxGroupHeads) {
     const std::int32_t g = std::min(kMaxGroupHeads, heads - h0);
@@ -594,15 +625,15 @@ void scores_f16(const float* q, std::int32_t heads, std::int64_t head_dim, float
             scores_group<decltype(c)::value>(qg, g, head_dim, scale, k, sg, stride);
           }
         })) {
-      scores_f16_by_rows<dot_f16>(qg, g, head_dim, scale, k, sg, stride);
+      scores_by_rows<Row, Dot>(qg, g, head_dim, scale, k, sg, stride);
     }
   }
 }
 
 // One head alone of head_dim == 8 * C: weighted_sum_group's arithmetic for a head (per lane,
 // one fused multiply-add per position, in order), the accumulators in registers throughout.
-template <int C>
-void weighted_sum_one(const float* w, const KvRows& v, float* out) {
+template <int C, typename Row>
+void weighted_sum_one(const float* w, const KvRowsOf<Row>& v, float* out) {
   for_each_span<C>([&](auto span) {
     constexpr int kC0 = decltype(span)::value;
     constexpr int kN = std::min(kAttnSpan, C - kC0);
@@ -611,7 +642,7 @@ void weighted_sum_one(const float* w, const KvRows& v, float* out) {
       a = _mm256_setzero_ps();
     KvRowWalk walk(v);
     for (std::int64_t p = 0; p < v.n; ++p) {
-      const std::uint16_t* row = walk.next();
+      const Row* row = walk.next();
       const __m256 wp = _mm256_set1_ps(w[p]);
       for (int c = 0; c < kN; ++c)
         acc[c] = _mm256_fmadd_ps(wp, row_vector(row, kC0 + c), acc[c]);
@@ -623,9 +654,9 @@ void weighted_sum_one(const float* w, const KvRows& v, float* out) {
 
 // out_h = sum_p w[h * stride + p] V[p]: per block of 8 rows, each head's accumulators are
 // loaded from `sums`, take the rows in order, and are stored back, kAttnSpan vectors at a time.
-template <int C>
-void weighted_sum_group(const float* w, std::int64_t stride, std::int32_t heads, const KvRows& v,
-                        std::int64_t head_dim, float* out) {
+template <int C, typename Row>
+void weighted_sum_group(const float* w, std::int64_t stride, std::int32_t heads,
+                        const KvRowsOf<Row>& v, std::int64_t head_dim, float* out) {
   KvRowWalk walk(v);
   alignas(32) float rows[8][8 * C];
   alignas(32) float sums[kMaxGroupHeads][8 * C];
@@ -656,8 +687,9 @@ void weighted_sum_group(const float* w, std::int64_t stride, std::int32_t heads,
     std::copy_n(sums[h], head_dim, out + h * head_dim);
 }
 
-void weighted_sum_f16(const float* w, std::int64_t stride, std::int32_t heads, const KvRows& v,
-                      std::int64_t head_dim, float* out) {
+template <typename Row, void (*Axpy)(float, const Row*, float*, std::int64_t)>
+void weighted_sum_rows(const float* w, std::int64_t stride, std::int32_t heads,
+                       const KvRowsOf<Row>& v, std::int64_t head_dim, float* out) {
   // Groups of up to kMaxGroupHeads heads (each group reads V once).
   for (std::int32_t h0 = 0; h0 < heads; h0 += kMaxGroupHeads) {
     const std::int32_t g = std::min(kMaxGroupHeads, heads - h0);
@@ -670,9 +702,23 @@ void weighted_sum_f16(const float* w, std::int64_t stride, std::int32_t heads, c
             weighted_sum_group<decltype(c)::value>(wg, stride, g, v, head_dim, og);
           }
         })) {
-      weighted_sum_f16_by_rows<axpy_f16>(wg, stride, g, v, head_dim, og);
+      weighted_sum_by_rows<Row, Axpy>(wg, stride, g, v, head_dim, og);
     }
   }
+}
+
+// Rows of Q8_0 blocks: n is a multiple of 32, so whole vectors only.
+float dot_q8_0(const float* x, const BlockQ8_0* y, std::int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  for (std::int64_t c = 0; c < n / 8; ++c)
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + 8 * c), row_vector(y, c), acc);
+  return hsum(acc);
+}
+
+void axpy_q8_0(float a, const BlockQ8_0* x, float* y, std::int64_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  for (std::int64_t c = 0; c < n / 8; ++c)
+    _mm256_storeu_ps(y + 8 * c, _mm256_fmadd_ps(av, row_vector(x, c), _mm256_loadu_ps(y + 8 * c)));
 }
 
 // exp(x) for 8 lanes: kernels_avx512.cc's exp16 (the same clamps, reduction and polynomial),
@@ -782,8 +828,10 @@ constexpr KernelTable kTable{IsaLevel::kAvx2,
                              dot_f16,
                              axpy_f16,
                              to_f16,
-                             scores_f16,
-                             weighted_sum_f16,
+                             scores_rows<std::uint16_t, dot_f16>,
+                             weighted_sum_rows<std::uint16_t, axpy_f16>,
+                             scores_q8_0_avx2,
+                             weighted_sum_q8_0_avx2,
                              softmax_x8,
                              swiglu_x8};
 
@@ -791,6 +839,16 @@ constexpr KernelTable kTable{IsaLevel::kAvx2,
 
 const KernelTable& avx2_kernels() {
   return kTable;
+}
+
+void scores_q8_0_avx2(const float* q, std::int32_t heads, std::int64_t head_dim, float scale,
+                      const KvRowsQ8_0& k, float* scores, std::int64_t stride) {
+  scores_rows<BlockQ8_0, dot_q8_0>(q, heads, head_dim, scale, k, scores, stride);
+}
+
+void weighted_sum_q8_0_avx2(const float* w, std::int64_t stride, std::int32_t heads,
+                            const KvRowsQ8_0& v, std::int64_t head_dim, float* out) {
+  weighted_sum_rows<BlockQ8_0, axpy_q8_0>(w, stride, heads, v, head_dim, out);
 }
 
 }  // namespace spillway::engine

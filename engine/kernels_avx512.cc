@@ -508,7 +508,8 @@ void scores_one(const float* q, std::int64_t head_dim, float scale, const KvRows
 
 // Converts the next m (<= 16) rows of `walk` to float, the lanes past the head's zero (`mask`).
 template <int C>
-void load_rows(KvRowWalk& walk, std::int64_t m, const __mmask16 (&mask)[C], float (*rows)[16 * C]) {
+void load_rows(KvRowWalk<std::uint16_t>& walk, std::int64_t m, const __mmask16 (&mask)[C],
+               float (*rows)[16 * C]) {
   for (std::int64_t i = 0; i < m; ++i) {
     const std::uint16_t* row = walk.next();
     for (int c = 0; c < C; ++c) {
@@ -726,6 +727,8 @@ void swiglu_x16(const float* gate, const float* up, std::int64_t n, float* out) 
   }
 }
 
+// Q8_0 KV rows go through the AVX2 kernels (scores_q8_0_avx2, weighted_sum_q8_0_avx2): no
+// AVX-512 twins yet.
 constexpr KernelTable kTable{IsaLevel::kAvx512,
                              quantize_q8_32_x86,
                              quantize_q8_256_x86,
@@ -744,6 +747,8 @@ constexpr KernelTable kTable{IsaLevel::kAvx512,
                              to_f16,
                              scores_f16,
                              weighted_sum_f16,
+                             scores_q8_0_avx2,
+                             weighted_sum_q8_0_avx2,
                              softmax_x16,
                              swiglu_x16};
 

@@ -285,6 +285,25 @@ void to_f16(const float* x, std::uint16_t* y, std::int64_t n) {
     y[i] = fp32_to_fp16(x[i]);
 }
 
+// One Q8_0 row of n (a multiple of 32) elements, each taken as its exact float fp16(d) * q.
+float dot_q8_0(const float* x, const BlockQ8_0* y, std::int64_t n) {
+  float acc = 0.0f;
+  for (std::int64_t b = 0; b < n / kQK8_0; ++b) {
+    const float d = fp16_to_fp32(y[b].d);
+    for (int i = 0; i < kQK8_0; ++i)
+      acc += x[b * kQK8_0 + i] * (d * static_cast<float>(y[b].qs[i]));
+  }
+  return acc;
+}
+
+void axpy_q8_0(float a, const BlockQ8_0* x, float* y, std::int64_t n) {
+  for (std::int64_t b = 0; b < n / kQK8_0; ++b) {
+    const float d = fp16_to_fp32(x[b].d);
+    for (int i = 0; i < kQK8_0; ++i)
+      y[b * kQK8_0 + i] += a * (d * static_cast<float>(x[b].qs[i]));
+  }
+}
+
 constexpr KernelTable kTable{IsaLevel::kScalar,
                              quantize_q8_32,
                              quantize_q8_256,
@@ -301,8 +320,10 @@ constexpr KernelTable kTable{IsaLevel::kScalar,
                              dot_f16,
                              axpy_f16,
                              to_f16,
-                             scores_f16_by_rows<dot_f16>,
-                             weighted_sum_f16_by_rows<axpy_f16>,
+                             scores_by_rows<std::uint16_t, dot_f16>,
+                             weighted_sum_by_rows<std::uint16_t, axpy_f16>,
+                             scores_by_rows<BlockQ8_0, dot_q8_0>,
+                             weighted_sum_by_rows<BlockQ8_0, axpy_q8_0>,
                              softmax,  // engine/ops.h's scalar reference.
                              swiglu};
 

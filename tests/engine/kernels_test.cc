@@ -522,14 +522,103 @@ TEST(CpuFeaturesTest, ParsesAndCapsLevels) {
   EXPECT_NE(line.find("kernels: avx512"), std::string::npos);
 }
 
-// The attention kernels against a double-precision reference: head sizes below, at and
-// between vector widths (and past the widest grouped kernel, 128), position counts around the
-// 16-position groups, blocks of 16 and of 7 slots with a slot stride wider than one row (as in
-// the KV cache, where K and V alternate), and groups of 1, 3 and 8 query heads per KV head.
-// Each head of a group gets the same bits as that head computed alone.
+// A KV row's element i as the kernels must take it: fp16 exactly widened; Q8_0 as fp16(d) * q.
+float kv_element(const std::uint16_t* row, std::int64_t i) {
+  return fp16_to_fp32(row[i]);
+}
+float kv_element(const BlockQ8_0* row, std::int64_t i) {
+  return fp16_to_fp32(row[i / kQK8_0].d) * static_cast<float>(row[i / kQK8_0].qs[i % kQK8_0]);
+}
+
+// Random cache contents: fp16 values in [-1, 1]; Q8_0 blocks with scales up to 1/64 and quants
+// over the whole int8 range (-128 included).
+void fill_kv(std::vector<std::uint16_t>& storage, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (std::uint16_t& h : storage)
+    h = fp32_to_fp16(u(rng));
+}
+void fill_kv(std::vector<BlockQ8_0>& storage, std::mt19937& rng) {
+  std::uniform_real_distribution<float> scale(0.0f, 1.0f / 64);
+  std::uniform_int_distribution<int> quant(-128, 127);
+  for (BlockQ8_0& b : storage) {
+    b.d = fp32_to_fp16(scale(rng));
+    for (std::int8_t& q : b.qs)
+      q = static_cast<std::int8_t>(quant(rng));
+  }
+}
+
+// One case of the attention kernels of one row type against a double-precision reference:
+// `units` is a row's length in Row units. Blocks out of order in memory, as a block table would
+// have them, and a slot stride wider than two rows (in the cache, K and V alternate). Each head
+// of the group must get the same bits as that head computed alone.
+template <typename Row, typename Scores, typename WeightedSum>
+void check_attention(Scores scores_kernel, WeightedSum weighted_sum_kernel, std::int64_t head_dim,
+                     std::int64_t units, std::int64_t n, std::int64_t block_tokens,
+                     std::int32_t heads, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const std::int64_t stride = 2 * units + 3;
+  const std::int64_t blocks = (n + block_tokens - 1) / block_tokens;
+  std::vector<Row> storage(static_cast<std::size_t>((blocks + 1) * block_tokens * stride));
+  fill_kv(storage, rng);
+  std::vector<const Row*> table(static_cast<std::size_t>(blocks));
+  for (std::int64_t b = 0; b < blocks; ++b)
+    table[static_cast<std::size_t>(b)] = storage.data() + (blocks - b) * block_tokens * stride;
+  const KvRowsOf<Row> rows{table.data(), block_tokens, stride, n};
+  const std::int64_t score_stride = n + 5;
+  std::vector<float> q(static_cast<std::size_t>(heads * head_dim)),
+      w(static_cast<std::size_t>(heads * score_stride));
+  for (float& x : q)
+    x = u(rng);
+  for (float& x : w)
+    x = u(rng);
+  std::vector<float> scores(static_cast<std::size_t>(heads * score_stride), -7.0f);
+  scores_kernel(q.data(), heads, head_dim, 0.125f, rows, scores.data(), score_stride);
+  std::vector<float> out(static_cast<std::size_t>(heads * head_dim) + 16, -7.0f);
+  weighted_sum_kernel(w.data(), score_stride, heads, rows, head_dim, out.data());
+  for (std::int32_t h = 0; h < heads; ++h) {
+    const float* qh = q.data() + h * head_dim;
+    const float* sh = scores.data() + h * score_stride;
+    const float* wh = w.data() + h * score_stride;
+    const float* oh = out.data() + h * head_dim;
+    for (std::int64_t p = 0; p < n; ++p) {
+      double dot = 0.0, mag = 0.0;
+      for (std::int64_t i = 0; i < head_dim; ++i) {
+        const double term = static_cast<double>(qh[i]) * kv_element(rows.row(p), i);
+        dot += term;
+        mag += std::fabs(term);
+      }
+      EXPECT_NEAR(sh[p], 0.125 * dot, 1e-6 * mag + 1e-7) << "head " << h << " score " << p;
+    }
+    for (std::int64_t p = n; p < score_stride; ++p)
+      EXPECT_EQ(sh[p], -7.0f) << "head " << h << " wrote past its scores";
+    for (std::int64_t i = 0; i < head_dim; ++i) {
+      double sum = 0.0, mag = 0.0;
+      for (std::int64_t p = 0; p < n; ++p) {
+        const double term = static_cast<double>(wh[p]) * kv_element(rows.row(p), i);
+        sum += term;
+        mag += std::fabs(term);
+      }
+      EXPECT_NEAR(oh[i], sum, 1e-6 * mag + 1e-7) << "head " << h << " column " << i;
+    }
+    // The head alone: the same bits.
+    std::vector<float> alone_scores(static_cast<std::size_t>(n));
+    std::vector<float> alone_out(static_cast<std::size_t>(head_dim));
+    scores_kernel(qh, 1, head_dim, 0.125f, rows, alone_scores.data(), n);
+    weighted_sum_kernel(wh, n, 1, rows, head_dim, alone_out.data());
+    EXPECT_TRUE(std::equal(alone_scores.begin(), alone_scores.end(), sh))
+        << "head " << h << "'s scores depend on the group";
+    EXPECT_TRUE(std::equal(alone_out.begin(), alone_out.end(), oh))
+        << "head " << h << "'s output depends on the group";
+  }
+  EXPECT_EQ(out[static_cast<std::size_t>(heads * head_dim)], -7.0f) << "wrote past the output";
+}
+
+// The F16 attention kernels: head sizes below, at and between vector widths (and past the
+// widest grouped kernel, 128), position counts around the 16-position groups, blocks of 16 and
+// of 7 slots, and groups of 1, 3, 8 and 20 query heads per KV head (past the 16 heads one
+// grouped pass takes).
 TEST(KernelsTest, AttentionKernelsMatchTheReference) {
   std::mt19937 rng(11);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (IsaLevel level : supported_levels()) {
     const KernelTable& kernels = kernel_table(level);
     for (std::int64_t head_dim : {8, 20, 64, 100, 128, 144}) {
@@ -539,68 +628,31 @@ TEST(KernelsTest, AttentionKernelsMatchTheReference) {
             SCOPED_TRACE(::testing::Message()
                          << isa_name(level) << " head_dim=" << head_dim << " n=" << n
                          << " block=" << block_tokens << " heads=" << heads);
-            const std::int64_t stride = 2 * head_dim + 3;
-            const std::int64_t blocks = (n + block_tokens - 1) / block_tokens;
-            // Blocks out of order in memory, as a block table would have them.
-            std::vector<std::uint16_t> storage(
-                static_cast<std::size_t>((blocks + 1) * block_tokens * stride));
-            for (std::uint16_t& h : storage)
-              h = fp32_to_fp16(u(rng));
-            std::vector<const std::uint16_t*> table(static_cast<std::size_t>(blocks));
-            for (std::int64_t b = 0; b < blocks; ++b)
-              table[static_cast<std::size_t>(b)] =
-                  storage.data() + (blocks - b) * block_tokens * stride;
-            const KvRows rows{table.data(), block_tokens, stride, n};
-            const std::int64_t score_stride = n + 5;
-            std::vector<float> q(static_cast<std::size_t>(heads * head_dim)),
-                w(static_cast<std::size_t>(heads * score_stride));
-            for (float& x : q)
-              x = u(rng);
-            for (float& x : w)
-              x = u(rng);
-            std::vector<float> scores(static_cast<std::size_t>(heads * score_stride), -7.0f);
-            kernels.scores_f16(q.data(), heads, head_dim, 0.125f, rows, scores.data(),
-                               score_stride);
-            std::vector<float> out(static_cast<std::size_t>(heads * head_dim) + 16, -7.0f);
-            kernels.weighted_sum_f16(w.data(), score_stride, heads, rows, head_dim, out.data());
-            for (std::int32_t h = 0; h < heads; ++h) {
-              const float* qh = q.data() + h * head_dim;
-              const float* sh = scores.data() + h * score_stride;
-              const float* wh = w.data() + h * score_stride;
-              const float* oh = out.data() + h * head_dim;
-              for (std::int64_t p = 0; p < n; ++p) {
-                double dot = 0.0, mag = 0.0;
-                for (std::int64_t i = 0; i < head_dim; ++i) {
-                  const double term = static_cast<double>(qh[i]) * fp16_to_fp32(rows.row(p)[i]);
-                  dot += term;
-                  mag += std::fabs(term);
-                }
-                EXPECT_NEAR(sh[p], 0.125 * dot, 1e-6 * mag + 1e-7)
-                    << "head " << h << " score " << p;
-              }
-              for (std::int64_t p = n; p < score_stride; ++p)
-                EXPECT_EQ(sh[p], -7.0f) << "head " << h << " wrote past its scores";
-              for (std::int64_t i = 0; i < head_dim; ++i) {
-                double sum = 0.0, mag = 0.0;
-                for (std::int64_t p = 0; p < n; ++p) {
-                  const double term = static_cast<double>(wh[p]) * fp16_to_fp32(rows.row(p)[i]);
-                  sum += term;
-                  mag += std::fabs(term);
-                }
-                EXPECT_NEAR(oh[i], sum, 1e-6 * mag + 1e-7) << "head " << h << " column " << i;
-              }
-              // The head alone: the same bits.
-              std::vector<float> alone_scores(static_cast<std::size_t>(n));
-              std::vector<float> alone_out(static_cast<std::size_t>(head_dim));
-              kernels.scores_f16(qh, 1, head_dim, 0.125f, rows, alone_scores.data(), n);
-              kernels.weighted_sum_f16(wh, n, 1, rows, head_dim, alone_out.data());
-              EXPECT_TRUE(std::equal(alone_scores.begin(), alone_scores.end(), sh))
-                  << "head " << h << "'s scores depend on the group";
-              EXPECT_TRUE(std::equal(alone_out.begin(), alone_out.end(), oh))
-                  << "head " << h << "'s output depends on the group";
-            }
-            EXPECT_EQ(out[static_cast<std::size_t>(heads * head_dim)], -7.0f)
-                << "wrote past the output";
+            check_attention<std::uint16_t>(kernels.scores_f16, kernels.weighted_sum_f16, head_dim,
+                                           head_dim, n, block_tokens, heads, rng);
+            if (HasFailure()) return;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The same over Q8_0 rows (head_dim a multiple of 32), up to and past the grouped kernels'
+// widest head.
+TEST(KernelsTest, Q8_0AttentionKernelsMatchTheReference) {
+  std::mt19937 rng(12);
+  for (IsaLevel level : supported_levels()) {
+    const KernelTable& kernels = kernel_table(level);
+    for (std::int64_t head_dim : {32, 64, 96, 128, 160}) {
+      for (std::int64_t n : {1, 5, 16, 17, 40}) {
+        for (std::int64_t block_tokens : {16, 7}) {
+          for (std::int32_t heads : {1, 3, 8, 20}) {
+            SCOPED_TRACE(::testing::Message()
+                         << isa_name(level) << " head_dim=" << head_dim << " n=" << n
+                         << " block=" << block_tokens << " heads=" << heads);
+            check_attention<BlockQ8_0>(kernels.scores_q8_0, kernels.weighted_sum_q8_0, head_dim,
+                                       head_dim / kQK8_0, n, block_tokens, heads, rng);
             if (HasFailure()) return;
           }
         }

@@ -116,7 +116,8 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("--repetitions", f->options.repetitions, "Median of R runs")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
-  app->add_option("--kv-type", f->kv_type, "KV cache element type: f16 or f32")
+  app->add_option("--kv-type", f->kv_type,
+                  "KV cache element type: f16, f32 or q8_0 (head_dim a multiple of 32)")
       ->capture_default_str();
   app->add_flag("--json", f->json, "Print one JSON object");
 

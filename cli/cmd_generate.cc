@@ -138,7 +138,8 @@ Command add_generate_command(CLI::App& root) {
       ->check(CLI::Range(1, 512));
   app->add_option("-c,--ctx-size", f->context, "Context length (default: the model's)")
       ->check(CLI::NonNegativeNumber);
-  app->add_option("--kv-type", f->kv_type, "KV cache element type: f16 or f32")
+  app->add_option("--kv-type", f->kv_type,
+                  "KV cache element type: f16, f32 or q8_0 (head_dim a multiple of 32)")
       ->capture_default_str();
   app->add_flag("--raw", f->raw, "Do not print a newline after the generated text");
   return {app, [f] { return run_generate(*f); }};

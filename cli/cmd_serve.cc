@@ -87,6 +87,7 @@ int run_serve(ServeFlags& f) {
            {kv("url", fmt::format("http://{}:{}/v1", f.options.http.host, (*server)->port())),
             kv("model", (*server)->model_name()), kv("context", e.context()),
             kv("kv_cache_mib", e.kv_cache_bytes() >> 20),
+            kv("kv_type", engine::kv_type_name(e.options().kv_type)),
             kv("kv_cache_tokens",
                static_cast<std::int64_t>(e.stats().kv_blocks_total) * e.options().block_tokens),
             kv("threads", f.options.engine.threads),
@@ -150,7 +151,8 @@ Command add_serve_command(CLI::App& root) {
   app->add_option("--block-tokens", o.engine.block_tokens, "Positions per KV-cache block")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
-  app->add_option("--kv-type", f->kv_type, "KV cache element type: f16 or f32")
+  app->add_option("--kv-type", f->kv_type,
+                  "KV cache element type: f16, f32 or q8_0 (head_dim a multiple of 32)")
       ->capture_default_str();
   app->add_option("--ctx-size", o.engine.context,
                   "Tokens per sequence (0: the model's training context)")

@@ -128,6 +128,7 @@ Result<BenchReport> run_benchmark(const Model& model, const BenchOptions& o) {
                       "prompt + generated tokens ({}) exceed the model's context ({})", per_seq,
                       c.n_ctx_train);
   }
+  SPW_TRY(check_kv_type(c, o.kv_type));
   BenchReport report;
   report.weight_bytes_per_token = model.weight_bytes_per_token();
   ThreadPool pool(o.threads);

@@ -42,7 +42,11 @@ ForwardPass::ForwardPass(const Model& model, KvCache& cache, ThreadPool& pool,
   scores_stride_ = static_cast<std::int64_t>(cache.num_blocks()) * cache.block_tokens();
   scores_.resize(sz(pool.size(), c.n_head / c.n_head_kv * scores_stride_));
   kv_blocks_stride_ = 2 * static_cast<std::int64_t>(cache.num_blocks());
-  kv_blocks_.resize(sz(pool.size(), kv_blocks_stride_));
+  if (cache.type() == KvType::kQ8_0) {
+    kv_blocks_q8_0_.resize(sz(pool.size(), kv_blocks_stride_));
+  } else {
+    kv_blocks_.resize(sz(pool.size(), kv_blocks_stride_));
+  }
   last_hidden_.resize(sz(t, c.n_embd));
 }
 
@@ -104,9 +108,7 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
   const std::int32_t group = c.n_head / c.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   const std::int32_t bt = cache_.block_tokens();
-  const bool f16 = cache_.type() == KvType::kF16;
-  const auto row_stride =
-      static_cast<std::int64_t>(cache_.slot_stride_bytes() / sizeof(std::uint16_t));
+  const KvType type = cache_.type();
   // One unit of work per token and KV head: the query heads of its group share the resolved
   // block table (and, in the kernels, the rows they read).
   // The threads take units in order from a shared counter, so sequences of different lengths
@@ -115,35 +117,50 @@ void ForwardPass::attention(const ForwardBatch& batch, std::int32_t layer) {
   std::atomic<std::int64_t> next{0};
   pool_.run([&](int thread, int /*threads*/) {
     float* scores = scores_.data() + thread * group * scores_stride_;
-    const std::uint16_t** k_blocks = kv_blocks_.data() + thread * kv_blocks_stride_;
-    const std::uint16_t** v_blocks = k_blocks + cache_.num_blocks();
+    // The group's query heads together, so each K and V row is read and converted once. `Row`
+    // is the cache's unit (fp16 value or Q8_0 block), `units` a head's offset in them.
+    const auto attend_group = [&]<typename Row>(const Row** k_blocks, std::int64_t t,
+                                                std::int32_t kvh, std::int64_t units,
+                                                auto scores_kernel, auto weighted_sum_kernel) {
+      const BatchToken& b = batch.tokens[static_cast<std::size_t>(t)];
+      const auto& table = batch.block_tables[static_cast<std::size_t>(b.seq)];
+      const Row** v_blocks = k_blocks + cache_.num_blocks();
+      const std::int64_t positions = b.pos + 1;
+      const std::int64_t blocks = (positions + bt - 1) / bt;
+      for (std::int64_t i = 0; i < blocks; ++i) {
+        const std::int32_t block = table[static_cast<std::size_t>(i)];
+        k_blocks[i] = static_cast<const Row*>(cache_.key(layer, block, 0)) + units;
+        v_blocks[i] = static_cast<const Row*>(cache_.value(layer, block, 0)) + units;
+      }
+      const auto row_stride = static_cast<std::int64_t>(cache_.slot_stride_bytes() / sizeof(Row));
+      const KvRowsOf<Row> k_rows{k_blocks, bt, row_stride, positions};
+      const KvRowsOf<Row> v_rows{v_blocks, bt, row_stride, positions};
+      const std::int64_t first = static_cast<std::int64_t>(kvh) * group * c.head_dim;
+      scores_kernel(q_.data() + t * c.q_dim() + first, group, c.head_dim, scale, k_rows, scores,
+                    scores_stride_);
+      for (std::int32_t h = 0; h < group; ++h)
+        kernels_.softmax(scores + h * scores_stride_, positions);
+      weighted_sum_kernel(scores, scores_stride_, group, v_rows, c.head_dim,
+                          att_.data() + t * c.q_dim() + first);
+    };
     for (std::int64_t w = next.fetch_add(1, std::memory_order_relaxed); w < work;
          w = next.fetch_add(1, std::memory_order_relaxed)) {
       const std::int64_t t = w / c.n_head_kv;
       const std::int32_t kvh = static_cast<std::int32_t>(w % c.n_head_kv);
-      const BatchToken& b = batch.tokens[static_cast<std::size_t>(t)];
-      const auto& table = batch.block_tables[static_cast<std::size_t>(b.seq)];
       const std::int64_t head = static_cast<std::int64_t>(kvh) * c.head_dim;
-      const std::int64_t positions = b.pos + 1;
-      if (f16) {
-        const std::int64_t blocks = (positions + bt - 1) / bt;
-        for (std::int64_t i = 0; i < blocks; ++i) {
-          const std::int32_t block = table[static_cast<std::size_t>(i)];
-          k_blocks[i] = static_cast<const std::uint16_t*>(cache_.key(layer, block, 0)) + head;
-          v_blocks[i] = static_cast<const std::uint16_t*>(cache_.value(layer, block, 0)) + head;
-        }
-        const KvRows k_rows{k_blocks, bt, row_stride, positions};
-        const KvRows v_rows{v_blocks, bt, row_stride, positions};
-        // The group's query heads together, so each K and V row is read and converted once.
-        const std::int64_t first = static_cast<std::int64_t>(kvh) * group * c.head_dim;
-        kernels_.scores_f16(q_.data() + t * c.q_dim() + first, group, c.head_dim, scale, k_rows,
-                            scores, scores_stride_);
-        for (std::int32_t h = 0; h < group; ++h)
-          kernels_.softmax(scores + h * scores_stride_, positions);
-        kernels_.weighted_sum_f16(scores, scores_stride_, group, v_rows, c.head_dim,
-                                  att_.data() + t * c.q_dim() + first);
+      if (type == KvType::kF16) {
+        attend_group(kv_blocks_.data() + thread * kv_blocks_stride_, t, kvh, head,
+                     kernels_.scores_f16, kernels_.weighted_sum_f16);
         continue;
       }
+      if (type == KvType::kQ8_0) {
+        attend_group(kv_blocks_q8_0_.data() + thread * kv_blocks_stride_, t, kvh, head / kQK8_0,
+                     kernels_.scores_q8_0, kernels_.weighted_sum_q8_0);
+        continue;
+      }
+      const BatchToken& b = batch.tokens[static_cast<std::size_t>(t)];
+      const auto& table = batch.block_tables[static_cast<std::size_t>(b.seq)];
+      const std::int64_t positions = b.pos + 1;
       for (std::int32_t h = kvh * group; h < (kvh + 1) * group; ++h) {
         const float* q = q_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
         float* out = att_.data() + t * c.q_dim() + static_cast<std::int64_t>(h) * c.head_dim;
@@ -238,6 +255,10 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
       if (cache_.type() == KvType::kF16) {
         kernels_.to_f16(k, static_cast<std::uint16_t*>(kdst), c.kv_dim());
         kernels_.to_f16(v, static_cast<std::uint16_t*>(vdst), c.kv_dim());
+      } else if (cache_.type() == KvType::kQ8_0) {
+        // Per 32 elements, within one head (check_kv_type): ggml's reference quantizer.
+        quantize_row(GgmlType::kQ8_0, k, kdst, c.kv_dim());
+        quantize_row(GgmlType::kQ8_0, v, vdst, c.kv_dim());
       } else {
         std::memcpy(kdst, k, sizeof(float) * c.kv_dim());
         std::memcpy(vdst, v, sizeof(float) * c.kv_dim());

@@ -20,6 +20,7 @@
 #include "engine/kv_cache.h"
 #include "engine/matmul.h"
 #include "engine/model.h"
+#include "engine/quant_blocks.h"
 #include "engine/thread_pool.h"
 
 namespace spillway::engine {
@@ -56,8 +57,10 @@ class ForwardPass {
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;
   std::vector<float> scores_;  // Per thread and query head of a group: scores over a sequence.
   std::int64_t scores_stride_ = 0;
-  // Per thread: a sequence's block table resolved to one KV head's key and value rows.
+  // Per thread: a sequence's block table resolved to one KV head's key and value rows, in the
+  // cache's unit (only the vector of the cache's type is used).
   std::vector<const std::uint16_t*> kv_blocks_;
+  std::vector<const BlockQ8_0*> kv_blocks_q8_0_;
   std::int64_t kv_blocks_stride_ = 0;
   std::vector<float> last_hidden_;  // Normalized final states of tokens that want logits.
 };

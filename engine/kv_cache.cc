@@ -3,17 +3,55 @@
 #include <cassert>
 #include <limits>
 
+#include "engine/quant_blocks.h"
+
 namespace spillway::engine {
 
 Result<KvType> parse_kv_type(std::string_view name) {
   if (name == "f16") return KvType::kF16;
   if (name == "f32") return KvType::kF32;
-  return make_error(ErrorCode::kInvalidArgument, "unknown KV cache type '{}' (f16, f32)", name);
+  if (name == "q8_0") return KvType::kQ8_0;
+  return make_error(ErrorCode::kInvalidArgument, "unknown KV cache type '{}' (f16, f32, q8_0)",
+                    name);
+}
+
+std::string_view kv_type_name(KvType type) {
+  switch (type) {
+    case KvType::kF32:
+      return "f32";
+    case KvType::kF16:
+      return "f16";
+    case KvType::kQ8_0:
+      return "q8_0";
+  }
+  return "?";
+}
+
+Status check_kv_type(const ModelConfig& config, KvType type) {
+  if (type == KvType::kQ8_0 && config.head_dim % kQK8_0 != 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "a q8_0 KV cache needs head_dim to be a multiple of {}; this model's is {} "
+                      "(use f16)",
+                      kQK8_0, config.head_dim);
+  }
+  return Status();
 }
 
 std::size_t KvCache::bytes_per_token(const ModelConfig& config, KvType type) {
-  const std::size_t element = type == KvType::kF16 ? 2 : 4;
-  return 2 * static_cast<std::size_t>(config.kv_dim()) * config.n_layer * element;
+  const auto kv_dim = static_cast<std::size_t>(config.kv_dim());
+  std::size_t vector = 0;
+  switch (type) {
+    case KvType::kF32:
+      vector = 4 * kv_dim;
+      break;
+    case KvType::kF16:
+      vector = 2 * kv_dim;
+      break;
+    case KvType::kQ8_0:
+      vector = kv_dim / kQK8_0 * sizeof(BlockQ8_0);
+      break;
+  }
+  return 2 * vector * static_cast<std::size_t>(config.n_layer);
 }
 
 Result<KvCache> KvCache::create(const ModelConfig& config, KvCacheOptions options) {
@@ -22,6 +60,7 @@ Result<KvCache> KvCache::create(const ModelConfig& config, KvCacheOptions option
                       "KV cache needs positive block size and block count (got {} and {})",
                       options.block_tokens, options.num_blocks);
   }
+  SPW_TRY(check_kv_type(config, options.type));
   const std::size_t per_token = bytes_per_token(config, options.type);
   const std::size_t tokens =
       static_cast<std::size_t>(options.block_tokens) * static_cast<std::size_t>(options.num_blocks);

@@ -23,11 +23,21 @@
 namespace spillway::engine {
 
 // Element type of cached keys and values. F16 halves the cache (the default, as in llama.cpp);
-// F32 keeps attention bit-for-bit independent of cache rounding (reference comparisons).
-enum class KvType { kF32, kF16 };
+// F32 keeps attention bit-for-bit independent of cache rounding (reference comparisons); Q8_0
+// (ggml's block format: an fp16 scale per 32 int8 values, 34 bytes per 32 elements) takes 0.53
+// of F16's memory, for models whose head_dim is a multiple of 32. Each key and value vector is
+// quantized per head with ggml's reference quantizer when it is written; attention then takes
+// the exact dequantized values (each element within half a quantization step, amax / 254, of
+// what was computed).
+enum class KvType { kF32, kF16, kQ8_0 };
 
-// Parses "f16" / "f32".
+// Parses "f16" / "f32" / "q8_0".
 [[nodiscard]] Result<KvType> parse_kv_type(std::string_view name);
+[[nodiscard]] std::string_view kv_type_name(KvType type);
+
+// Whether `config`'s model can keep its cache in `type`: kInvalidArgument naming the reason
+// (Q8_0 needs head_dim a multiple of 32) if not.
+[[nodiscard]] Status check_kv_type(const ModelConfig& config, KvType type);
 
 struct KvCacheOptions {
   std::int32_t block_tokens = 16;  // Token slots per block.
@@ -37,7 +47,8 @@ struct KvCacheOptions {
 
 class KvCache {
  public:
-  // Errors: kInvalidArgument for non-positive sizes; kResourceExhausted if the size overflows.
+  // Errors: kInvalidArgument for non-positive sizes or a type the model cannot use
+  // (check_kv_type); kResourceExhausted if the size overflows.
   [[nodiscard]] static Result<KvCache> create(const ModelConfig& config, KvCacheOptions options);
 
   [[nodiscard]] std::int32_t block_tokens() const { return block_tokens_; }
@@ -46,10 +57,11 @@ class KvCache {
   [[nodiscard]] std::size_t bytes() const { return storage_.size(); }
   // Bytes from one slot's key (or value) vector to the next slot's, within a block.
   [[nodiscard]] std::size_t slot_stride_bytes() const { return 2 * vector_bytes_; }
-  // Bytes one token slot takes (all layers, K and V).
+  // Bytes one token slot takes (all layers, K and V). REQUIRES: check_kv_type(config, type).
   [[nodiscard]] static std::size_t bytes_per_token(const ModelConfig& config, KvType type);
 
-  // Key / value vector ([kv_dim] elements of type()) of `layer` at slot `slot` of `block`.
+  // Key / value vector of `layer` at slot `slot` of `block`: kv_dim elements of type() (for
+  // Q8_0, kv_dim / 32 BlockQ8_0, head h's from block h * head_dim / 32).
   [[nodiscard]] void* key(std::int32_t layer, std::int32_t block, std::int32_t slot) {
     return storage_.data() + offset(layer, block, slot);
   }

@@ -105,6 +105,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::create(const Model& model,
     return make_error(ErrorCode::kInvalidArgument, "block_tokens must be in [1, 4096] (got {})",
                       options.block_tokens);
   }
+  SPW_TRY(check_kv_type(config, options.kv_type));
   const std::int32_t context =
       options.context == 0 ? config.n_ctx_train : std::min(options.context, config.n_ctx_train);
   const std::size_t block_bytes = KvCache::bytes_per_token(config, options.kv_type) *

@@ -73,6 +73,10 @@ expect_error "negative temperature" 2 "temperature" -- \
 expect_error "zero max tokens" 2 "max-tokens" -- generate -m "$models/stories260K.gguf" -p x -n 0
 expect_error "missing prompt" 2 "prompt" -- generate -m "$models/stories260K.gguf"
 expect_error "unknown option" 2 "--bogus" -- generate -m "$models/stories260K.gguf" -p x --bogus
+expect_error "unknown KV cache type" 2 "f16, f32, q8_0" -- \
+  generate -m "$models/stories260K.gguf" -p x --kv-type q4_0
+expect_error "q8_0 KV cache on 8-wide heads" 1 "multiple of 32" -- \
+  generate -m "$models/stories260K.gguf" -p x --kv-type q8_0
 expect_error "mkmodel unknown shape" 2 "unknown shape" -- \
   mkmodel --shape gpt-9 --vocab "$models/ggml-vocab-llama-spm.gguf" -o "$tmp/x.gguf"
 expect_error "mkmodel unknown type" 2 "unknown weight type" -- \

@@ -14,8 +14,9 @@ namespace spillway::engine {
 namespace {
 
 struct Harness {
-  explicit Harness(const Model& m, std::int32_t blocks = 64, std::int32_t max_batch = 64)
-      : cache(std::move(KvCache::create(m.config(), {16, blocks})).value()),
+  explicit Harness(const Model& m, std::int32_t blocks = 64, std::int32_t max_batch = 64,
+                   KvType kv_type = KvType::kF16)
+      : cache(std::move(KvCache::create(m.config(), {16, blocks, kv_type})).value()),
         pool(2),
         forward(m, cache, pool, max_batch),
         n_vocab(m.config().n_vocab) {}
@@ -166,6 +167,88 @@ TEST(ForwardTypes, QuantizedModelsTrackF32) {
   for (const auto& c : cases) {
     EXPECT_GT(cosine(f32, logits_for(c.type)), c.min_cosine) << ggml_type_info(c.type).name;
   }
+}
+
+// A Q8_0 cache keeps the batch contract bit for bit: two sequences prefilled interleaved in one
+// batch over scattered blocks, then decoded together, give each the logits it gets alone.
+TEST(ForwardKvTypes, Q8_0CacheBatchesEqualSequencesAlone) {
+  SPW_REQUIRE_SHARED_FILE(spillway::testing::vocab_gguf());
+  auto model = spillway::testing::load_model_or_die(
+      {spillway::testing::tiny_model_path(GgmlType::kQ8_0), ""});
+  ASSERT_EQ(model->config().head_dim % 32, 0);
+  const std::vector<std::int32_t> a = {1,     450,   4996,  17354, 1701, 29916, 432,  975,   278,
+                                       17366, 11203, 29889, 450,   4996, 17354, 1701, 29916, 432};
+  const std::vector<std::int32_t> b = {1, 3118, 263, 931, 29892};
+  const std::int32_t next_a = 278, next_b = 727;
+  // Prompt, then one decode step; the logits of both.
+  const auto alone = [&](const std::vector<std::int32_t>& tokens, std::int32_t next) {
+    Harness h(*model, 16, 64, KvType::kQ8_0);
+    std::vector<std::int32_t> table = {0, 1};
+    const std::span<const std::int32_t> tables[] = {table};
+    const auto n = static_cast<std::int32_t>(tokens.size());
+    std::vector<BatchToken> batch;
+    for (std::int32_t p = 0; p < n; ++p)
+      batch.push_back({0, p, tokens[static_cast<std::size_t>(p)], p == n - 1});
+    std::vector<float> logits(2 * static_cast<std::size_t>(h.n_vocab));
+    EXPECT_TRUE(h.forward.run({batch, tables}, std::span(logits).first(h.n_vocab)).ok());
+    const BatchToken step{0, n, next, true};
+    EXPECT_TRUE(
+        h.forward.run({std::span(&step, 1), tables}, std::span(logits).last(h.n_vocab)).ok());
+    return logits;
+  };
+  const std::vector<float> ref_a = alone(a, next_a), ref_b = alone(b, next_b);
+
+  Harness h(*model, 16, 64, KvType::kQ8_0);
+  std::vector<std::int32_t> ta = {9, 2}, tb = {12};
+  const std::span<const std::int32_t> tables[] = {ta, tb};
+  const auto na = static_cast<std::int32_t>(a.size()), nb = static_cast<std::int32_t>(b.size());
+  std::vector<BatchToken> batch;
+  for (std::int32_t p = 0; p < na; ++p) {
+    if (p < nb) batch.push_back({1, p, b[static_cast<std::size_t>(p)], p == nb - 1});
+    batch.push_back({0, p, a[static_cast<std::size_t>(p)], p == na - 1});
+  }
+  std::vector<float> prefill(2 * static_cast<std::size_t>(h.n_vocab));
+  ASSERT_TRUE(h.forward.run({batch, tables}, prefill).ok());
+  const BatchToken steps[] = {{0, na, next_a, true}, {1, nb, next_b, true}};
+  std::vector<float> decode(2 * static_cast<std::size_t>(h.n_vocab));
+  ASSERT_TRUE(h.forward.run({steps, tables}, decode).ok());
+  const auto v = static_cast<std::size_t>(h.n_vocab);
+  const auto same = [&](const std::vector<float>& got, std::size_t at,
+                        const std::vector<float>& ref, std::size_t ref_at) {
+    return std::equal(got.begin() + at * v, got.begin() + (at + 1) * v, ref.begin() + ref_at * v);
+  };
+  EXPECT_TRUE(same(prefill, 0, ref_b, 0)) << "b's prompt logits differ in the batch";
+  EXPECT_TRUE(same(prefill, 1, ref_a, 0)) << "a's prompt logits differ in the batch";
+  EXPECT_TRUE(same(decode, 0, ref_a, 1)) << "a's decode logits differ in the batch";
+  EXPECT_TRUE(same(decode, 1, ref_b, 1)) << "b's decode logits differ in the batch";
+}
+
+// A Q8_0 cache needs heads of whole 32-element blocks: stories260K's head_dim is 8.
+TEST_F(ForwardTest, Q8_0CacheRejectsHeadsNotAMultipleOf32) {
+  ASSERT_EQ(model_->config().head_dim, 8);
+  const auto cache = KvCache::create(model_->config(), {16, 4, KvType::kQ8_0});
+  ASSERT_FALSE(cache.ok());
+  EXPECT_EQ(cache.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(cache.error().message().find("head_dim to be a multiple of 32; this model's is 8"),
+            std::string::npos)
+      << cache.error().message();
+  EXPECT_TRUE(KvCache::create(model_->config(), {16, 4, KvType::kF16}).ok());
+}
+
+// Bytes per token: K and V of every layer, Q8_0 at 34 bytes per 32 elements.
+TEST(KvCacheSize, BytesPerTokenFollowTheType) {
+  ModelConfig c;
+  c.n_layer = 22;
+  c.n_head = 32;
+  c.n_head_kv = 4;
+  c.head_dim = 64;
+  EXPECT_EQ(KvCache::bytes_per_token(c, KvType::kF32), 2u * 256 * 22 * 4);
+  EXPECT_EQ(KvCache::bytes_per_token(c, KvType::kF16), 2u * 256 * 22 * 2);
+  EXPECT_EQ(KvCache::bytes_per_token(c, KvType::kQ8_0), 2u * 8 * 34 * 22);
+  EXPECT_EQ(*parse_kv_type("q8_0"), KvType::kQ8_0);
+  EXPECT_EQ(kv_type_name(KvType::kQ8_0), "q8_0");
+  EXPECT_FALSE(parse_kv_type("q4_0").ok());
+  EXPECT_NE(parse_kv_type("q4_0").error().message().find("f16, f32, q8_0"), std::string::npos);
 }
 
 }  // namespace

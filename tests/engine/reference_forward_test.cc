@@ -195,6 +195,19 @@ TEST(ReferenceForward, F16KvCache) {
   expect_close(*q, kTokens, 2e-3, KvType::kF16);
 }
 
+// A Q8_0 KV cache moves each key and value element by up to half a step (amax / 254 of its
+// 32-element block): ~2e-4 of the largest logit here against F16's ~8e-6, within the same
+// bound.
+TEST(ReferenceForward, Q8_0KvCache) {
+  SPW_REQUIRE_SHARED_FILE(spillway::testing::vocab_gguf());
+  auto m = spillway::testing::load_model_or_die(
+      {spillway::testing::tiny_model_path(GgmlType::kF32), ""});
+  expect_close(*m, kTokens, 2e-3, KvType::kQ8_0);
+  auto q = spillway::testing::load_model_or_die(
+      {spillway::testing::tiny_model_path(GgmlType::kF32, 7, "qwen2"), ""});
+  expect_close(*q, kTokens, 2e-3, KvType::kQ8_0);
+}
+
 // Quantized weights: the kernels quantize activations to int8, so the tolerance is wider.
 TEST(ReferenceForward, TinyLlamaQuantized) {
   SPW_REQUIRE_SHARED_FILE(spillway::testing::vocab_gguf());

@@ -861,6 +861,60 @@ TEST_F(ServingEngineTest, CacheSizeIsSetInMibOrTokensAtStartAndNeverGrows) {
   o.kv_cache_tokens = 0;
   o.block_tokens = 0;
   EXPECT_EQ(code(o), ErrorCode::kInvalidArgument);
+  o.block_tokens = 16;
+  o.kv_type = KvType::kQ8_0;  // stories260K's head_dim is 8: no whole Q8_0 blocks.
+  EXPECT_EQ(code(o), ErrorCode::kInvalidArgument);
+}
+
+// A Q8_0 KV cache: the same MiB holds 1.88x the tokens of F16, and requests decoded together
+// get the greedy tokens each gets alone.
+TEST(ServingEngineKvTypes, Q8_0CacheHoldsMoreTokensAndBatchesEqualAlone) {
+  SPW_REQUIRE_SHARED_FILE(spillway::testing::vocab_gguf());
+  auto model = load_model_or_die({spillway::testing::tiny_model_path(GgmlType::kQ8_0), ""});
+  ServingOptions o;
+  o.threads = 2;
+  o.kv_cache_mib = 1;
+  o.block_tokens = 16;
+  o.max_batch_tokens = 64;
+  o.max_running = 8;
+  o.max_waiting = 16;
+  auto f16 = ServingEngine::create(*model, o);
+  ASSERT_TRUE(f16.ok()) << f16.error().message();
+  o.kv_type = KvType::kQ8_0;
+  auto created = ServingEngine::create(*model, o);
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  ServingEngine& engine = **created;
+  const std::size_t per_token = KvCache::bytes_per_token(model->config(), KvType::kQ8_0);
+  EXPECT_EQ(engine.stats().kv_blocks_total,
+            static_cast<std::int32_t>((1 << 20) / (per_token * 16)));
+  EXPECT_GT(engine.stats().kv_blocks_total * 100, (*f16)->stats().kv_blocks_total * 185);
+
+  const char* texts[] = {"Once upon a time", "The capital of France is a city that",
+                         "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14"};
+  const auto make = [&](const char* text) {
+    auto ids = model->tokenizer().encode(text, true, false);
+    EXPECT_TRUE(ids.ok());
+    EngineRequest r;
+    r.prompt = *ids;
+    r.max_tokens = 24;
+    r.ignore_eos = true;
+    r.sampling.temperature = 0.0f;
+    return r;
+  };
+  std::vector<std::vector<std::int32_t>> alone;
+  for (const char* text : texts)
+    alone.push_back(run_request(engine, make(text))[0].tokens);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (const char* text : texts) {
+    auto st = engine.submit(make(text));
+    ASSERT_TRUE(st.ok());
+    streams.push_back(*st);
+  }
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    const std::vector<std::int32_t> together = collect(*streams[i], 1)[0].tokens;
+    EXPECT_EQ(together.size(), 24u);
+    EXPECT_EQ(together, alone[i]) << "prompt " << i;
+  }
 }
 
 // The namespace is the isolation boundary: a namespace that the caller declares shared (a

@@ -1,8 +1,9 @@
 // Attention kernel throughput over an F16 KV cache (KernelTable::scores_f16, softmax,
-// weighted_sum_f16) for one token and one KV head of a TinyLlama-shaped model (head_dim 64,
+// weighted_sum_f16; "attention/...") and a Q8_0 one (scores_q8_0, weighted_sum_q8_0;
+// "attention-q8_0/...") for one token and one KV head of a TinyLlama-shaped model (head_dim 64,
 // 8 query heads per KV head), per kernel level and context length, with the group's query
 // heads passed together ("grouped": each K and V row converted once for all of them) or one
-// at a time ("per-head"), in one binary so the two compare within one run.
+// at a time ("per-head"), in one binary so they compare within one run.
 //   pos (shown as pos/s): positions attended per second, summed over the group's heads.
 //
 // Usage: attention_bench [--benchmark_filter=avx512] (Google Benchmark flags).
@@ -16,6 +17,7 @@
 #include "engine/half.h"
 #include "engine/kernels.h"
 #include "engine/kv_rows.h"
+#include "engine/quant.h"
 
 namespace spillway::engine {
 namespace {
@@ -23,26 +25,57 @@ namespace {
 constexpr std::int64_t kHeadDim = 64;
 constexpr std::int32_t kGroup = 8;
 constexpr std::int64_t kBlockTokens = 16;
-// K and V alternate in a cache slot, for 4 KV heads: one row to the next is 8 head rows.
-constexpr std::int64_t kSlotStride = 2 * 4 * kHeadDim;
 
+// A cache row type: its units per head row, how a slot's float values are stored, and the
+// kernels over it.
+struct F16Rows {
+  using Row = std::uint16_t;
+  static constexpr std::int64_t kUnits = kHeadDim;
+  static void store(const float* x, Row* row, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i)
+      row[i] = fp32_to_fp16(x[i]);
+  }
+  static constexpr auto scores(const KernelTable& k) { return k.scores_f16; }
+  static constexpr auto weighted_sum(const KernelTable& k) { return k.weighted_sum_f16; }
+};
+
+struct Q8_0Rows {
+  using Row = BlockQ8_0;
+  static constexpr std::int64_t kUnits = kHeadDim / kQK8_0;
+  static void store(const float* x, Row* row, std::int64_t n) {
+    quantize_row(GgmlType::kQ8_0, x, row, n);
+  }
+  static constexpr auto scores(const KernelTable& k) { return k.scores_q8_0; }
+  static constexpr auto weighted_sum(const KernelTable& k) { return k.weighted_sum_q8_0; }
+};
+
+template <typename Rows>
 void run_attention(benchmark::State& state, IsaLevel level, std::int64_t positions, bool grouped) {
+  using Row = typename Rows::Row;
+  // K and V alternate in a cache slot, for 4 KV heads: one row to the next is 8 head rows.
+  constexpr std::int64_t kSlotStride = 2 * 4 * Rows::kUnits;
   const KernelTable& kernels = kernel_table(level);
+  const auto scores_kernel = Rows::scores(kernels);
+  const auto weighted_sum_kernel = Rows::weighted_sum(kernels);
   const std::int64_t blocks = (positions + kBlockTokens - 1) / kBlockTokens;
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<std::uint16_t> cache(static_cast<std::size_t>(blocks * kBlockTokens * kSlotStride));
-  for (std::uint16_t& h : cache)
-    h = fp32_to_fp16(u(rng));
-  std::vector<const std::uint16_t*> k_table(static_cast<std::size_t>(blocks)),
+  std::vector<Row> cache(static_cast<std::size_t>(blocks * kBlockTokens * kSlotStride));
+  std::vector<float> values(8 * kHeadDim);
+  for (std::int64_t slot = 0; slot < blocks * kBlockTokens; ++slot) {
+    for (float& x : values)
+      x = u(rng);
+    Rows::store(values.data(), cache.data() + slot * kSlotStride, 8 * kHeadDim);
+  }
+  std::vector<const Row*> k_table(static_cast<std::size_t>(blocks)),
       v_table(static_cast<std::size_t>(blocks));
   for (std::int64_t b = 0; b < blocks; ++b) {  // Blocks in reverse order, as a table may have.
-    const std::uint16_t* block = cache.data() + (blocks - 1 - b) * kBlockTokens * kSlotStride;
+    const Row* block = cache.data() + (blocks - 1 - b) * kBlockTokens * kSlotStride;
     k_table[static_cast<std::size_t>(b)] = block;
-    v_table[static_cast<std::size_t>(b)] = block + 4 * kHeadDim;
+    v_table[static_cast<std::size_t>(b)] = block + 4 * Rows::kUnits;
   }
-  const KvRows k{k_table.data(), kBlockTokens, kSlotStride, positions};
-  const KvRows v{v_table.data(), kBlockTokens, kSlotStride, positions};
+  const KvRowsOf<Row> k{k_table.data(), kBlockTokens, kSlotStride, positions};
+  const KvRowsOf<Row> v{v_table.data(), kBlockTokens, kSlotStride, positions};
   std::vector<float> q(kGroup * kHeadDim), out(kGroup * kHeadDim);
   for (float& x : q)
     x = u(rng);
@@ -50,21 +83,21 @@ void run_attention(benchmark::State& state, IsaLevel level, std::int64_t positio
   const float scale = 0.125f;
   for (auto _ : state) {
     if (grouped) {
-      kernels.scores_f16(q.data(), kGroup, kHeadDim, scale, k, scores.data(), positions);
+      scores_kernel(q.data(), kGroup, kHeadDim, scale, k, scores.data(), positions);
     } else {
       for (std::int32_t h = 0; h < kGroup; ++h) {
-        kernels.scores_f16(q.data() + h * kHeadDim, 1, kHeadDim, scale, k,
-                           scores.data() + h * positions, positions);
+        scores_kernel(q.data() + h * kHeadDim, 1, kHeadDim, scale, k, scores.data() + h * positions,
+                      positions);
       }
     }
     for (std::int32_t h = 0; h < kGroup; ++h)
       kernels.softmax(scores.data() + h * positions, positions);
     if (grouped) {
-      kernels.weighted_sum_f16(scores.data(), positions, kGroup, v, kHeadDim, out.data());
+      weighted_sum_kernel(scores.data(), positions, kGroup, v, kHeadDim, out.data());
     } else {
       for (std::int32_t h = 0; h < kGroup; ++h) {
-        kernels.weighted_sum_f16(scores.data() + h * positions, positions, 1, v, kHeadDim,
-                                 out.data() + h * kHeadDim);
+        weighted_sum_kernel(scores.data() + h * positions, positions, 1, v, kHeadDim,
+                            out.data() + h * kHeadDim);
       }
     }
     benchmark::DoNotOptimize(out.data());
@@ -78,14 +111,20 @@ void register_all() {
   const IsaLevel top = max_isa(detect_cpu_features());
   for (IsaLevel level : {IsaLevel::kAvx512, IsaLevel::kAvx2, IsaLevel::kScalar}) {
     if (static_cast<int>(level) > static_cast<int>(top)) continue;
-    for (std::int64_t positions : {192, 1024}) {
-      for (bool grouped : {true, false}) {
-        const std::string name = "attention/" + std::string(isa_name(level)) + "/" +
-                                 (grouped ? "grouped" : "per-head") +
-                                 "/positions:" + std::to_string(positions);
-        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
-          run_attention(state, level, positions, grouped);
-        })->Unit(benchmark::kMicrosecond);
+    for (bool q8_0 : {false, true}) {
+      for (std::int64_t positions : {192, 1024}) {
+        for (bool grouped : {true, false}) {
+          const std::string name =
+              std::string(q8_0 ? "attention-q8_0/" : "attention/") + std::string(isa_name(level)) +
+              "/" + (grouped ? "grouped" : "per-head") + "/positions:" + std::to_string(positions);
+          benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
+            if (q8_0) {
+              run_attention<Q8_0Rows>(state, level, positions, grouped);
+            } else {
+              run_attention<F16Rows>(state, level, positions, grouped);
+            }
+          })->Unit(benchmark::kMicrosecond);
+        }
       }
     }
   }

@@ -447,6 +447,7 @@ void ControlPlane::launch(Replica& r, TimePoint now) {
   command.port = local.port_base == 0 ? 0 : local.port_base + r.slot;
   command.threads = options_.threads_override > 0 ? options_.threads_override : local.threads;
   command.kv_cache_mib = local.kv_cache_mib;
+  command.kv_type = local.kv_type;
   command.api_key = api_key_;
   command.extra_args = options_.extra_serve_args;
   LaunchOptions launch_options;

@@ -51,7 +51,8 @@ std::vector<std::string> replica_argv(const ReplicaCommand& c) {
                                    "--port",         std::to_string(c.port),
                                    "--host",         c.host,
                                    "--threads",      std::to_string(c.threads),
-                                   "--kv-cache-mib", std::to_string(c.kv_cache_mib)};
+                                   "--kv-cache-mib", std::to_string(c.kv_cache_mib),
+                                   "--kv-type",      c.kv_type};
   if (!c.model_name.empty()) {
     argv.emplace_back("--model-name");
     argv.push_back(c.model_name);

@@ -45,7 +45,8 @@ struct ReplicaCommand {
   int port = 0;  // 0: any free port.
   int threads = 1;
   int kv_cache_mib = 64;
-  std::string api_key;  // Accepted as both --api-key and --trusted-key; empty: no auth.
+  std::string kv_type = "f16";  // `--kv-type`.
+  std::string api_key;          // Accepted as both --api-key and --trusted-key; empty: no auth.
   std::vector<std::string> extra_args;
 };
 

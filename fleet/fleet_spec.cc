@@ -84,11 +84,16 @@ class NameSet {
 };
 
 Result<LocalPoolSpec> parse_local(const ConfigTable& t) {
-  SPW_TRY(t.check_keys({"threads", "kv_cache_mib", "port_base"}));
+  SPW_TRY(t.check_keys({"threads", "kv_cache_mib", "kv_type", "port_base"}));
   LocalPoolSpec local;
   SPW_ASSIGN_OR_RETURN(std::int64_t threads, t.integer_or("threads", 1, 1, 1024));
   SPW_ASSIGN_OR_RETURN(std::int64_t kv, t.integer_or("kv_cache_mib", 64, 1, 1 << 20));
   SPW_ASSIGN_OR_RETURN(std::int64_t port, t.integer_or("port_base", 0, 0, 65535));
+  // The replica checks the type against its model (q8_0 needs head_dim a multiple of 32).
+  SPW_ASSIGN_OR_RETURN(local.kv_type, t.string_or("kv_type", "f16"));
+  if (local.kv_type != "f16" && local.kv_type != "f32" && local.kv_type != "q8_0") {
+    return t.error_at("kv_type", fmt::format("'{}' is not one of f16, f32, q8_0", local.kv_type));
+  }
   local.threads = static_cast<int>(threads);
   local.kv_cache_mib = static_cast<int>(kv);
   local.port_base = static_cast<int>(port);

@@ -17,6 +17,7 @@
 //         [providers.regions.pools.local]  optional: replicas are local `spillway serve`s
 //         threads = 1                   [1, 1024]
 //         kv_cache_mib = 64             [1, 1048576]
+//         kv_type = "f16"               f16 | f32 | q8_0: the replicas' `--kv-type`
 //         port_base = 0                 [0, 65535]; 0 = any free port
 //   [[models]]                          name: [A-Za-z0-9._:/-]+, unique, at most 128 bytes
 //   path = "models/x.gguf"              relative to the fleet file's directory
@@ -76,7 +77,8 @@ struct FleetLimits {
 struct LocalPoolSpec {
   int threads = 1;
   int kv_cache_mib = 64;
-  int port_base = 0;  // 0 = any free port.
+  std::string kv_type = "f16";  // f16, f32 or q8_0 (`spillway serve --kv-type`).
+  int port_base = 0;            // 0 = any free port.
 };
 
 struct PoolSpec {

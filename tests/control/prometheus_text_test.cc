@@ -138,6 +138,7 @@ TEST(ReplicaArgv, CarriesTheFlagsButNeverTheKey) {
   c.model_name = "stories";
   c.threads = 2;
   c.kv_cache_mib = 16;
+  c.kv_type = "q8_0";
   c.api_key = "sk-spw-secret";
   const auto argv = replica_argv(c);
   const std::string joined = [&] {
@@ -149,7 +150,7 @@ TEST(ReplicaArgv, CarriesTheFlagsButNeverTheKey) {
   EXPECT_EQ(argv[0], "/bin/spillway");
   EXPECT_EQ(argv[1], "serve");
   for (const char* want : {"--model /m.gguf", "--model-name stories", "--port 0", "--threads 2",
-                           "--kv-cache-mib 16", "--host 127.0.0.1"}) {
+                           "--kv-cache-mib 16", "--kv-type q8_0", "--host 127.0.0.1"}) {
     EXPECT_NE(joined.find(want), std::string::npos) << want;
   }
   // The key travels in the environment (replica_environment), never in argv.

@@ -214,6 +214,20 @@ TEST(FleetSpec, ErrorsNameFileLineColumnAndKeyPath) {
             "spillway");
 }
 
+// A local pool's replicas take its KV cache type (f16 unless set); anything else is an error.
+TEST(FleetSpec, LocalPoolsChooseTheirKvCacheType) {
+  Result<FleetSpec> plain = parse_fleet_spec(kValid, "fleet.toml");
+  ASSERT_TRUE(plain.ok()) << plain.error().message();
+  EXPECT_EQ(plain->find_pool("azure-eastus-h100")->local->kv_type, "f16");
+  Result<FleetSpec> q8 = parse_fleet_spec(
+      with("port_base = 9000", "port_base = 9000\n      kv_type = \"q8_0\""), "fleet.toml");
+  ASSERT_TRUE(q8.ok()) << q8.error().message();
+  EXPECT_EQ(q8->find_pool("azure-eastus-h100")->local->kv_type, "q8_0");
+  EXPECT_EQ(error_of(with("port_base = 9000", "port_base = 9000\n      kv_type = \"q4_0\"")),
+            "fleet.toml:19:17: providers[0].regions[0].pools[0].local.kv_type: 'q4_0' is not one "
+            "of f16, f32, q8_0");
+}
+
 TEST(FleetSpec, UnknownAndMissingKeys) {
   EXPECT_EQ(error_of(with("gpus_per_node = 8", "gpus_per_node = 8\n    gpu_count = 3")),
             "fleet.toml:11:17: providers[0].regions[0].pools[0].gpu_count: unknown key (allowed "

@@ -256,9 +256,9 @@ Status ForwardPass::run(const ForwardBatch& batch, std::span<float> logits) {
         kernels_.to_f16(k, static_cast<std::uint16_t*>(kdst), c.kv_dim());
         kernels_.to_f16(v, static_cast<std::uint16_t*>(vdst), c.kv_dim());
       } else if (cache_.type() == KvType::kQ8_0) {
-        // Per 32 elements, within one head (check_kv_type): ggml's reference quantizer.
-        quantize_row(GgmlType::kQ8_0, k, kdst, c.kv_dim());
-        quantize_row(GgmlType::kQ8_0, v, vdst, c.kv_dim());
+        // Per 32 elements, within one head (check_kv_type).
+        quantize_kv_q8_0(k, kdst, c.kv_dim());
+        quantize_kv_q8_0(v, vdst, c.kv_dim());
       } else {
         std::memcpy(kdst, k, sizeof(float) * c.kv_dim());
         std::memcpy(vdst, v, sizeof(float) * c.kv_dim());

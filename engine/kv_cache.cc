@@ -1,8 +1,11 @@
 #include "engine/kv_cache.h"
 
 #include <cassert>
+#include <cmath>
 #include <limits>
 
+#include "engine/half.h"
+#include "engine/quant.h"
 #include "engine/quant_blocks.h"
 
 namespace spillway::engine {
@@ -35,6 +38,23 @@ Status check_kv_type(const ModelConfig& config, KvType type) {
                       kQK8_0, config.head_dim);
   }
   return Status();
+}
+
+void quantize_kv_q8_0(const float* x, void* dst, std::int64_t n) {
+  auto* blocks = static_cast<BlockQ8_0*>(dst);
+  for (std::int64_t b = 0; b < n / kQK8_0; ++b) {
+    const float* v = x + b * kQK8_0;
+    bool finite = true;
+    for (int i = 0; i < kQK8_0; ++i)
+      finite = finite && std::isfinite(v[i]);
+    if (finite) {
+      quantize_row(GgmlType::kQ8_0, v, &blocks[b], kQK8_0);
+      continue;
+    }
+    blocks[b].d = fp32_to_fp16(std::numeric_limits<float>::quiet_NaN());
+    for (std::int8_t& q : blocks[b].qs)
+      q = 0;
+  }
 }
 
 std::size_t KvCache::bytes_per_token(const ModelConfig& config, KvType type) {

@@ -39,6 +39,12 @@ enum class KvType { kF32, kF16, kQ8_0 };
 // (Q8_0 needs head_dim a multiple of 32) if not.
 [[nodiscard]] Status check_kv_type(const ModelConfig& config, KvType type);
 
+// Writes x[0..n) as n / 32 Q8_0 blocks at `dst`: ggml's reference quantizer for a block of
+// finite values; a block holding a NaN or an infinity gets a NaN scale and zero quants, so every
+// element reads back as NaN and the fault reaches the logits (as it does through an F16 cache)
+// instead of becoming a silent zero. REQUIRES: n a multiple of 32.
+void quantize_kv_q8_0(const float* x, void* dst, std::int64_t n);
+
 struct KvCacheOptions {
   std::int32_t block_tokens = 16;  // Token slots per block.
   std::int32_t num_blocks = 0;     // Total blocks; sets the memory used.

@@ -6,7 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <numeric>
+
+#include "engine/quant.h"
+#include "engine/quant_blocks.h"
 
 #include "model_fixture.h"
 
@@ -233,6 +238,31 @@ TEST_F(ForwardTest, Q8_0CacheRejectsHeadsNotAMultipleOf32) {
             std::string::npos)
       << cache.error().message();
   EXPECT_TRUE(KvCache::create(model_->config(), {16, 4, KvType::kF16}).ok());
+}
+
+// The cache's Q8_0 writer: ggml's bytes for finite blocks; a block with a NaN or an infinity
+// reads back as NaN throughout (a NaN cast to int8 would be undefined, and in practice a zero).
+TEST(KvCacheSize, Q8_0WritesKeepNonFiniteValuesVisible) {
+  std::vector<float> x(96);
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x[i] = std::sin(static_cast<float>(i)) * 3.0f;
+  std::vector<BlockQ8_0> want(3), got(3);
+  quantize_row(GgmlType::kQ8_0, x.data(), want.data(), 96);
+  quantize_kv_q8_0(x.data(), got.data(), 96);
+  EXPECT_EQ(std::memcmp(want.data(), got.data(), sizeof(BlockQ8_0) * 3), 0);
+  for (const float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    x[40] = bad;
+    quantize_kv_q8_0(x.data(), got.data(), 96);
+    std::vector<float> back(96);
+    dequantize_row(GgmlType::kQ8_0, got.data(), back.data(), 96);
+    for (std::size_t i = 0; i < 96; ++i) {
+      if (i / 32 == 1) {
+        EXPECT_TRUE(std::isnan(back[i])) << bad << " at " << i;
+      } else {
+        EXPECT_TRUE(std::isfinite(back[i])) << bad << " at " << i;
+      }
+    }
+  }
 }
 
 // Bytes per token: K and V of every layer, Q8_0 at 34 bytes per 32 elements.

@@ -22,6 +22,7 @@
 #include "fleet/secure_random.h"
 
 #include "cli/commands.h"
+#include "cli/fleet_models.h"
 #include "cli/fleet_runtime.h"
 
 namespace spillway::cli {
@@ -56,6 +57,9 @@ int run_control(const ControlFlags& f) {
       options.model_paths[m.name] = f.model;
   }
 
+  if (Status s = check_local_pool_models(*spec, options.model_paths); !s.ok()) {
+    return fail(s.error());
+  }
   MetricsRegistry metrics;
   SteadyClock clock;
   control::ControlPlane control(*spec, options, clock, &metrics);

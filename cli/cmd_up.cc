@@ -31,6 +31,7 @@
 #include "gateway/replica_source.h"
 
 #include "cli/commands.h"
+#include "cli/fleet_models.h"
 #include "cli/fleet_runtime.h"
 
 namespace spillway::cli {
@@ -167,6 +168,9 @@ int run_up(UpFlags& f) {
     control_options.model_paths[name] = model;
   }
 
+  if (Status s = check_local_pool_models(*spec, control_options.model_paths); !s.ok()) {
+    return fail(s.error());
+  }
   MetricsRegistry metrics;
   SteadyClock clock;
   control::ControlPlane control(*spec, control_options, clock, &metrics);

@@ -176,6 +176,14 @@ expect_error "gateway without --control or --upstream" 2 "--control" -- \
   gateway --config "$split_fleet" --port 0
 expect_error "gateway --busy-poll-us beyond its bound" 2 "--busy-poll-us" -- \
   gateway --config "$split_fleet" --upstream http://127.0.0.1:1 --port 0 --busy-poll-us 2000
+# A pool whose KV cache type the model cannot take is refused before anything starts.
+sed 's/^\( *\)kv_cache_mib = \(.*\)$/\1kv_cache_mib = \2\n\1kv_type = "q8_0"/' "$split_fleet" \
+  >"$tmp/q8-fleet.toml"
+expect_error "up: a q8_0 pool for a model with 8-wide heads" 2 "which model 'stories' cannot use" \
+  -- up --config "$tmp/q8-fleet.toml" --model "$models/stories260K.gguf" --port 0
+expect_error "control: a q8_0 pool for a model with 8-wide heads" 2 "multiple of 32" -- \
+  control --config "$tmp/q8-fleet.toml" --model "$models/stories260K.gguf" --port 0 \
+  --internal-key-file "$tmp/q8-internal.key"
 rm -f "$tmp/internal.key"
 printf '# operators\nsk-spw-CliTestAdminKey0000000000000001\n' >"$tmp/admin.key"
 chmod 600 "$tmp/admin.key"

@@ -15,9 +15,14 @@ inline std::string shared_path(const std::string& relative) {
   return (std::filesystem::path(SPILLWAY_SHARED_DIR) / relative).string();
 }
 
-// A fresh empty directory for a test's files, under the build tree.
+// A fresh empty directory for a test's files, under the build tree: test_tmp/<name>/<Suite.Test>
+// while a test runs. ctest runs every test as its own process, in parallel, so tests that name
+// the same directory (a fixture's) must not empty each other's.
 inline std::filesystem::path temp_dir(const std::string& name) {
   auto dir = std::filesystem::path(SPILLWAY_BINARY_DIR) / "test_tmp" / name;
+  if (const auto* test = ::testing::UnitTest::GetInstance()->current_test_info()) {
+    dir /= std::string(test->test_suite_name()) + "." + test->name();
+  }
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

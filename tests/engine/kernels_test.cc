@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <vector>
@@ -613,24 +614,22 @@ void check_attention(Scores scores_kernel, WeightedSum weighted_sum_kernel, std:
   EXPECT_EQ(out[static_cast<std::size_t>(heads * head_dim)], -7.0f) << "wrote past the output";
 }
 
-// The F16 attention kernels: head sizes below, at and between vector widths (and past the
-// widest grouped kernel, 128), position counts around the 16-position groups, blocks of 16 and
-// of 7 slots, and groups of 1, 3, 8 and 20 query heads per KV head (past the 16 heads one
-// grouped pass takes).
-TEST(KernelsTest, AttentionKernelsMatchTheReference) {
-  std::mt19937 rng(11);
+// Calls fn(kernels, head_dim, n, block_tokens, heads) for every level and case: position
+// counts around the 16-position groups, blocks of 16 and of 7 slots, and groups of 1, 3, 8 and
+// 20 query heads per KV head (past the 16 heads one grouped pass takes). Stops at a failure.
+template <typename Fn>
+void for_each_attention_case(std::initializer_list<std::int64_t> head_dims, Fn&& fn) {
   for (IsaLevel level : supported_levels()) {
     const KernelTable& kernels = kernel_table(level);
-    for (std::int64_t head_dim : {8, 20, 64, 100, 128, 144}) {
+    for (std::int64_t head_dim : head_dims) {
       for (std::int64_t n : {1, 5, 16, 17, 40}) {
         for (std::int64_t block_tokens : {16, 7}) {
           for (std::int32_t heads : {1, 3, 8, 20}) {
             SCOPED_TRACE(::testing::Message()
                          << isa_name(level) << " head_dim=" << head_dim << " n=" << n
                          << " block=" << block_tokens << " heads=" << heads);
-            check_attention<std::uint16_t>(kernels.scores_f16, kernels.weighted_sum_f16, head_dim,
-                                           head_dim, n, block_tokens, heads, rng);
-            if (HasFailure()) return;
+            fn(kernels, head_dim, n, block_tokens, heads);
+            if (::testing::Test::HasFailure()) return;
           }
         }
       }
@@ -638,27 +637,29 @@ TEST(KernelsTest, AttentionKernelsMatchTheReference) {
   }
 }
 
+// The F16 attention kernels, with head sizes below, at and between vector widths (and past the
+// widest grouped kernel, 128).
+TEST(KernelsTest, AttentionKernelsMatchTheReference) {
+  std::mt19937 rng(11);
+  for_each_attention_case({8, 20, 64, 100, 128, 144},
+                          [&](const KernelTable& kernels, std::int64_t head_dim, std::int64_t n,
+                              std::int64_t block_tokens, std::int32_t heads) {
+                            check_attention<std::uint16_t>(kernels.scores_f16,
+                                                           kernels.weighted_sum_f16, head_dim,
+                                                           head_dim, n, block_tokens, heads, rng);
+                          });
+}
+
 // The same over Q8_0 rows (head_dim a multiple of 32), up to and past the grouped kernels'
 // widest head.
 TEST(KernelsTest, Q8_0AttentionKernelsMatchTheReference) {
   std::mt19937 rng(12);
-  for (IsaLevel level : supported_levels()) {
-    const KernelTable& kernels = kernel_table(level);
-    for (std::int64_t head_dim : {32, 64, 96, 128, 160}) {
-      for (std::int64_t n : {1, 5, 16, 17, 40}) {
-        for (std::int64_t block_tokens : {16, 7}) {
-          for (std::int32_t heads : {1, 3, 8, 20}) {
-            SCOPED_TRACE(::testing::Message()
-                         << isa_name(level) << " head_dim=" << head_dim << " n=" << n
-                         << " block=" << block_tokens << " heads=" << heads);
-            check_attention<BlockQ8_0>(kernels.scores_q8_0, kernels.weighted_sum_q8_0, head_dim,
-                                       head_dim / kQK8_0, n, block_tokens, heads, rng);
-            if (HasFailure()) return;
-          }
-        }
-      }
-    }
-  }
+  for_each_attention_case(
+      {32, 64, 96, 128, 160}, [&](const KernelTable& kernels, std::int64_t head_dim, std::int64_t n,
+                                  std::int64_t block_tokens, std::int32_t heads) {
+        check_attention<BlockQ8_0>(kernels.scores_q8_0, kernels.weighted_sum_q8_0, head_dim,
+                                   head_dim / kQK8_0, n, block_tokens, heads, rng);
+      });
 }
 
 // selected_isa() reads SPILLWAY_ISA once per process, so each case runs in a fresh child.

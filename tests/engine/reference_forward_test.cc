@@ -184,15 +184,20 @@ TEST(ReferenceForward, TinyQwen2F32) {
   expect_close(*m, kTokens, 1e-4);
 }
 
+// Both tiny architectures (Llama, Qwen2) with their cache in `kv_type`.
+void expect_tiny_models_close(double rel_tol, KvType kv_type) {
+  for (const char* arch : {"llama", "qwen2"}) {
+    SCOPED_TRACE(arch);
+    auto m = spillway::testing::load_model_or_die(
+        {spillway::testing::tiny_model_path(GgmlType::kF32, 7, arch), ""});
+    expect_close(*m, kTokens, rel_tol, kv_type);
+  }
+}
+
 // An F16 KV cache rounds keys and values to 11 significant bits.
 TEST(ReferenceForward, F16KvCache) {
   SPW_REQUIRE_SHARED_FILE(spillway::testing::vocab_gguf());
-  auto m = spillway::testing::load_model_or_die(
-      {spillway::testing::tiny_model_path(GgmlType::kF32), ""});
-  expect_close(*m, kTokens, 2e-3, KvType::kF16);
-  auto q = spillway::testing::load_model_or_die(
-      {spillway::testing::tiny_model_path(GgmlType::kF32, 7, "qwen2"), ""});
-  expect_close(*q, kTokens, 2e-3, KvType::kF16);
+  expect_tiny_models_close(2e-3, KvType::kF16);
 }
 
 // A Q8_0 KV cache moves each key and value element by up to half a step (amax / 254 of its
@@ -200,12 +205,7 @@ TEST(ReferenceForward, F16KvCache) {
 // bound.
 TEST(ReferenceForward, Q8_0KvCache) {
   SPW_REQUIRE_SHARED_FILE(spillway::testing::vocab_gguf());
-  auto m = spillway::testing::load_model_or_die(
-      {spillway::testing::tiny_model_path(GgmlType::kF32), ""});
-  expect_close(*m, kTokens, 2e-3, KvType::kQ8_0);
-  auto q = spillway::testing::load_model_or_die(
-      {spillway::testing::tiny_model_path(GgmlType::kF32, 7, "qwen2"), ""});
-  expect_close(*q, kTokens, 2e-3, KvType::kQ8_0);
+  expect_tiny_models_close(2e-3, KvType::kQ8_0);
 }
 
 // Quantized weights: the kernels quantize activations to int8, so the tolerance is wider.

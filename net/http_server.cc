@@ -18,6 +18,7 @@
 #include "core/log.h"
 
 #include "net/http_connection.h"
+#include "net/poll_window.h"
 
 namespace spillway::net {
 
@@ -28,20 +29,27 @@ using tcp = asio::ip::tcp;
 namespace {
 
 // Runs `ioc` until it stops (handlers do not throw: connection code catches handler
-// exceptions). With busy_poll > 0, a loop out of ready work polls for that long before it
-// blocks in the kernel (HttpServerOptions::busy_poll).
+// exceptions). With busy_poll > 0, a loop out of ready work polls before it blocks in the
+// kernel, for as long as its PollWindow says (at most busy_poll). A gap that ends in a sleep is
+// measured up to the end of the first handler run after it (io_context cannot wait without
+// running one, and handlers take microseconds), which errs towards shorter windows.
 void run_loop(asio::io_context& ioc, std::chrono::microseconds busy_poll) {
   if (busy_poll.count() == 0) {
     ioc.run();
     return;
   }
+  using Clock = std::chrono::steady_clock;
+  PollWindow window(busy_poll);
   while (!ioc.stopped()) {
     if (ioc.poll() > 0) continue;
+    const Clock::time_point idle = Clock::now();
+    const Clock::time_point until = idle + window.window();
     bool ready = false;
-    const auto until = std::chrono::steady_clock::now() + busy_poll;
-    while (!ready && !ioc.stopped() && std::chrono::steady_clock::now() < until)
+    while (!ready && !ioc.stopped() && Clock::now() < until)
       ready = ioc.poll_one() > 0;
-    if (!ready) ioc.run_one();
+    if (ready) continue;
+    ioc.run_one();
+    window.slept(Clock::now() - idle);
   }
 }
 

@@ -19,12 +19,13 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;        // 0: the OS picks an ephemeral port; HttpServer::port() tells which.
   int io_threads = 2;  // Event-loop threads; connections cost no thread of their own.
-  // How long an event loop that runs out of ready work keeps polling (without blocking) before
-  // it sleeps in the kernel; 0, the default, sleeps at once. On a VM a sleeping thread's wake-up
+  // The most an event loop that runs out of ready work polls (without blocking) before it
+  // sleeps in the kernel; 0, the default, sleeps at once. On a VM a sleeping thread's wake-up
   // costs tens of microseconds, paid twice per proxied request (client, then upstream): polling
-  // saves it when the next event comes within the window, and burns up to that much CPU per
-  // idle moment when it does not. Worth it only with cores to spare (a dedicated gateway node),
-  // never beside replicas on the same cores. At most kMaxBusyPoll.
+  // saves it when the next event comes within the window. Each loop adapts its window to the
+  // gaps it sees (PollWindow, net/poll_window.h), so in front of slow upstreams it closes and
+  // burns nothing; still, polling takes CPU from whatever shares the cores, so not beside
+  // replicas on the same cores. At most kMaxBusyPoll.
   std::chrono::microseconds busy_poll{0};
   static constexpr std::chrono::microseconds kMaxBusyPoll{1'000};
   // Connections open at once. One more is accepted and closed at once without a response (no

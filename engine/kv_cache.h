@@ -30,6 +30,7 @@ namespace spillway::engine {
 // the exact dequantized values (each element within half a quantization step, amax / 254, of
 // what was computed).
 enum class KvType { kF32, kF16, kQ8_0 };
+inline constexpr KvType kKvTypes[] = {KvType::kF32, KvType::kF16, KvType::kQ8_0};  // All of them.
 
 // Parses "f16" / "f32" / "q8_0".
 [[nodiscard]] Result<KvType> parse_kv_type(std::string_view name);

@@ -1,6 +1,7 @@
 #include "fleet/fleet_spec.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -91,8 +92,10 @@ Result<LocalPoolSpec> parse_local(const ConfigTable& t) {
   SPW_ASSIGN_OR_RETURN(std::int64_t port, t.integer_or("port_base", 0, 0, 65535));
   // The replica checks the type against its model (q8_0 needs head_dim a multiple of 32).
   SPW_ASSIGN_OR_RETURN(local.kv_type, t.string_or("kv_type", "f16"));
-  if (local.kv_type != "f16" && local.kv_type != "f32" && local.kv_type != "q8_0") {
-    return t.error_at("kv_type", fmt::format("'{}' is not one of f16, f32, q8_0", local.kv_type));
+  if (std::find(std::begin(kLocalKvTypes), std::end(kLocalKvTypes), local.kv_type) ==
+      std::end(kLocalKvTypes)) {
+    return t.error_at("kv_type", fmt::format("'{}' is not one of {}", local.kv_type,
+                                             fmt::join(kLocalKvTypes, ", ")));
   }
   local.threads = static_cast<int>(threads);
   local.kv_cache_mib = static_cast<int>(kv);

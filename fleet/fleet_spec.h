@@ -74,6 +74,10 @@ struct FleetLimits {
   std::int64_t max_gpus_per_pool = 1'000'000;
 };
 
+// The names a local pool's kv_type takes: `spillway serve --kv-type`'s (engine::parse_kv_type;
+// fleet/ does not depend on the engine, so a test checks that the two lists agree).
+inline constexpr std::string_view kLocalKvTypes[] = {"f16", "f32", "q8_0"};
+
 struct LocalPoolSpec {
   int threads = 1;
   int kv_cache_mib = 64;

@@ -47,7 +47,10 @@ void run_loop(asio::io_context& ioc, std::chrono::microseconds busy_poll) {
     bool ready = false;
     while (!ready && !ioc.stopped() && Clock::now() < until)
       ready = ioc.poll_one() > 0;
-    if (ready) continue;
+    if (ready) {
+      window.caught();
+      continue;
+    }
     ioc.run_one();
     window.slept(Clock::now() - idle);
   }

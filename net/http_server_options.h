@@ -23,8 +23,8 @@ struct HttpServerOptions {
   // sleeps in the kernel; 0, the default, sleeps at once. On a VM a sleeping thread's wake-up
   // costs tens of microseconds, paid twice per proxied request (client, then upstream): polling
   // saves it when the next event comes within the window. Each loop adapts its window to the
-  // gaps it sees (PollWindow, net/poll_window.h), so in front of slow upstreams it closes and
-  // burns nothing; still, polling takes CPU from whatever shares the cores, so not beside
+  // gaps it sees (PollWindow, net/poll_window.h) and shuts where events come further apart
+  // than busy_poll; still, polling takes CPU from whatever shares the cores, so not beside
   // replicas on the same cores. At most kMaxBusyPoll.
   std::chrono::microseconds busy_poll{0};
   static constexpr std::chrono::microseconds kMaxBusyPoll{1'000};

@@ -10,7 +10,8 @@ namespace spillway::net {
 // Polling only pays when the next event comes within the window: then it saves the wake-up of
 // a sleeping thread (tens of microseconds on a VM, twice per proxied request). When the next
 // event comes later, every microsecond polled was burnt for nothing. So the window follows the
-// gaps after which the loop slept (a gap polling caught leaves it as it is):
+// gaps it sees:
+//   - a gap the window caught leaves it as it is;
 //   - a gap within the cap grows it (twice as long, at least kGrowStart, at most the cap),
 //     since polling a little longer would have caught it;
 //   - kShrinkAfter gaps in a row longer than the cap halve it (to 0 below kGrowStart), since
@@ -32,9 +33,11 @@ class PollWindow {
   // How long to poll at the next idle moment: 0 (sleep at once) to cap.
   [[nodiscard]] std::chrono::nanoseconds window() const { return window_; }
 
+  // After an idle moment that polling ended: the window stays; a run of long gaps is broken.
+  void caught() { long_in_a_row_ = 0; }
+
   // After an idle moment whose polling ran out of window, so that the loop slept: `gap` is how
-  // long it waited for its next event, polling and sleeping. (An idle moment that polling ends
-  // leaves the window as it is: nothing to record.)
+  // long it waited for its next event, polling and sleeping.
   void slept(std::chrono::nanoseconds gap);
 
  private:

@@ -71,7 +71,7 @@ TEST(PollWindow, GapsBeyondTheCapCloseTheWindow) {
 }
 
 // A stray long gap among short ones (a peer descheduled for a moment) leaves the window open;
-// long gaps count only in a row.
+// long gaps count only in a row, and a gap polling caught breaks the row.
 TEST(PollWindow, LongGapsCountOnlyInARow) {
   PollWindow w(microseconds(64));
   for (int i = 0; i < 5; ++i)
@@ -80,6 +80,11 @@ TEST(PollWindow, LongGapsCountOnlyInARow) {
   for (int i = 0; i < 10; ++i) {
     w.slept(std::chrono::seconds(1));
     w.slept(microseconds(60));
+  }
+  EXPECT_EQ(w.window(), microseconds(64));
+  for (int i = 0; i < 10; ++i) {
+    w.slept(std::chrono::seconds(1));
+    w.caught();
   }
   EXPECT_EQ(w.window(), microseconds(64));
   w.slept(std::chrono::seconds(1));
